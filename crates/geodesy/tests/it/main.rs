@@ -1,0 +1,3 @@
+//! Integration tests of the geodesy crate.
+
+mod oracle;
