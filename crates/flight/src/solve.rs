@@ -46,10 +46,11 @@ pub struct SolvedLaunch {
 /// Kick angles searched, radians: from nearly vertical to well past any minimum-energy kick.
 const KICK_MIN_RAD: f64 = 0.002;
 const KICK_MAX_RAD: f64 = 1.2;
-/// Iterations of the coarse searches: bisection halves and golden section shrinks by 0.618, so
-/// these reach 1e-7 of the bracket, far below what the final secant steps then polish.
-const BISECTIONS: usize = 26;
-const GOLDEN_STEPS: usize = 30;
+/// Iterations of the coarse searches. Bisection halves the bracket (18 steps: 4e-6 of it) and
+/// golden section shrinks it by 0.618 (16 steps: 5e-4 rad of kick, where the range is flat to
+/// second order); the secant steps at the fine step then polish the figure that was asked for.
+const BISECTIONS: usize = 18;
+const GOLDEN_STEPS: usize = 16;
 const SECANT_STEPS: usize = 6;
 
 struct Problem<'a> {

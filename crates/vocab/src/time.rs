@@ -91,7 +91,7 @@ impl UtcNanos {
     pub fn parse_rfc3339(text: &str) -> Result<UtcNanos, TimeError> {
         let bad = |reason| TimeError::Malformed { text: text.to_string(), reason };
         let b = text.as_bytes();
-        if b.len() < 20 {
+        if b.len() < 19 {
             return Err(bad("too short"));
         }
         let num = |range: std::ops::Range<usize>| -> Result<u32, TimeError> {
@@ -120,6 +120,7 @@ impl UtcNanos {
         }
         match rest {
             b"Z" | b"z" | b"+00:00" | b"-00:00" => {}
+            b"" => return Err(bad("no time zone; it must end in Z (UTC)")),
             _ => return Err(bad("time zone must be Z (UTC)")),
         }
         UtcNanos::from_civil(i64::from(year), month, day, hour, minute, second, nanos)

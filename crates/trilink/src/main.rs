@@ -1,0 +1,48 @@
+//! `trilink`: one binary, one subcommand per job. Exit codes: 0 success, 1 failure while
+//! running, 2 bad usage or invalid input (documented in docs/cli.md).
+
+mod progress;
+mod sim_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "trilink", version, about = "Trilateral missile-warning data sharing: simulate, fuse, share, warn")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Simulate a scenario: fly its launches and write truth and sensor measurements as NDJSON.
+    Sim(sim_cmd::SimArgs),
+}
+
+/// What went wrong, by who must act: the user (2) or the system (1).
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input: a malformed scenario, a bad argument.
+    Input(anyhow::Error),
+    /// Something failed while running: IO, an unflyable launch.
+    Run(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(args) => sim_cmd::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The `trilink` binary as a user runs it.
+
+mod sim_cli;
