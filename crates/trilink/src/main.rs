@@ -1,6 +1,7 @@
 //! `trilink`: one binary, one subcommand per job. Exit codes: 0 success, 1 failure while
 //! running, 2 bad usage or invalid input (documented in docs/cli.md).
 
+mod eval_cmd;
 mod progress;
 mod sim_cmd;
 
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Simulate a scenario: fly its launches and write truth and sensor measurements as NDJSON.
     Sim(sim_cmd::SimArgs),
+    /// Judge the fusion engine against simulator truth over Monte Carlo runs.
+    Eval(eval_cmd::EvalArgs),
 }
 
 /// What went wrong, by who must act: the user (2) or the system (1).
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => sim_cmd::run(&args),
+        Command::Eval(args) => eval_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,3 +1,4 @@
 //! The `trilink` binary as a user runs it.
 
+mod eval_cli;
 mod sim_cli;

@@ -1,0 +1,538 @@
+//! The engine: measurements in, tracks and products out.
+//!
+//! Processing order. `ingest` puts a measurement into a reorder buffer; `advance(now)` takes
+//! from the buffer everything older than `now − reorder_window_s` in time order and processes
+//! it scan by scan (a scan: one sensor's reports at one instant):
+//! 1. every live track is predicted to the scan time (IMM mixing and time update);
+//! 2. gated costs (squared Mahalanobis distance) feed a global nearest neighbour assignment;
+//! 3. assigned tracks are updated; the rest of the reports become position fixes (a radar
+//!    report converted to ECEF, or two infrared lines of sight triangulated), and two fixes
+//!    consistent with a missile's speed start a tentative track;
+//! 4. tracks are confirmed, merged or deleted, and the products of changed tracks (phase,
+//!    burnout, launch estimate, impact prediction) are refreshed.
+//!
+//! A measurement older than what has already been processed is late: it is set aside and
+//! counted (`Counters::late_set_aside`), never applied out of order, so it cannot corrupt a
+//! track. Partner links deliver in bursts within the reorder window, which absorbs them.
+
+use crate::assoc::assign;
+use crate::dynamics::MotionNoise;
+use crate::filter::{mahalanobis, Imm, ImmConfig, BOOST};
+use crate::init::{pair, triangulate, Fix};
+use crate::measurement::{model, Measurement, Observation, SpaceIrObs};
+use crate::predict::{estimate_launch, predict_impact, ImpactPrediction, LaunchEstimate};
+use crate::{Cov, State};
+use geodesy::{ecef_to_geodetic, Vector3};
+use std::collections::BTreeSet;
+use vocab::{Nation, UtcNanos};
+
+/// Boost-phase positions kept per track for the launch estimate: a few minutes of 1 Hz updates
+/// from several sensors.
+const MAX_BOOST_HISTORY: usize = 2_000;
+
+/// Gates: the 99.73% quantile of χ² (the 3σ equivalent) for each measurement dimension.
+fn gate(dim: usize) -> f64 {
+    match dim {
+        1 => 9.0,
+        2 => 11.83,
+        3 => 14.16,
+        4 => 16.25,
+        5 => 18.21,
+        _ => 20.06,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineConfig {
+    pub noise: MotionNoise,
+    pub imm: ImmConfig,
+    /// How long a measurement waits for later-arriving earlier ones.
+    pub reorder_window_s: f64,
+    /// Longest gap between the two fixes that start a track.
+    pub init_window_s: f64,
+    /// Updates that confirm a tentative track.
+    pub confirm_hits: u32,
+    /// A tentative track with no update for this long is dropped.
+    pub tentative_timeout_s: f64,
+    /// A confirmed track with no update for this long is lost.
+    pub confirmed_timeout_s: f64,
+    /// Refresh interval of each track's impact prediction (it flies 15 trajectories).
+    pub impact_interval_s: f64,
+    /// The launch estimate is refined over this long after the first one, then kept.
+    pub launch_refine_s: f64,
+    /// Tracks held at once; initiation beyond this is refused and counted.
+    pub max_tracks: usize,
+    /// Fixes waiting for a partner; older ones are dropped first.
+    pub max_fixes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            noise: MotionNoise::default(),
+            imm: ImmConfig::default(),
+            reorder_window_s: 2.0,
+            init_window_s: 6.0,
+            confirm_hits: 3,
+            tentative_timeout_s: 8.0,
+            confirmed_timeout_s: 30.0,
+            impact_interval_s: 1.0,
+            launch_refine_s: 20.0,
+            // Salvos and debris: hundreds of objects; 5,000 leaves room for clutter tracks.
+            max_tracks: 5_000,
+            max_fixes: 20_000,
+        }
+    }
+}
+
+/// Track identity, unique within one engine's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrackId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackStatus {
+    Tentative,
+    Confirmed,
+}
+
+/// What happened to the inputs, for operators and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub measurements: u64,
+    pub late_set_aside: u64,
+    pub updates: u64,
+    pub fixes: u64,
+    pub tracks_initiated: u64,
+    pub tracks_confirmed: u64,
+    pub tracks_deleted: u64,
+    pub tracks_merged: u64,
+    pub initiation_refused_full: u64,
+    pub degenerate_updates: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    id: TrackId,
+    status: TrackStatus,
+    imm: Imm,
+    t_s: f64,
+    first_s: f64,
+    last_update_s: f64,
+    hits: u32,
+    nations: BTreeSet<Nation>,
+    was_boost: bool,
+    burnout_s: Option<f64>,
+    launch: Option<(f64, LaunchEstimate)>,
+    launch_first_s: Option<f64>,
+    /// Positions while boosting, for the launch estimate (bounded by `MAX_BOOST_HISTORY`).
+    boost_history: Vec<(f64, Vector3<f64>)>,
+    impact: Option<(f64, ImpactPrediction)>,
+    changed: bool,
+}
+
+/// A snapshot of a track for consumers.
+#[derive(Debug, Clone)]
+pub struct TrackView {
+    pub id: TrackId,
+    pub status: TrackStatus,
+    pub time: UtcNanos,
+    pub state: State,
+    pub cov: Cov,
+    pub boost_probability: f64,
+    pub phase: flight::Phase,
+    pub nations: Vec<Nation>,
+    pub updates: u32,
+    pub first_time: UtcNanos,
+    pub burnout_time: Option<UtcNanos>,
+    /// Launch estimate and the time of the state it was made from.
+    pub launch: Option<(UtcNanos, LaunchEstimate)>,
+    /// Impact prediction and the time of the state it was made from.
+    pub impact: Option<(UtcNanos, ImpactPrediction)>,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    cfg: EngineConfig,
+    epoch: Option<UtcNanos>,
+    buffer: Vec<(UtcNanos, u64, Measurement)>,
+    arrivals: u64,
+    processed_until: Option<UtcNanos>,
+    tracks: Vec<Track>,
+    fixes: Vec<Fix>,
+    /// Unassigned infrared lines of sight of the latest instants, awaiting another satellite's.
+    ir_pending: Vec<(f64, String, Nation, SpaceIrObs)>,
+    next_id: u64,
+    counters: Counters,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Engine {
+        Engine {
+            cfg,
+            epoch: None,
+            buffer: Vec::new(),
+            arrivals: 0,
+            processed_until: None,
+            tracks: Vec::new(),
+            fixes: Vec::new(),
+            ir_pending: Vec::new(),
+            next_id: 1,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Accepts a measurement; it is processed by a later `advance`.
+    pub fn ingest(&mut self, m: Measurement) {
+        self.counters.measurements += 1;
+        if self.processed_until.is_some_and(|p| m.time < p) {
+            self.counters.late_set_aside += 1;
+            return;
+        }
+        self.arrivals += 1;
+        self.buffer.push((m.time, self.arrivals, m));
+    }
+
+    /// Processes everything older than `now − reorder_window`. Returns the ids of tracks that
+    /// changed.
+    pub fn advance(&mut self, now: UtcNanos) -> Vec<TrackId> {
+        let horizon = now.add_secs_f64(-self.cfg.reorder_window_s);
+        self.process_until(horizon)
+    }
+
+    /// Processes everything buffered.
+    pub fn flush(&mut self) -> Vec<TrackId> {
+        match self.buffer.iter().map(|(t, _, _)| *t).max() {
+            Some(last) => self.process_until(last),
+            None => Vec::new(),
+        }
+    }
+
+    fn secs(&mut self, t: UtcNanos) -> f64 {
+        let epoch = *self.epoch.get_or_insert(t);
+        t.secs_since(epoch)
+    }
+
+    fn process_until(&mut self, horizon: UtcNanos) -> Vec<TrackId> {
+        self.buffer.sort_by(|a, b| (a.0, &a.2.sensor, a.1).cmp(&(b.0, &b.2.sensor, b.1)));
+        let split = self.buffer.partition_point(|(t, _, _)| *t <= horizon);
+        let ready: Vec<_> = self.buffer.drain(..split).collect();
+        let mut i = 0;
+        while i < ready.len() {
+            let (t, _, ref first) = ready[i];
+            let mut j = i + 1;
+            while j < ready.len() && ready[j].0 == t && ready[j].2.sensor == first.sensor {
+                j += 1;
+            }
+            let scan: Vec<&Measurement> = ready[i..j].iter().map(|(_, _, m)| m).collect();
+            self.process_scan(t, &scan);
+            i = j;
+        }
+        if !ready.is_empty() {
+            self.processed_until = Some(horizon.max(self.processed_until.unwrap_or(horizon)));
+        }
+        let mut changed = Vec::new();
+        for tr in &mut self.tracks {
+            if tr.changed {
+                tr.changed = false;
+                changed.push(tr.id);
+            }
+        }
+        changed
+    }
+
+    fn process_scan(&mut self, t: UtcNanos, scan: &[&Measurement]) {
+        let t_s = self.secs(t);
+        let (noise, imm_cfg) = (self.cfg.noise, self.cfg.imm);
+        for tr in &mut self.tracks {
+            if t_s > tr.t_s {
+                tr.imm.predict(t_s - tr.t_s, &noise, &imm_cfg);
+                tr.t_s = t_s;
+            }
+        }
+        // Gated costs. A report gates with a track if it fits either model's prediction: right
+        // after burnout only the ballistic model predicts where the missile is, and a tight
+        // range-rate report would fall outside a gate drawn around the mixture.
+        let mut gated = Vec::new();
+        for (ti, tr) in self.tracks.iter().enumerate() {
+            for (mi, m) in scan.iter().enumerate() {
+                let mut best = f64::INFINITY;
+                let mut dim = 0;
+                for j in 0..2 {
+                    let lin = model(&m.obs, &tr.imm.x[j]);
+                    dim = lin.z.len();
+                    if let Some((d2, _)) = mahalanobis(&lin, &tr.imm.p[j]) {
+                        best = best.min(d2);
+                    }
+                }
+                if best < gate(dim) {
+                    gated.push((ti, mi, best));
+                }
+            }
+        }
+        let miss_cost = gate(6);
+        let pairs = assign(self.tracks.len(), scan.len(), &gated, miss_cost);
+        let mut used = vec![false; scan.len()];
+        for (ti, mi) in pairs {
+            let m = scan[mi];
+            let tr = &mut self.tracks[ti];
+            if tr.imm.update(|x| model(&m.obs, x)).is_some() {
+                used[mi] = true;
+                tr.hits += 1;
+                tr.last_update_s = t_s;
+                tr.nations.insert(m.nation);
+                tr.changed = true;
+                self.counters.updates += 1;
+            } else {
+                self.counters.degenerate_updates += 1;
+            }
+        }
+        for (mi, m) in scan.iter().enumerate() {
+            if !used[mi] {
+                self.start_from(t_s, m);
+            }
+        }
+        self.maintain(t_s);
+    }
+
+    /// An unassigned report: make a fix of it, and a track of two fixes.
+    fn start_from(&mut self, t_s: f64, m: &Measurement) {
+        let fix = match &m.obs {
+            Observation::Radar(o) => {
+                let (pos, cov) = o.position();
+                Some(Fix { t_s, pos, cov, sensor: m.sensor.clone(), nation: m.nation })
+            }
+            Observation::SpaceIr(o) => {
+                let mut made = None;
+                // Pair with another satellite's line of sight from the same instant.
+                for (pt, sensor, nation, other) in &self.ir_pending {
+                    if (pt - t_s).abs() > 1e-3 || *sensor == m.sensor {
+                        continue;
+                    }
+                    if let Some((pos, cov, miss)) = triangulate(
+                        &o.sat_pos_ecef_m,
+                        &o.direction(),
+                        o.sigma_rad,
+                        &other.sat_pos_ecef_m,
+                        &other.direction(),
+                        other.sigma_rad,
+                    ) {
+                        let alt = ecef_to_geodetic(&pos).alt_m;
+                        if miss < 4.0 * cov.trace().sqrt() && (0.0..2_000e3).contains(&alt) {
+                            made =
+                                Some(Fix { t_s, pos, cov, sensor: format!("{sensor}+{}", m.sensor), nation: *nation });
+                            break;
+                        }
+                    }
+                }
+                self.ir_pending.retain(|(pt, ..)| t_s - pt < 1e-3);
+                self.ir_pending.push((t_s, m.sensor.clone(), m.nation, o.clone()));
+                made
+            }
+            Observation::Partner(o) => {
+                // A partner's confirmed track starts a track of ours directly.
+                let mut x = State::zeros();
+                x.fixed_rows_mut::<6>(0).copy_from(&o.pos_vel);
+                let mut p = Cov::zeros();
+                p.fixed_view_mut::<6, 6>(0, 0).copy_from(&o.cov);
+                for i in 6..9 {
+                    p[(i, i)] = 30.0f64.powi(2);
+                }
+                if let Some(id) = self.new_track(t_s, x, p, m.nation) {
+                    if let Some(tr) = self.tracks.iter_mut().find(|tr| tr.id == id) {
+                        tr.status = TrackStatus::Confirmed;
+                        tr.hits = self.cfg.confirm_hits;
+                    }
+                    self.counters.tracks_confirmed += 1;
+                }
+                None
+            }
+        };
+        let Some(fix) = fix else { return };
+        self.counters.fixes += 1;
+        self.fixes.retain(|f| t_s - f.t_s <= self.cfg.init_window_s);
+        if let Some(i) = pair(&self.fixes, &fix, self.cfg.init_window_s) {
+            let first = self.fixes.swap_remove(i);
+            let dt = fix.t_s - first.t_s;
+            let mut x = State::zeros();
+            x.fixed_rows_mut::<3>(0).copy_from(&fix.pos);
+            x.fixed_rows_mut::<3>(3).copy_from(&((fix.pos - first.pos) / dt));
+            let mut p = Cov::zeros();
+            p.fixed_view_mut::<3, 3>(0, 0).copy_from(&fix.cov);
+            // Velocity from differencing, plus what an unknown acceleration (≤ 60 m/s²) does
+            // over the half-interval.
+            let accel_blur = (60.0 * dt / 2.0).powi(2);
+            let pv = (first.cov + fix.cov) / (dt * dt) + geodesy::Matrix3::identity() * accel_blur;
+            p.fixed_view_mut::<3, 3>(3, 3).copy_from(&pv);
+            p.fixed_view_mut::<3, 3>(0, 3).copy_from(&(fix.cov / dt));
+            p.fixed_view_mut::<3, 3>(3, 0).copy_from(&(fix.cov / dt));
+            for i in 6..9 {
+                p[(i, i)] = 30.0f64.powi(2);
+            }
+            let nation = fix.nation;
+            if let Some(id) = self.new_track(t_s, x, p, nation) {
+                if let Some(tr) = self.tracks.iter_mut().find(|tr| tr.id == id) {
+                    tr.nations.insert(first.nation);
+                    tr.hits = 2;
+                }
+            }
+        } else {
+            if self.fixes.len() >= self.cfg.max_fixes {
+                self.fixes.remove(0);
+            }
+            self.fixes.push(fix);
+        }
+    }
+
+    fn new_track(&mut self, t_s: f64, x: State, p: Cov, nation: Nation) -> Option<TrackId> {
+        if self.tracks.len() >= self.cfg.max_tracks {
+            self.counters.initiation_refused_full += 1;
+            return None;
+        }
+        let id = TrackId(self.next_id);
+        self.next_id += 1;
+        self.counters.tracks_initiated += 1;
+        let mut nations = BTreeSet::new();
+        nations.insert(nation);
+        self.tracks.push(Track {
+            id,
+            status: TrackStatus::Tentative,
+            imm: Imm::new(x, p, 0.5),
+            t_s,
+            first_s: t_s,
+            last_update_s: t_s,
+            hits: 1,
+            nations,
+            was_boost: false,
+            burnout_s: None,
+            launch: None,
+            launch_first_s: None,
+            boost_history: Vec::new(),
+            impact: None,
+            changed: true,
+        });
+        Some(id)
+    }
+
+    /// Confirmation, deletion, merging and products.
+    fn maintain(&mut self, now_s: f64) {
+        let cfg = self.cfg;
+        let before = self.tracks.len();
+        self.tracks.retain(|tr| {
+            let silent = now_s - tr.last_update_s;
+            let (x, _) = tr.imm.combined();
+            let alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
+            let timeout = match tr.status {
+                TrackStatus::Tentative => cfg.tentative_timeout_s,
+                TrackStatus::Confirmed => cfg.confirmed_timeout_s,
+            };
+            silent <= timeout && alt > -5_000.0
+        });
+        self.counters.tracks_deleted += (before - self.tracks.len()) as u64;
+        self.merge_duplicates();
+        for tr in &mut self.tracks {
+            if tr.status == TrackStatus::Tentative && tr.hits >= cfg.confirm_hits {
+                tr.status = TrackStatus::Confirmed;
+                tr.changed = true;
+                self.counters.tracks_confirmed += 1;
+            }
+            if tr.status != TrackStatus::Confirmed || tr.last_update_s != now_s {
+                continue;
+            }
+            let boosting = tr.imm.boost_probability() > 0.5;
+            if boosting {
+                tr.was_boost = true;
+                if tr.boost_history.len() < MAX_BOOST_HISTORY {
+                    let x = &tr.imm.x[BOOST];
+                    tr.boost_history.push((now_s, Vector3::new(x[0], x[1], x[2])));
+                }
+                let refining = tr.launch_first_s.is_none_or(|first| now_s - first <= cfg.launch_refine_s);
+                if refining {
+                    if let Some(l) = estimate_launch(&tr.boost_history) {
+                        tr.launch_first_s.get_or_insert(now_s);
+                        tr.launch = Some((now_s, l));
+                    }
+                }
+            } else if tr.was_boost && tr.burnout_s.is_none() {
+                tr.burnout_s = Some(now_s);
+            }
+            let due = tr.impact.as_ref().is_none_or(|(t, _)| now_s - t >= cfg.impact_interval_s);
+            if due {
+                let (x, p) = tr.imm.combined();
+                if let Some(pred) = predict_impact(&x, &p, &cfg.noise, boosting) {
+                    tr.impact = Some((now_s, pred));
+                }
+            }
+        }
+    }
+
+    /// Two tracks on one object (e.g. started from two sensors at once) are merged: the younger
+    /// goes when their positions are within a 3σ gate of each other.
+    fn merge_duplicates(&mut self) {
+        let mut doomed = BTreeSet::new();
+        for i in 0..self.tracks.len() {
+            for j in i + 1..self.tracks.len() {
+                let (a, b) = (&self.tracks[i], &self.tracks[j]);
+                if doomed.contains(&a.id) || doomed.contains(&b.id) || a.t_s != b.t_s {
+                    continue;
+                }
+                let (xa, pa) = a.imm.combined();
+                let (xb, pb) = b.imm.combined();
+                let d = (xa - xb).fixed_rows::<6>(0).into_owned();
+                let s = (pa + pb).fixed_view::<6, 6>(0, 0).into_owned();
+                if let Some(chol) = s.cholesky() {
+                    if d.dot(&chol.solve(&d)) < gate(6) {
+                        let (keep, drop) = if a.first_s <= b.first_s { (i, j) } else { (j, i) };
+                        doomed.insert(self.tracks[drop].id);
+                        let nations = self.tracks[drop].nations.clone();
+                        self.tracks[keep].nations.extend(nations);
+                    }
+                }
+            }
+        }
+        if !doomed.is_empty() {
+            self.counters.tracks_merged += doomed.len() as u64;
+            self.tracks.retain(|t| !doomed.contains(&t.id));
+        }
+    }
+
+    /// Snapshots of every track.
+    pub fn tracks(&self) -> Vec<TrackView> {
+        let epoch = self.epoch.unwrap_or_default();
+        let at = |s: f64| epoch.add_secs_f64(s);
+        self.tracks
+            .iter()
+            .map(|tr| {
+                let (x, p) = tr.imm.combined();
+                let alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
+                let boost = tr.imm.boost_probability();
+                let descending = Vector3::new(x[0], x[1], x[2]).dot(&Vector3::new(x[3], x[4], x[5])) < 0.0;
+                let phase = if boost > 0.5 {
+                    flight::Phase::Boost
+                } else if descending && alt < flight::TERMINAL_BELOW_M {
+                    flight::Phase::Terminal
+                } else {
+                    flight::Phase::Midcourse
+                };
+                TrackView {
+                    id: tr.id,
+                    status: tr.status,
+                    time: at(tr.t_s),
+                    state: x,
+                    cov: p,
+                    boost_probability: boost,
+                    phase,
+                    nations: tr.nations.iter().copied().collect(),
+                    updates: tr.hits,
+                    first_time: at(tr.first_s),
+                    burnout_time: tr.burnout_s.map(at),
+                    launch: tr.launch.as_ref().map(|(t, l)| (at(*t), l.clone())),
+                    impact: tr.impact.as_ref().map(|(t, i)| (at(*t), i.clone())),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,194 @@
+//! The track filter: an extended Kalman filter per motion model, combined by an interacting
+//! multiple model (IMM) estimator over the boost and ballistic models.
+//!
+//! Why an EKF and not a UKF: over one update interval these models are close to linear (the
+//! gravity gradient moves a state by 1e-5 of itself per 2 s step, and radar ranges are hundreds
+//! of kilometres against metres of error), so the EKF's linearisation error is far below the
+//! noise; it is also several times cheaper. Where nonlinearity does matter — carrying a state
+//! to impact over minutes — the impact predictor uses sigma points instead (`predict.rs`).
+
+use crate::dynamics::{process_noise, propagate, transition, Model, MotionNoise};
+use crate::measurement::Linearized;
+use crate::{Cov, State};
+use nalgebra::{DMatrix, DVector};
+
+/// Result of one Kalman update.
+#[derive(Debug, Clone, Copy)]
+pub struct Update {
+    /// Normalised innovation squared: residualᵀ S⁻¹ residual.
+    pub nis: f64,
+    /// ln of the Gaussian likelihood of the measurement.
+    pub log_likelihood: f64,
+}
+
+/// Symmetrises and floors the diagonal, so rounding never leaves a covariance indefinite.
+pub fn tidy(p: &mut Cov) {
+    *p = (*p + p.transpose()) * 0.5;
+    for i in 0..9 {
+        if p[(i, i)] < 1e-12 {
+            p[(i, i)] = 1e-12;
+        }
+    }
+}
+
+/// EKF time update.
+pub fn predict(x: &State, p: &Cov, dt_s: f64, model: Model, noise: &MotionNoise) -> (State, Cov) {
+    if dt_s == 0.0 {
+        return (*x, *p);
+    }
+    let phi = transition(x, dt_s, model, noise);
+    let x1 = propagate(x, dt_s, model, noise);
+    let mut p1 = phi * p * phi.transpose() + process_noise(x, dt_s, model, noise);
+    tidy(&mut p1);
+    (x1, p1)
+}
+
+/// Innovation covariance S = H P Hᵀ + R.
+pub fn innovation_cov(lin: &Linearized, p: &Cov) -> DMatrix<f64> {
+    let pd = DMatrix::from_iterator(9, 9, p.iter().copied());
+    &lin.h * pd * lin.h.transpose() + &lin.r
+}
+
+/// Squared Mahalanobis distance of the measurement from the prediction, and ln det S.
+pub fn mahalanobis(lin: &Linearized, p: &Cov) -> Option<(f64, f64)> {
+    let s = innovation_cov(lin, p);
+    let chol = s.cholesky()?;
+    let y = lin.residual();
+    let d2 = y.dot(&chol.solve(&y));
+    let ln_det = 2.0 * chol.l().diagonal().iter().map(|d| d.ln()).sum::<f64>();
+    Some((d2, ln_det))
+}
+
+/// EKF measurement update in Joseph form (stays symmetric positive definite under rounding).
+/// `None` if the innovation covariance is not positive definite (a degenerate geometry).
+pub fn update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update> {
+    let pd = DMatrix::from_iterator(9, 9, p.iter().copied());
+    let s = &lin.h * &pd * lin.h.transpose() + &lin.r;
+    let chol = s.clone().cholesky()?;
+    let y = lin.residual();
+    let pht = &pd * lin.h.transpose();
+    let k = chol.solve(&pht.transpose()).transpose();
+    let dx: DVector<f64> = &k * &y;
+    for i in 0..9 {
+        x[i] += dx[i];
+    }
+    let i_kh = DMatrix::identity(9, 9) - &k * &lin.h;
+    let joseph = &i_kh * &pd * i_kh.transpose() + &k * &lin.r * k.transpose();
+    *p = Cov::from_iterator(joseph.iter().copied());
+    tidy(p);
+    let nis = y.dot(&chol.solve(&y));
+    let ln_det = 2.0 * chol.l().diagonal().iter().map(|d| d.ln()).sum::<f64>();
+    let m = y.len() as f64;
+    Some(Update { nis, log_likelihood: -0.5 * (nis + ln_det + m * (2.0 * std::f64::consts::PI).ln()) })
+}
+
+/// Mean dwell in each model before switching: a boost lasts minutes; once ballistic, a missile
+/// does not thrust again (a small rate keeps the boost model alive for staging gaps).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImmConfig {
+    pub boost_mean_dwell_s: f64,
+    pub ballistic_mean_dwell_s: f64,
+}
+
+impl Default for ImmConfig {
+    fn default() -> Self {
+        ImmConfig { boost_mean_dwell_s: 60.0, ballistic_mean_dwell_s: 5_000.0 }
+    }
+}
+
+/// Index of each model in the IMM arrays.
+pub const BOOST: usize = 0;
+pub const BALLISTIC: usize = 1;
+const MODELS: [Model; 2] = [Model::Boost, Model::Ballistic];
+/// A model probability never falls below this, so a model can always come back.
+const MIN_MODEL_PROBABILITY: f64 = 1e-6;
+
+/// The IMM estimator's state.
+#[derive(Debug, Clone)]
+pub struct Imm {
+    pub x: [State; 2],
+    pub p: [Cov; 2],
+    pub mu: [f64; 2],
+}
+
+impl Imm {
+    pub fn new(x: State, p: Cov, boost_probability: f64) -> Imm {
+        let mut xb = x;
+        xb.fixed_rows_mut::<3>(6).fill(0.0);
+        let mut pb = p;
+        for i in 6..9 {
+            for j in 0..9 {
+                pb[(i, j)] = 0.0;
+                pb[(j, i)] = 0.0;
+            }
+            pb[(i, i)] = 1e-6;
+        }
+        Imm { x: [x, xb], p: [p, pb], mu: [boost_probability, 1.0 - boost_probability] }
+    }
+
+    /// Mixing and time update over `dt_s`.
+    pub fn predict(&mut self, dt_s: f64, noise: &MotionNoise, cfg: &ImmConfig) {
+        if dt_s <= 0.0 {
+            return;
+        }
+        let leave = [1.0 - (-dt_s / cfg.boost_mean_dwell_s).exp(), 1.0 - (-dt_s / cfg.ballistic_mean_dwell_s).exp()];
+        let t = [[1.0 - leave[0], leave[0]], [leave[1], 1.0 - leave[1]]];
+        let c = [t[0][0] * self.mu[0] + t[1][0] * self.mu[1], t[0][1] * self.mu[0] + t[1][1] * self.mu[1]];
+        let mut mixed_x = [State::zeros(); 2];
+        let mut mixed_p = [Cov::zeros(); 2];
+        for j in 0..2 {
+            let w = [t[0][j] * self.mu[0] / c[j], t[1][j] * self.mu[1] / c[j]];
+            mixed_x[j] = self.x[0] * w[0] + self.x[1] * w[1];
+            for (i, wi) in w.iter().enumerate() {
+                let d = self.x[i] - mixed_x[j];
+                mixed_p[j] += (self.p[i] + d * d.transpose()) * *wi;
+            }
+        }
+        for j in 0..2 {
+            let (x, p) = predict(&mixed_x[j], &mixed_p[j], dt_s, MODELS[j], noise);
+            self.x[j] = x;
+            self.p[j] = p;
+        }
+        self.mu = c;
+    }
+
+    /// Measurement update of both models and of the model probabilities. `model_of` builds the
+    /// linearised measurement at a state. Returns the combined NIS, or `None` if neither model
+    /// could take the measurement.
+    pub fn update(&mut self, model_of: impl Fn(&State) -> Linearized) -> Option<f64> {
+        let mut ll = [f64::NEG_INFINITY; 2];
+        let mut nis = [f64::NAN; 2];
+        for j in 0..2 {
+            let lin = model_of(&self.x[j]);
+            if let Some(u) = update(&mut self.x[j], &mut self.p[j], &lin) {
+                ll[j] = u.log_likelihood;
+                nis[j] = u.nis;
+            }
+        }
+        let best = ll[0].max(ll[1]);
+        if !best.is_finite() {
+            return None;
+        }
+        let w = [self.mu[0] * (ll[0] - best).exp(), self.mu[1] * (ll[1] - best).exp()];
+        let total = w[0] + w[1];
+        self.mu = [(w[0] / total).max(MIN_MODEL_PROBABILITY), (w[1] / total).max(MIN_MODEL_PROBABILITY)];
+        let norm = self.mu[0] + self.mu[1];
+        self.mu = [self.mu[0] / norm, self.mu[1] / norm];
+        Some(if self.mu[0] > self.mu[1] { nis[0] } else { nis[1] })
+    }
+
+    /// The combined estimate (moment-matched mixture).
+    pub fn combined(&self) -> (State, Cov) {
+        let x = self.x[0] * self.mu[0] + self.x[1] * self.mu[1];
+        let mut p = Cov::zeros();
+        for j in 0..2 {
+            let d = self.x[j] - x;
+            p += (self.p[j] + d * d.transpose()) * self.mu[j];
+        }
+        (x, p)
+    }
+
+    pub fn boost_probability(&self) -> f64 {
+        self.mu[BOOST]
+    }
+}

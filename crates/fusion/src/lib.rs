@@ -1,0 +1,25 @@
+//! The fusion engine: tracks ballistic missiles from every nation's radars, space infrared
+//! sensors and partner tracks; estimates phase, launch point, burnout, apogee and impact with
+//! their uncertainty.
+//!
+//! Sans-IO (STYLE habit 3): measurements and `now` go in, tracks and products come out; the
+//! engine owns no clock, no thread and no socket, so it runs the same under `trilink eval`, in
+//! the node, and in tests. See `engine.rs` for the processing order.
+
+pub mod assoc;
+pub mod dynamics;
+mod engine;
+pub mod filter;
+pub mod fuse;
+pub mod init;
+pub mod measurement;
+pub mod predict;
+
+pub use engine::{Counters, Engine, EngineConfig, TrackId, TrackStatus, TrackView};
+pub use measurement::{Measurement, Observation, PartnerTrack, RadarObs, SpaceIrObs};
+pub use predict::{ImpactPrediction, LaunchEstimate};
+
+/// The 9-element track state in ECEF: position (m), velocity (m/s), thrust acceleration (m/s²).
+pub type State = nalgebra::SVector<f64, 9>;
+/// Its covariance.
+pub type Cov = nalgebra::SMatrix<f64, 9, 9>;

@@ -1,0 +1,203 @@
+//! Products of a track: where it will land (with an error ellipse and time to impact) and where
+//! and when it was launched, each with an honest uncertainty carried by sigma points.
+//!
+//! Carrying a state minutes ahead through gravity and re-entry drag is strongly nonlinear, so
+//! the predictor does not linearise: it flies a symmetric set of sigma points of the state (and
+//! of the unknown ballistic coefficient) with the same flight physics as the simulator and takes
+//! the spread of where they land.
+
+use crate::dynamics::MotionNoise;
+use crate::{Cov, State};
+use flight::{fly_ballistic, FlightConfig};
+use geodesy::{ecef_to_enu, ecef_to_geodetic, geodetic_to_ecef, Geodetic, Vector3};
+use nalgebra::{Matrix2, SMatrix, SVector};
+
+/// 2-D χ² quantiles as ellipse scale factors: √(−2 ln(1 − p)).
+pub const ELLIPSE_SCALE_50: f64 = 1.177_410_022_515_474_7;
+pub const ELLIPSE_SCALE_95: f64 = 2.447_746_830_680_816;
+
+/// A predicted impact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImpactPrediction {
+    /// Mean impact point (height 0 on the ellipsoid).
+    pub point: Geodetic,
+    /// Covariance of the impact point in the local east-north plane (m²).
+    pub cov_en_m2: Matrix2<f64>,
+    /// Time to impact from the state's time, and its standard deviation.
+    pub time_to_impact_s: f64,
+    pub time_to_impact_sd_s: f64,
+    /// Highest point of the nominal trajectory ahead (or the current height if past apogee).
+    pub apogee_alt_m: f64,
+    /// True while the motor still burns: the point is then the instantaneous impact point, where
+    /// it would land if thrust stopped now.
+    pub during_boost: bool,
+}
+
+/// An error ellipse: semi-axes (m) and the azimuth of the major axis (rad, clockwise from north).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ellipse {
+    pub semi_major_m: f64,
+    pub semi_minor_m: f64,
+    pub major_azimuth_rad: f64,
+}
+
+impl ImpactPrediction {
+    /// The ellipse holding `scale`-sigma probability (use [`ELLIPSE_SCALE_50`] or [`ELLIPSE_SCALE_95`]).
+    pub fn ellipse(&self, scale: f64) -> Ellipse {
+        let eig = self.cov_en_m2.symmetric_eigen();
+        let (i_max, i_min) = if eig.eigenvalues[0] >= eig.eigenvalues[1] { (0, 1) } else { (1, 0) };
+        let major = eig.eigenvectors.column(i_max);
+        Ellipse {
+            semi_major_m: scale * eig.eigenvalues[i_max].max(0.0).sqrt(),
+            semi_minor_m: scale * eig.eigenvalues[i_min].max(0.0).sqrt(),
+            major_azimuth_rad: major[0].atan2(major[1]).rem_euclid(std::f64::consts::PI),
+        }
+    }
+
+    /// Mahalanobis distance² of a point from the predicted impact (for ellipse coverage).
+    pub fn mahalanobis2(&self, p: &Geodetic) -> f64 {
+        let enu = ecef_to_enu(&geodetic_to_ecef(p), &self.point);
+        let d = nalgebra::Vector2::new(enu.x, enu.y);
+        self.cov_en_m2.try_inverse().map_or(f64::INFINITY, |inv| d.dot(&(inv * d)))
+    }
+}
+
+/// Spread of the re-entry ballistic coefficient the predictor assumes: ln β has σ 0.7, so the
+/// 2σ range spans a factor of 16, e.g. 2,000 to 32,000 kg/m² about 8,000.
+const LN_BETA_SD: f64 = 0.7;
+
+/// Integration steps for prediction: coarser than the simulator's, which moves an impact by
+/// metres against kilometres of uncertainty, for a 4× speed-up.
+fn predict_config() -> FlightConfig {
+    FlightConfig { boost_step_s: 0.25, coast_step_s: 4.0, ..FlightConfig::default() }
+}
+
+/// Predicts the impact of a ballistic object from its ECEF position/velocity estimate.
+/// `None` if it would not come down (orbital) or the estimate is degenerate.
+pub fn predict_impact(x: &State, p: &Cov, noise: &MotionNoise, during_boost: bool) -> Option<ImpactPrediction> {
+    const N: usize = 7;
+    let mut mean = SVector::<f64, N>::zeros();
+    mean.fixed_rows_mut::<6>(0).copy_from(&x.fixed_rows::<6>(0));
+    mean[6] = noise.nominal_ballistic_coeff_kg_m2.ln();
+    let mut cov = SMatrix::<f64, N, N>::zeros();
+    cov.fixed_view_mut::<6, 6>(0, 0).copy_from(&p.fixed_view::<6, 6>(0, 0));
+    cov[(6, 6)] = LN_BETA_SD * LN_BETA_SD;
+    let chol = (cov * N as f64).cholesky()?;
+    let l = chol.l();
+    let cfg = predict_config();
+    let fly = |s: &SVector<f64, N>| {
+        let r = Vector3::new(s[0], s[1], s[2]);
+        let v = Vector3::new(s[3], s[4], s[5]);
+        fly_ballistic(r, v, Some(s[6].exp()), &cfg).ok()
+    };
+    let nominal = fly(&mean)?;
+    let mut impacts = Vec::with_capacity(2 * N);
+    for k in 0..N {
+        for sign in [1.0, -1.0] {
+            let s = mean + l.column(k) * sign;
+            let t = fly(&s)?;
+            impacts.push((geodetic_to_ecef(&t.impact), t.impact_s));
+        }
+    }
+    let n = impacts.len() as f64;
+    let mean_ecef = impacts.iter().fold(Vector3::zeros(), |a, (p, _)| a + p) / n;
+    let mut point = ecef_to_geodetic(&mean_ecef);
+    point.alt_m = 0.0;
+    let mean_t = impacts.iter().map(|(_, t)| t).sum::<f64>() / n;
+    let mut cov_en = Matrix2::zeros();
+    let mut var_t = 0.0;
+    for (p, t) in &impacts {
+        let enu = ecef_to_enu(p, &point);
+        let d = nalgebra::Vector2::new(enu.x, enu.y);
+        cov_en += d * d.transpose() / n;
+        var_t += (t - mean_t).powi(2) / n;
+    }
+    let current_alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
+    Some(ImpactPrediction {
+        point,
+        cov_en_m2: cov_en,
+        time_to_impact_s: mean_t,
+        time_to_impact_sd_s: var_t.sqrt(),
+        apogee_alt_m: nominal.apogee_alt_m.max(current_alt),
+        during_boost,
+    })
+}
+
+/// An estimated launch: point on the ground, time (seconds before the state's time), and their
+/// uncertainty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchEstimate {
+    pub point: Geodetic,
+    pub cov_en_m2: Matrix2<f64>,
+    /// Seconds from the launch to the state's time.
+    pub seconds_before: f64,
+    pub seconds_before_sd: f64,
+}
+
+/// Fewest boost-phase positions, and shortest span of them, that a launch estimate is fitted on.
+pub const LAUNCH_FIT_MIN_POINTS: usize = 8;
+pub const LAUNCH_FIT_MIN_SPAN_S: f64 = 8.0;
+
+/// Estimates the launch from a track's boost-phase history `(t_s, position)`.
+///
+/// Near lift-off a rocket rises with roughly constant acceleration, so height grows as the
+/// square of time since launch and √h is close to linear in time. Time, east and north are each
+/// fitted as a quadratic in s = √h (least squares, in the tangent plane under the first point)
+/// and read at s = 0. The uncertainty is the fit's: the residual variance times the intercept's
+/// variance factor (XᵀX)⁻¹₀₀, which grows the farther the data lie from the ground.
+pub fn estimate_launch(history: &[(f64, Vector3<f64>)]) -> Option<LaunchEstimate> {
+    if history.len() < LAUNCH_FIT_MIN_POINTS {
+        return None;
+    }
+    let (t_first, p_first) = history[0];
+    let (t_last, _) = *history.last()?;
+    if t_last - t_first < LAUNCH_FIT_MIN_SPAN_S {
+        return None;
+    }
+    let origin = ecef_to_geodetic(&p_first);
+    let origin = Geodetic { alt_m: 0.0, ..origin };
+    let mut rows = Vec::with_capacity(history.len());
+    for (t, p) in history {
+        let h = ecef_to_geodetic(p).alt_m;
+        if h <= 0.0 {
+            continue;
+        }
+        let enu = ecef_to_enu(p, &origin);
+        rows.push((h.sqrt(), *t, enu.x, enu.y));
+    }
+    let n = rows.len();
+    if n < LAUNCH_FIT_MIN_POINTS {
+        return None;
+    }
+    // Normal equations for [1, s, s²].
+    let mut xtx = nalgebra::Matrix3::<f64>::zeros();
+    let mut xty = nalgebra::Matrix3::<f64>::zeros(); // columns: t, east, north
+    for (s, t, e, no) in &rows {
+        let x = Vector3::new(1.0, *s, s * s);
+        xtx += x * x.transpose();
+        xty += x * Vector3::new(*t, *e, *no).transpose();
+    }
+    let inv = xtx.try_inverse()?;
+    let coef = inv * xty;
+    let mut ss = Vector3::<f64>::zeros();
+    for (s, t, e, no) in &rows {
+        let x = Vector3::new(1.0, *s, s * s);
+        let fit = coef.transpose() * x;
+        let r = Vector3::new(*t, *e, *no) - fit;
+        ss += r.component_mul(&r);
+    }
+    let dof = (n - 3).max(1) as f64;
+    // Residuals of neighbouring track estimates are correlated, so the nominal variance is
+    // inflated by the number of points (a conservative effective sample size of ~1 per 3).
+    let var = ss / dof * inv[(0, 0)] * 3.0;
+    let launch_t = coef[(0, 0)];
+    let point_enu = Vector3::new(coef[(0, 1)], coef[(0, 2)], 0.0);
+    let mut point = ecef_to_geodetic(&geodesy::enu_to_ecef(&point_enu, &origin));
+    point.alt_m = 0.0;
+    Some(LaunchEstimate {
+        point,
+        cov_en_m2: Matrix2::new(var.y, 0.0, 0.0, var.z),
+        seconds_before: t_last - launch_t,
+        seconds_before_sd: var.x.sqrt(),
+    })
+}
