@@ -259,7 +259,9 @@ impl<'a> Judge<'a> {
             *self.follow_count.entry((j, tr.id.0)).or_default() += 1;
             let f = &self.flown[j];
             let since = tr.time.secs_since(f.plan.time);
-            if self.judged.insert(tr.id.0, tr.time) != Some(tr.time) {
+            // Judged at update instants only: the bound is computed at report times, and a
+            // coasting track's growing error would be compared with a stale bound.
+            if tr.last_update == tr.time && self.judged.insert(tr.id.0, tr.time) != Some(tr.time) {
                 if let Some(s) = f.state_at(tr.time) {
                     let mut e = nalgebra::SVector::<f64, 6>::zeros();
                     for k in 0..3 {

@@ -54,8 +54,11 @@ pub struct EngineConfig {
     pub confirm_hits: u32,
     /// A tentative track with no update for this long is dropped.
     pub tentative_timeout_s: f64,
-    /// A confirmed track with no update for this long is lost.
+    /// A confirmed track with no update for this long is lost, whatever its uncertainty.
     pub confirmed_timeout_s: f64,
+    /// A confirmed track coasting without updates is lost sooner once its position uncertainty
+    /// (1σ, all axes) grows past this: it could no longer be told from another object.
+    pub max_coast_position_sd_m: f64,
     /// Refresh interval of each track's impact prediction (it flies 15 trajectories).
     pub impact_interval_s: f64,
     /// The launch estimate is refined over this long after the first one, then kept.
@@ -75,7 +78,10 @@ impl Default for EngineConfig {
             init_window_s: 6.0,
             confirm_hits: 3,
             tentative_timeout_s: 8.0,
-            confirmed_timeout_s: 30.0,
+            // A lofted ICBM flies above every radar's reach for many minutes near apogee; a
+            // ballistic track coasts through that with slowly growing uncertainty.
+            confirmed_timeout_s: 3_600.0,
+            max_coast_position_sd_m: 20_000.0,
             impact_interval_s: 1.0,
             launch_refine_s: 20.0,
             // Salvos and debris: hundreds of objects; 5,000 leaves room for clutter tracks.
@@ -143,6 +149,8 @@ pub struct TrackView {
     pub nations: Vec<Nation>,
     pub updates: u32,
     pub first_time: UtcNanos,
+    /// Time of the last report that updated the track (`time` is later while it coasts).
+    pub last_update: UtcNanos,
     pub burnout_time: Option<UtcNanos>,
     /// Launch estimate and the time of the state it was made from.
     pub launch: Option<(UtcNanos, LaunchEstimate)>,
@@ -425,11 +433,15 @@ impl Engine {
             let silent = now_s - tr.last_update_s;
             let (x, _) = tr.imm.combined();
             let alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
-            let timeout = match tr.status {
-                TrackStatus::Tentative => cfg.tentative_timeout_s,
-                TrackStatus::Confirmed => cfg.confirmed_timeout_s,
+            let alive = match tr.status {
+                TrackStatus::Tentative => silent <= cfg.tentative_timeout_s,
+                TrackStatus::Confirmed => {
+                    let (_, p) = tr.imm.combined();
+                    let sd = (p[(0, 0)] + p[(1, 1)] + p[(2, 2)]).sqrt();
+                    silent <= cfg.confirmed_timeout_s && (silent < 1.0 || sd <= cfg.max_coast_position_sd_m)
+                }
             };
-            silent <= timeout && alt > -5_000.0
+            alive && alt > -5_000.0
         });
         self.counters.tracks_deleted += (before - self.tracks.len()) as u64;
         self.merge_duplicates();
@@ -528,6 +540,7 @@ impl Engine {
                     nations: tr.nations.iter().copied().collect(),
                     updates: tr.hits,
                     first_time: at(tr.first_s),
+                    last_update: at(tr.last_update_s),
                     burnout_time: tr.burnout_s.map(at),
                     launch: tr.launch.as_ref().map(|(t, l)| (at(*t), l.clone())),
                     impact: tr.impact.as_ref().map(|(t, i)| (at(*t), i.clone())),

@@ -92,7 +92,7 @@ pub struct ImmConfig {
 
 impl Default for ImmConfig {
     fn default() -> Self {
-        ImmConfig { boost_mean_dwell_s: 60.0, ballistic_mean_dwell_s: 5_000.0 }
+        ImmConfig { boost_mean_dwell_s: 60.0, ballistic_mean_dwell_s: 20_000.0 }
     }
 }
 
@@ -102,6 +102,11 @@ pub const BALLISTIC: usize = 1;
 const MODELS: [Model; 2] = [Model::Boost, Model::Ballistic];
 /// A model probability never falls below this, so a model can always come back.
 const MIN_MODEL_PROBABILITY: f64 = 1e-6;
+/// Below this probability the boost model is restarted from the ballistic one. It must lie
+/// above the chain's stationary boost probability during a coast (dwell ratio, ≈ 0.003).
+const BOOST_RESTART_BELOW: f64 = 0.02;
+/// Thrust uncertainty of a restarted boost model: enough to catch a stage lighting.
+const RESTART_THRUST_SD_MPS2: f64 = 10.0;
 
 /// The IMM estimator's state.
 #[derive(Debug, Clone)]
@@ -142,6 +147,16 @@ impl Imm {
             for (i, wi) in w.iter().enumerate() {
                 let d = self.x[i] - mixed_x[j];
                 mixed_p[j] += (self.p[i] + d * d.transpose()) * *wi;
+            }
+        }
+        // A boost model that has become implausible is restarted from the ballistic estimate
+        // rather than left to coast: unobserved, its thrust random walk would grow without
+        // bound, and even a tiny weight of it would swell the mixture's covariance.
+        if c[BOOST] < BOOST_RESTART_BELOW {
+            mixed_x[BOOST] = mixed_x[BALLISTIC];
+            mixed_p[BOOST] = mixed_p[BALLISTIC];
+            for i in 6..9 {
+                mixed_p[BOOST][(i, i)] = RESTART_THRUST_SD_MPS2 * RESTART_THRUST_SD_MPS2;
             }
         }
         for j in 0..2 {
