@@ -37,6 +37,8 @@ pub struct ScenarioReport {
     pub measurements: usize,
     pub engine_seconds: f64,
     pub measurements_per_second: f64,
+    /// Engine seconds per second of scenario: below 1 keeps up with real time.
+    pub engine_load: f64,
     pub late_set_aside: u64,
 }
 
@@ -253,6 +255,7 @@ pub fn aggregate(scenario: &str, runs: &[RunOutcome]) -> ScenarioReport {
         measurements,
         engine_seconds,
         measurements_per_second: measurements as f64 / engine_seconds.max(1e-9),
+        engine_load: engine_seconds / runs.iter().map(|r| r.scenario_s).sum::<f64>().max(1e-9),
         late_set_aside: runs.iter().map(|r| r.counters.late_set_aside).sum(),
     }
     .with_band_fraction(in_band)
@@ -345,8 +348,12 @@ impl ScenarioReport {
         }
         let _ = writeln!(
             s,
-            "  engine: {} measurements in {:.2} s = {:.0} measurements/s; late set aside {}",
-            self.measurements, self.engine_seconds, self.measurements_per_second, self.late_set_aside
+            "  engine: {} measurements in {:.2} s = {:.0} measurements/s, {:.2}% of real time; late set aside {}",
+            self.measurements,
+            self.engine_seconds,
+            self.measurements_per_second,
+            100.0 * self.engine_load,
+            self.late_set_aside
         );
         s
     }

@@ -84,6 +84,8 @@ pub struct RunOutcome {
     pub false_track_samples: usize,
     pub measurements: usize,
     pub engine_time: Duration,
+    /// Scenario time covered, to compare engine time with real time.
+    pub scenario_s: f64,
     pub counters: fusion::Counters,
     /// Final tracks and truth, for the map.
     pub final_tracks: Vec<TrackView>,
@@ -164,6 +166,7 @@ pub fn evaluate(scenario: &Scenario, seed: u64, cfg: &EvalConfig) -> Result<RunO
         false_track_samples: state.false_samples,
         measurements: inputs.len(),
         engine_time,
+        scenario_s: end.secs_since(scenario.start),
         counters: engine.counters(),
         final_tracks: tracks,
         truth_paths,

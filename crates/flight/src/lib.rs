@@ -12,7 +12,7 @@ mod vehicle;
 pub use gravity::GravityModel;
 pub use solve::{solve_program, Shape, SolveError, SolvedLaunch};
 pub use trajectory::{
-    fly, fly_ballistic, FlightConfig, FlightError, Phase, PitchProgram, Sample, Trajectory, DENSE_AIR_M,
-    TERMINAL_BELOW_M,
+    ballistic_impact, fly, fly_ballistic, BallisticImpact, FlightConfig, FlightError, Phase, PitchProgram, Sample,
+    Trajectory, DENSE_AIR_M, TERMINAL_BELOW_M,
 };
 pub use vehicle::{missile_class, Stage, Vehicle, VehicleError, MISSILE_CLASSES};

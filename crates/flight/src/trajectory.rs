@@ -376,6 +376,61 @@ pub fn fly_ballistic(
     Ok(finish(samples, Vec::new(), 0.0, ecef_to_geodetic(&pos_ecef_m)))
 }
 
+/// Where and when a ballistic object lands, without recording its path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BallisticImpact {
+    pub impact: Geodetic,
+    pub impact_s: f64,
+    /// Highest height reached from the start on (the start's height if it only descends).
+    pub apogee_alt_m: f64,
+}
+
+/// Bisection steps for the impact instant in [`ballistic_impact`]: 2⁻³⁰ of a step.
+const FAST_IMPACT_BISECTIONS: usize = 30;
+
+/// [`fly_ballistic`] reduced to its landing: the same physics and steps, no samples kept, for
+/// predictors that fly many trajectories per second.
+pub fn ballistic_impact(
+    pos_ecef_m: Vector3<f64>,
+    vel_ecef_mps: Vector3<f64>,
+    ballistic_coeff_kg_m2: Option<f64>,
+    cfg: &FlightConfig,
+) -> Result<BallisticImpact, FlightError> {
+    let dynamics = Dynamics { cfg: *cfg };
+    let drag = ballistic_coeff_kg_m2.map_or(DragLaw::None, DragLaw::Ballistic);
+    let forces = Forces { thrust_n: 0.0, mass0_kg: 1.0, mass_flow_kg_s: 0.0, t0_s: 0.0, steering: Steering::Up, drag };
+    let (mut t, mut r, mut v) = (0.0, pos_ecef_m, vel_ecef_mps);
+    let mut alt = ecef_to_geodetic(&r).alt_m;
+    let mut apogee = alt;
+    loop {
+        if t > cfg.max_flight_s {
+            return Err(FlightError::NoImpact { max_flight_s: cfg.max_flight_s });
+        }
+        let h = if alt < DENSE_AIR_M { cfg.boost_step_s } else { cfg.coast_step_s };
+        let (r1, v1) = dynamics.rk4(t, &r, &v, h, &forces);
+        if !(r1.iter().all(|x| x.is_finite()) && v1.iter().all(|x| x.is_finite())) {
+            return Err(FlightError::NonFinite { t_s: t + h });
+        }
+        let alt1 = ecef_to_geodetic(&r1).alt_m;
+        if alt1 <= 0.0 {
+            let (mut lo, mut hi) = (0.0, h);
+            for _ in 0..FAST_IMPACT_BISECTIONS {
+                let mid = 0.5 * (lo + hi);
+                let (rm, _) = dynamics.rk4(t, &r, &v, mid, &forces);
+                if ecef_to_geodetic(&rm).alt_m > 0.0 {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            let (ri, _) = dynamics.rk4(t, &r, &v, hi, &forces);
+            return Ok(BallisticImpact { impact: ecef_to_geodetic(&ri), impact_s: t + hi, apogee_alt_m: apogee });
+        }
+        apogee = apogee.max(alt1);
+        (t, r, v, alt) = (t + h, r1, v1, alt1);
+    }
+}
+
 fn coast(
     dynamics: &Dynamics,
     mut t: f64,
