@@ -63,7 +63,8 @@ pub struct EngineConfig {
     pub impact_interval_s: f64,
     /// Impact predictions per second of data at most, across all tracks: under load (a salvo,
     /// debris) each track's prediction is refreshed less often, oldest first, instead of the
-    /// engine falling behind real time. 50 a second costs about a fifth of a core.
+    /// engine falling behind real time. 50 a second costs about a fifth of a core; 0 turns
+    /// impact prediction off.
     pub impact_predictions_per_s: f64,
     /// The launch estimate is refined over this long after the first one, then kept.
     pub launch_refine_s: f64,
@@ -500,7 +501,7 @@ impl Engine {
         self.tokens_at_s = now_s;
         due_tracks.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, id, boosting) in due_tracks {
-            if self.prediction_tokens < 1.0 {
+            if rate <= 0.0 || self.prediction_tokens < 1.0 {
                 self.counters.impact_predictions_deferred += 1;
                 continue;
             }

@@ -4,6 +4,7 @@
 mod eval_cmd;
 mod progress;
 mod sim_cmd;
+mod track_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Judge the fusion engine against simulator truth over Monte Carlo runs.
     Eval(eval_cmd::EvalArgs),
+    /// Run the fusion engine over a file of sensor reports and write the tracks.
+    Track(track_cmd::TrackArgs),
 }
 
 /// What went wrong, by who must act: the user (2) or the system (1).
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(args) => sim_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Track(args) => track_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,3 +2,4 @@
 
 mod eval_cli;
 mod sim_cli;
+mod track_cli;

@@ -1,0 +1,3 @@
+//! Integration tests of the fusion crate.
+
+mod oracle_filterpy;
