@@ -300,7 +300,13 @@ impl Engine {
         for (ti, mi) in pairs {
             let m = scan[mi];
             let tr = &mut self.tracks[ti];
-            if tr.imm.update(|x| model(&m.obs, x)).is_some() {
+            let updated = match &m.obs {
+                // A partner's track shares errors with ours in unknown ways: fuse it by
+                // covariance intersection, never as an independent measurement.
+                Observation::Partner(_) => tr.imm.update_ci(|x| model(&m.obs, x)),
+                _ => tr.imm.update(|x| model(&m.obs, x)),
+            };
+            if updated.is_some() {
                 used[mi] = true;
                 tr.hits += 1;
                 tr.last_update_s = t_s;

@@ -82,6 +82,46 @@ pub fn update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update> {
     Some(Update { nis, log_likelihood: -0.5 * (nis + ln_det + m * (2.0 * std::f64::consts::PI).ln()) })
 }
 
+/// Covariance intersection as a Kalman update: with the prior covariance inflated to P/ω and
+/// the partner's to R/(1 − ω), the update gives exactly the covariance-intersection estimate
+/// of the observed part, which is consistent whatever the two errors' cross-correlation (the
+/// double counting of a common prior or shared reports cannot make it over-confident). ω is
+/// chosen by golden-section search to minimise the trace of the updated position-velocity
+/// covariance.
+pub fn ci_update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update> {
+    let attempt = |w: f64| -> Option<(State, Cov, Update)> {
+        let (mut xw, mut pw) = (*x, *p / w);
+        let inflated = Linearized {
+            z: lin.z.clone(),
+            predicted: lin.predicted.clone(),
+            h: lin.h.clone(),
+            r: &lin.r / (1.0 - w),
+            angle_rows: lin.angle_rows,
+        };
+        let u = update(&mut xw, &mut pw, &inflated)?;
+        Some((xw, pw, u))
+    };
+    let cost = |w: f64| attempt(w).map_or(f64::INFINITY, |(_, pw, _)| (0..6).map(|i| pw[(i, i)]).sum());
+    let phi = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut a, mut b) = (0.01, 0.99);
+    for _ in 0..CI_GOLDEN_STEPS {
+        let c = b - phi * (b - a);
+        let d = a + phi * (b - a);
+        if cost(c) < cost(d) {
+            b = d;
+        } else {
+            a = c;
+        }
+    }
+    let (xw, pw, u) = attempt(0.5 * (a + b))?;
+    *x = xw;
+    *p = pw;
+    Some(u)
+}
+
+/// Golden-section steps for ω: 0.618²⁵ of the bracket, ~1e-5.
+const CI_GOLDEN_STEPS: usize = 25;
+
 /// Mean dwell in each model before switching: a boost lasts minutes; once ballistic, a missile
 /// does not thrust again (a small rate keeps the boost model alive for staging gaps).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,11 +211,25 @@ impl Imm {
     /// linearised measurement at a state. Returns the combined NIS, or `None` if neither model
     /// could take the measurement.
     pub fn update(&mut self, model_of: impl Fn(&State) -> Linearized) -> Option<f64> {
+        self.update_with(model_of, update)
+    }
+
+    /// Track-to-track update by covariance intersection (for partner tracks, whose errors are
+    /// correlated with ours in unknown ways): see [`ci_update`].
+    pub fn update_ci(&mut self, model_of: impl Fn(&State) -> Linearized) -> Option<f64> {
+        self.update_with(model_of, ci_update)
+    }
+
+    fn update_with(
+        &mut self,
+        model_of: impl Fn(&State) -> Linearized,
+        step: impl Fn(&mut State, &mut Cov, &Linearized) -> Option<Update>,
+    ) -> Option<f64> {
         let mut ll = [f64::NEG_INFINITY; 2];
         let mut nis = [f64::NAN; 2];
         for j in 0..2 {
             let lin = model_of(&self.x[j]);
-            if let Some(u) = update(&mut self.x[j], &mut self.p[j], &lin) {
+            if let Some(u) = step(&mut self.x[j], &mut self.p[j], &lin) {
                 ll[j] = u.log_likelihood;
                 nis[j] = u.nis;
             }
@@ -205,5 +259,47 @@ impl Imm {
 
     pub fn boost_probability(&self) -> f64 {
         self.mu[BOOST]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measurement::{partner_model, PartnerTrack};
+
+    #[test]
+    fn ci_update_never_claims_more_than_either_side_can_know() {
+        // Our estimate and a partner's that is the very same information (perfect correlation):
+        // a Kalman update would halve the covariance; covariance intersection must not.
+        let mut x = State::zeros();
+        x[0] = 6.4e6;
+        let p = Cov::from_diagonal(&nalgebra::SVector::<f64, 9>::from_column_slice(&[
+            1e4, 1e4, 1e4, 25.0, 25.0, 25.0, 9.0, 9.0, 9.0,
+        ]));
+        let partner = PartnerTrack {
+            partner_track: "same".into(),
+            pos_vel: x.fixed_rows::<6>(0).into_owned(),
+            cov: p.fixed_view::<6, 6>(0, 0).into_owned(),
+        };
+        let lin = partner_model(&partner, &x);
+        let (mut xk, mut pk) = (x, p);
+        update(&mut xk, &mut pk, &lin).unwrap();
+        assert!((pk[(0, 0)] - 5e3).abs() < 1.0, "Kalman halves it: {}", pk[(0, 0)]);
+        let (mut xc, mut pc) = (x, p);
+        ci_update(&mut xc, &mut pc, &lin).unwrap();
+        for i in 0..6 {
+            assert!(pc[(i, i)] >= p[(i, i)] * 0.999, "CI shrank variance {i}: {} < {}", pc[(i, i)], p[(i, i)]);
+        }
+        // A partner that knows position better pulls the estimate and the covariance its way.
+        let better = PartnerTrack {
+            partner_track: "sharp".into(),
+            pos_vel: nalgebra::SVector::<f64, 6>::from_column_slice(&[6.4e6 + 50.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+            cov: nalgebra::SMatrix::<f64, 6, 6>::from_diagonal(&nalgebra::SVector::<f64, 6>::from_column_slice(&[
+                100.0, 100.0, 100.0, 25.0, 25.0, 25.0,
+            ])),
+        };
+        let (mut xb, mut pb) = (x, p);
+        ci_update(&mut xb, &mut pb, &partner_model(&better, &x)).unwrap();
+        assert!(pb[(0, 0)] < 1e3 && xb[0] > 6.4e6 + 30.0, "{} {}", pb[(0, 0)], xb[0] - 6.4e6);
     }
 }

@@ -59,3 +59,61 @@ fn late_measurements_are_set_aside_and_change_nothing() {
     };
     assert_eq!(confirmed(&clean), confirmed(&with_late), "late reports changed a track");
 }
+
+#[test]
+fn partner_tracks_fuse_into_our_track() {
+    // A partner node's track of the MRBM (truth plus 100 m / 5 m/s noise, 1 Hz) alongside our
+    // own radar: one track, carrying both nations, its error no worse than the partner's.
+    let scenario = bundled("mrbm-sea-of-japan");
+    let flown = sim::fly_all(&scenario, &flight::FlightConfig::default(), &|_| {}).unwrap();
+    let end = sim::end_time(&scenario, &flown);
+    let mut inputs: Vec<fusion::Measurement> = sim::measure_all(&scenario, &flown, end)
+        .iter()
+        .filter(|m| m.sensor == 0)
+        .filter_map(|m| eval::convert::to_fusion(&scenario, m))
+        .collect();
+    let mut rng = sim::rng::Rng::for_stream(7, "partner");
+    let usa = vocab::Nation::parse("USA").unwrap();
+    let mut t = flown[0].plan.time.add_secs_f64(120.0);
+    while t < flown[0].impact_time().add_secs_f64(-30.0) {
+        let s = flown[0].state_at(t).unwrap();
+        let mut pv = nalgebra::SVector::<f64, 6>::zeros();
+        for k in 0..3 {
+            pv[k] = s.pos[k] + 100.0 * rng.normal();
+            pv[3 + k] = s.vel[k] + 5.0 * rng.normal();
+        }
+        let cov = nalgebra::SMatrix::<f64, 6, 6>::from_diagonal(&nalgebra::SVector::<f64, 6>::from_column_slice(&[
+            1e4, 1e4, 1e4, 25.0, 25.0, 25.0,
+        ]));
+        inputs.push(fusion::Measurement {
+            time: t,
+            sensor: "USA-NODE".into(),
+            nation: usa,
+            obs: fusion::Observation::Partner(fusion::PartnerTrack { partner_track: "USA-1".into(), pos_vel: pv, cov }),
+        });
+        t = t.add_secs_f64(1.0);
+    }
+    inputs.sort_by_key(|m| m.time);
+    let mut e = Engine::new(EngineConfig { impact_predictions_per_s: 0.0, ..EngineConfig::default() });
+    let mut worst = 0.0f64;
+    let snapshot_at = flown[0].plan.time.add_secs_f64(300.0);
+    let mut snapshot = Vec::new();
+    for m in inputs {
+        let now = m.time;
+        e.ingest(m);
+        e.advance(now);
+        if now >= snapshot_at && snapshot.is_empty() {
+            snapshot = e.tracks().into_iter().filter(|t| t.status == TrackStatus::Confirmed).collect();
+        }
+        for tr in e.tracks().iter().filter(|t| t.status == TrackStatus::Confirmed && t.nations.len() == 2) {
+            if let Some(s) = flown[0].state_at(tr.time) {
+                worst = worst.max((s.pos - nalgebra::Vector3::new(tr.state[0], tr.state[1], tr.state[2])).norm());
+            }
+        }
+    }
+    let confirmed = snapshot;
+    assert_eq!(confirmed.len(), 1, "partner and radar must make one track: {}", confirmed.len());
+    let names: Vec<&str> = confirmed[0].nations.iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["KOR", "USA"]);
+    assert!(worst > 0.0 && worst < 1_000.0, "fused error reached {worst} m");
+}
