@@ -5,6 +5,7 @@
 use crate::convert::to_fusion;
 use crate::metrics::gospa;
 use crate::pcrlb::{bound, Bound};
+use fusion::dynamics::{propagate, Model};
 use fusion::{Engine, EngineConfig, TrackStatus, TrackView};
 use geodesy::{geodesic_inverse, Vector3};
 use sim::{Flown, Scenario};
@@ -310,13 +311,16 @@ impl<'a> Judge<'a> {
                 }
             }
         }
-        // GOSPA at `at`, tracks carried to it along their velocity.
+        // GOSPA at `at`: each track carried there by its own motion model (a track that has
+        // coasted for minutes is not where a straight line would put it).
+        let noise = self.cfg.engine.noise;
         let estimates: Vec<Vector3<f64>> = confirmed
             .iter()
             .map(|tr| {
                 let dt = at.secs_since(tr.time);
-                Vector3::new(tr.state[0], tr.state[1], tr.state[2])
-                    + Vector3::new(tr.state[3], tr.state[4], tr.state[5]) * dt
+                let model = if tr.boost_probability > 0.5 { Model::Boost } else { Model::Ballistic };
+                let x = if dt.abs() > 1e-9 { propagate(&tr.state, dt, model, &noise) } else { tr.state };
+                Vector3::new(x[0], x[1], x[2])
             })
             .collect();
         let truths: Vec<Vector3<f64>> = self.flown.iter().filter_map(|f| f.state_at(at).map(|s| s.pos)).collect();

@@ -26,9 +26,19 @@ use geodesy::{ecef_to_geodetic, Vector3};
 use std::collections::BTreeSet;
 use vocab::{Nation, UtcNanos};
 
+/// Two tracks farther apart than this along x are not compared for merging (a merge needs
+/// them within a 3σ gate; no track is that uncertain and still worth merging).
+const MERGE_PREFILTER_M: f64 = 20_000.0;
+
 /// Boost-phase positions kept per track for the launch estimate: a few minutes of 1 Hz updates
 /// from several sensors.
 const MAX_BOOST_HISTORY: usize = 2_000;
+
+/// Coarse gating: how many σ of track and report position the sphere test allows, the largest
+/// unmodelled acceleration (a burning rocket's thrust, 6 g, plus gravity), and a floor.
+const COARSE_SIGMAS: f64 = 6.0;
+const COARSE_ACCEL_MPS2: f64 = 80.0;
+const COARSE_FLOOR_M: f64 = 500.0;
 
 /// Gates: the 99.73% quantile of χ² (the 3σ equivalent) for each measurement dimension.
 fn gate(dim: usize) -> f64 {
@@ -268,18 +278,23 @@ impl Engine {
     fn process_scan(&mut self, t: UtcNanos, scan: &[&Measurement]) {
         let t_s = self.secs(t);
         let (noise, imm_cfg) = (self.cfg.noise, self.cfg.imm);
-        for tr in &mut self.tracks {
+        // Coarse gating first, so the cost does not grow as tracks × reports: each track's
+        // position is extrapolated cheaply and compared, through a sweep over the reports
+        // sorted by x, with each radar report's position; only the pairs that pass are gated
+        // properly, and only their tracks are predicted to the scan time.
+        let candidates = self.coarse_candidates(t_s, scan);
+        let mut gated = Vec::new();
+        for (ti, measurements) in candidates {
+            let tr = &mut self.tracks[ti];
             if t_s > tr.t_s {
                 tr.imm.predict(t_s - tr.t_s, &noise, &imm_cfg);
                 tr.t_s = t_s;
             }
-        }
-        // Gated costs. A report gates with a track if it fits either model's prediction: right
-        // after burnout only the ballistic model predicts where the missile is, and a tight
-        // range-rate report would fall outside a gate drawn around the mixture.
-        let mut gated = Vec::new();
-        for (ti, tr) in self.tracks.iter().enumerate() {
-            for (mi, m) in scan.iter().enumerate() {
+            // A report gates with a track if it fits either model's prediction: right after
+            // burnout only the ballistic model predicts where the missile is, and a tight
+            // range-rate report would fall outside a gate drawn around the mixture.
+            for mi in measurements {
+                let m = scan[mi];
                 let mut best = f64::INFINITY;
                 let mut dim = 0;
                 for j in 0..2 {
@@ -323,6 +338,68 @@ impl Engine {
             }
         }
         self.maintain(t_s);
+    }
+
+    /// For each track that could have produced a report of this scan, the indices of those
+    /// reports: a generous sphere test around a cheap extrapolation (radar and partner
+    /// reports), or the line-of-sight angle to it (space IR).
+    fn coarse_candidates(&self, t_s: f64, scan: &[&Measurement]) -> Vec<(usize, Vec<usize>)> {
+        // Reports with a position: (x, index, position, radius).
+        let mut placed: Vec<(f64, usize, Vector3<f64>, f64)> = Vec::new();
+        let mut angular: Vec<usize> = Vec::new();
+        for (mi, m) in scan.iter().enumerate() {
+            match &m.obs {
+                Observation::Radar(o) => {
+                    let (p, c) = o.position();
+                    placed.push((p.x, mi, p, COARSE_SIGMAS * c.trace().sqrt()));
+                }
+                Observation::Partner(o) => {
+                    let p = Vector3::new(o.pos_vel[0], o.pos_vel[1], o.pos_vel[2]);
+                    let r = COARSE_SIGMAS * (o.cov[(0, 0)] + o.cov[(1, 1)] + o.cov[(2, 2)]).sqrt();
+                    placed.push((p.x, mi, p, r));
+                }
+                Observation::SpaceIr(_) => angular.push(mi),
+            }
+        }
+        placed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let max_meas_radius = placed.iter().fold(0.0f64, |m, p| m.max(p.3));
+        let mut out = Vec::new();
+        for (ti, tr) in self.tracks.iter().enumerate() {
+            let (x, p) = tr.imm.combined();
+            let dt = (t_s - tr.t_s).max(0.0);
+            let pos = Vector3::new(x[0], x[1], x[2]);
+            let vel = Vector3::new(x[3], x[4], x[5]);
+            let acc = Vector3::new(x[6], x[7], x[8]);
+            // Gravity and thrust both fit inside the acceleration allowance of the radius.
+            let predicted = pos + vel * dt + acc * (0.5 * dt * dt);
+            let pos_sd = (p[(0, 0)] + p[(1, 1)] + p[(2, 2)]).sqrt();
+            let vel_sd = (p[(3, 3)] + p[(4, 4)] + p[(5, 5)]).sqrt();
+            let radius = COARSE_SIGMAS * (pos_sd + vel_sd * dt) + 0.5 * COARSE_ACCEL_MPS2 * dt * dt + COARSE_FLOOR_M;
+            let mut hits = Vec::new();
+            let lo = placed.partition_point(|q| q.0 < predicted.x - radius - max_meas_radius);
+            for q in &placed[lo..] {
+                if q.0 > predicted.x + radius + max_meas_radius {
+                    break;
+                }
+                if (q.2 - predicted).norm() <= radius + q.3 {
+                    hits.push(q.1);
+                }
+            }
+            for &mi in &angular {
+                if let Observation::SpaceIr(o) = &scan[mi].obs {
+                    let range = (predicted - o.sat_pos_ecef_m).norm();
+                    let los = o.direction();
+                    let miss = (predicted - o.sat_pos_ecef_m - los * los.dot(&(predicted - o.sat_pos_ecef_m))).norm();
+                    if miss <= radius + COARSE_SIGMAS * o.sigma_rad * range {
+                        hits.push(mi);
+                    }
+                }
+            }
+            if !hits.is_empty() {
+                out.push((ti, hits));
+            }
+        }
+        out
     }
 
     /// An unassigned report: make a fix of it, and a track of two fixes.
@@ -451,7 +528,11 @@ impl Engine {
         self.tracks.retain(|tr| {
             let silent = now_s - tr.last_update_s;
             let (x, _) = tr.imm.combined();
-            let alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
+            // Tracks are predicted only when a report could be theirs, so carry the state to
+            // now (a straight line is enough to tell that it has come down).
+            let ahead = now_s - tr.t_s;
+            let alt =
+                ecef_to_geodetic(&(Vector3::new(x[0], x[1], x[2]) + Vector3::new(x[3], x[4], x[5]) * ahead)).alt_m;
             let alive = match tr.status {
                 TrackStatus::Tentative => silent <= cfg.tentative_timeout_s,
                 TrackStatus::Confirmed => {
@@ -463,7 +544,7 @@ impl Engine {
             alive && alt > -5_000.0
         });
         self.counters.tracks_deleted += (before - self.tracks.len()) as u64;
-        self.merge_duplicates();
+        self.merge_duplicates(now_s);
         let mut due_tracks = Vec::new();
         for tr in &mut self.tracks {
             if tr.status == TrackStatus::Tentative && tr.hits >= cfg.confirm_hits {
@@ -523,12 +604,23 @@ impl Engine {
 
     /// Two tracks on one object (e.g. started from two sensors at once) are merged: the younger
     /// goes when their positions are within a 3σ gate of each other.
-    fn merge_duplicates(&mut self) {
+    fn merge_duplicates(&mut self, now_s: f64) {
+        // Only tracks updated in this scan can have just become duplicates; candidates are
+        // found by a sweep over positions sorted by x (within MERGE_PREFILTER_M), not all pairs.
+        let mut by_x: Vec<(f64, usize)> = self.tracks.iter().enumerate().map(|(i, t)| (t.imm.x[0][0], i)).collect();
+        by_x.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut doomed = BTreeSet::new();
-        for i in 0..self.tracks.len() {
-            for j in i + 1..self.tracks.len() {
+        for k in 0..by_x.len() {
+            let i = by_x[k].1;
+            for &(xj, j) in &by_x[k + 1..] {
+                if xj - by_x[k].0 > MERGE_PREFILTER_M {
+                    break;
+                }
                 let (a, b) = (&self.tracks[i], &self.tracks[j]);
-                if doomed.contains(&a.id) || doomed.contains(&b.id) || a.t_s != b.t_s {
+                if (a.last_update_s != now_s && b.last_update_s != now_s) || a.t_s != b.t_s {
+                    continue;
+                }
+                if doomed.contains(&a.id) || doomed.contains(&b.id) {
                     continue;
                 }
                 let (xa, pa) = a.imm.combined();

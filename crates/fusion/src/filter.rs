@@ -132,18 +132,20 @@ pub struct ImmConfig {
 
 impl Default for ImmConfig {
     fn default() -> Self {
-        ImmConfig { boost_mean_dwell_s: 60.0, ballistic_mean_dwell_s: 20_000.0 }
+        // Once ballistic a missile does not thrust again (post-boost vehicles are not
+        // modelled): the reverse switch is all but shut, so a long prediction does not revive
+        // the boost model.
+        ImmConfig { boost_mean_dwell_s: 60.0, ballistic_mean_dwell_s: 1e7 }
     }
 }
 
 /// Index of each model in the IMM arrays.
 pub const BOOST: usize = 0;
 pub const BALLISTIC: usize = 1;
-const MODELS: [Model; 2] = [Model::Boost, Model::Ballistic];
 /// A model probability never falls below this, so a model can always come back.
 const MIN_MODEL_PROBABILITY: f64 = 1e-6;
 /// Below this probability the boost model is restarted from the ballistic one. It must lie
-/// above the chain's stationary boost probability during a coast (dwell ratio, ≈ 0.003).
+/// above the chain's stationary boost probability during a coast (the dwell ratio).
 const BOOST_RESTART_BELOW: f64 = 0.02;
 /// Thrust uncertainty of a restarted boost model: enough to catch a stage lighting.
 const RESTART_THRUST_SD_MPS2: f64 = 10.0;
@@ -189,20 +191,23 @@ impl Imm {
                 mixed_p[j] += (self.p[i] + d * d.transpose()) * *wi;
             }
         }
-        // A boost model that has become implausible is restarted from the ballistic estimate
-        // rather than left to coast: unobserved, its thrust random walk would grow without
-        // bound, and even a tiny weight of it would swell the mixture's covariance.
+        // A boost model that has become implausible is not propagated at all but restarted from
+        // the ballistic prediction: unobserved, its thrust random walk would grow without bound
+        // (over a 40-minute coast, to a 100,000 km position spread), and even a tiny weight of
+        // it would swell the mixture's covariance and open the gate to clutter.
+        let (x, p) = predict(&mixed_x[BALLISTIC], &mixed_p[BALLISTIC], dt_s, Model::Ballistic, noise);
+        self.x[BALLISTIC] = x;
+        self.p[BALLISTIC] = p;
         if c[BOOST] < BOOST_RESTART_BELOW {
-            mixed_x[BOOST] = mixed_x[BALLISTIC];
-            mixed_p[BOOST] = mixed_p[BALLISTIC];
+            self.x[BOOST] = x;
+            self.p[BOOST] = p;
             for i in 6..9 {
-                mixed_p[BOOST][(i, i)] = RESTART_THRUST_SD_MPS2 * RESTART_THRUST_SD_MPS2;
+                self.p[BOOST][(i, i)] = RESTART_THRUST_SD_MPS2 * RESTART_THRUST_SD_MPS2;
             }
-        }
-        for j in 0..2 {
-            let (x, p) = predict(&mixed_x[j], &mixed_p[j], dt_s, MODELS[j], noise);
-            self.x[j] = x;
-            self.p[j] = p;
+        } else {
+            let (x, p) = predict(&mixed_x[BOOST], &mixed_p[BOOST], dt_s, Model::Boost, noise);
+            self.x[BOOST] = x;
+            self.p[BOOST] = p;
         }
         self.mu = c;
     }

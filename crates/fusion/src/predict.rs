@@ -140,6 +140,8 @@ pub struct LaunchEstimate {
 /// Fewest boost-phase positions, and shortest span of them, that a launch estimate is fitted on.
 pub const LAUNCH_FIT_MIN_POINTS: usize = 8;
 pub const LAUNCH_FIT_MIN_SPAN_S: f64 = 8.0;
+/// Highest boost-phase point used by the launch fit.
+pub const LAUNCH_FIT_MAX_ALT_M: f64 = 60_000.0;
 
 /// Estimates the launch from a track's boost-phase history `(t_s, position)`.
 ///
@@ -162,7 +164,9 @@ pub fn estimate_launch(history: &[(f64, Vector3<f64>)]) -> Option<LaunchEstimate
     let mut rows = Vec::with_capacity(history.len());
     for (t, p) in history {
         let h = ecef_to_geodetic(p).alt_m;
-        if h <= 0.0 {
+        // Only the low part of the climb: higher up the gravity turn bends the path away from
+        // the near-vertical, constant-acceleration rise that the fit assumes.
+        if h <= 0.0 || h > LAUNCH_FIT_MAX_ALT_M {
             continue;
         }
         let enu = ecef_to_enu(p, &origin);
