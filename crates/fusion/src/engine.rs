@@ -29,6 +29,9 @@ use vocab::{Nation, UtcNanos};
 /// Two tracks farther apart than this along x are not compared for merging (a merge needs
 /// them within a 3σ gate; no track is that uncertain and still worth merging).
 const MERGE_PREFILTER_M: f64 = 20_000.0;
+/// Tracks last predicted this far apart in time are not compared (a straight-line carry of
+/// one to the other's time stays accurate well within this).
+const MERGE_MAX_TIME_GAP_S: f64 = 2.0;
 
 /// Boost-phase positions kept per track for the launch estimate: a few minutes of 1 Hz updates
 /// from several sensors.
@@ -60,8 +63,15 @@ pub struct EngineConfig {
     pub reorder_window_s: f64,
     /// Longest gap between the two fixes that start a track.
     pub init_window_s: f64,
-    /// Updates that confirm a tentative track.
+    /// Updates that confirm a tentative track...
     pub confirm_hits: u32,
+    /// ...spread over at least this long (in a dense cloud, three reports within a second can
+    /// come from different objects; a real object keeps feeding its track).
+    pub confirm_span_s: f64,
+    /// A confirmed track with fewer updates than `young_updates` is dropped after this long
+    /// without one: a track that starved right after confirmation was most likely false.
+    pub young_timeout_s: f64,
+    pub young_updates: u32,
     /// A tentative track with no update for this long is dropped.
     pub tentative_timeout_s: f64,
     /// A confirmed track with no update for this long is lost, whatever its uncertainty.
@@ -91,7 +101,10 @@ impl Default for EngineConfig {
             imm: ImmConfig::default(),
             reorder_window_s: 2.0,
             init_window_s: 6.0,
-            confirm_hits: 3,
+            confirm_hits: 4,
+            confirm_span_s: 1.5,
+            young_timeout_s: 10.0,
+            young_updates: 10,
             tentative_timeout_s: 8.0,
             // A lofted ICBM flies above every radar's reach for many minutes near apogee; a
             // ballistic track coasts through that with slowly growing uncertainty.
@@ -535,6 +548,7 @@ impl Engine {
                 ecef_to_geodetic(&(Vector3::new(x[0], x[1], x[2]) + Vector3::new(x[3], x[4], x[5]) * ahead)).alt_m;
             let alive = match tr.status {
                 TrackStatus::Tentative => silent <= cfg.tentative_timeout_s,
+                TrackStatus::Confirmed if tr.hits < cfg.young_updates => silent <= cfg.young_timeout_s,
                 TrackStatus::Confirmed => {
                     let (_, p) = tr.imm.combined();
                     let sd = (p[(0, 0)] + p[(1, 1)] + p[(2, 2)]).sqrt();
@@ -547,7 +561,10 @@ impl Engine {
         self.merge_duplicates(now_s);
         let mut due_tracks = Vec::new();
         for tr in &mut self.tracks {
-            if tr.status == TrackStatus::Tentative && tr.hits >= cfg.confirm_hits {
+            if tr.status == TrackStatus::Tentative
+                && tr.hits >= cfg.confirm_hits
+                && tr.last_update_s - tr.first_s >= cfg.confirm_span_s
+            {
                 tr.status = TrackStatus::Confirmed;
                 tr.changed = true;
                 self.counters.tracks_confirmed += 1;
@@ -617,7 +634,9 @@ impl Engine {
                     break;
                 }
                 let (a, b) = (&self.tracks[i], &self.tracks[j]);
-                if (a.last_update_s != now_s && b.last_update_s != now_s) || a.t_s != b.t_s {
+                if (a.last_update_s != now_s && b.last_update_s != now_s)
+                    || (a.t_s - b.t_s).abs() > MERGE_MAX_TIME_GAP_S
+                {
                     continue;
                 }
                 if doomed.contains(&a.id) || doomed.contains(&b.id) {
@@ -625,7 +644,12 @@ impl Engine {
                 }
                 let (xa, pa) = a.imm.combined();
                 let (xb, pb) = b.imm.combined();
-                let d = (xa - xb).fixed_rows::<6>(0).into_owned();
+                // Compare at the later of the two times, the earlier carried along its velocity.
+                let mut d = (xa - xb).fixed_rows::<6>(0).into_owned();
+                let gap = a.t_s - b.t_s;
+                for k in 0..3 {
+                    d[k] -= xb[3 + k] * gap;
+                }
                 let s = (pa + pb).fixed_view::<6, 6>(0, 0).into_owned();
                 if let Some(chol) = s.cholesky() {
                     if d.dot(&chol.solve(&d)) < gate(6) {

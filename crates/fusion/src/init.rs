@@ -54,6 +54,10 @@ pub fn triangulate(
 /// ballistic flies; a pair implying it is two different objects.
 pub const MAX_SPEED_MPS: f64 = 8_000.0;
 
+/// Two fixes closer in time than this make a poor velocity (a 500 m position error over 0.1 s
+/// is a 5 km/s velocity error); wait for a later one.
+pub const MIN_PAIR_INTERVAL_S: f64 = 0.9;
+
 /// Pairs `fix` with the best earlier fix in `pool` (the one implying the most plausible
 /// velocity, judged by the Mahalanobis distance of the displacement from zero speed growth),
 /// returning its index. The earlier fix must be at most `window_s` older and not simultaneous.
@@ -61,7 +65,7 @@ pub fn pair(pool: &[Fix], fix: &Fix, window_s: f64) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
     for (i, f) in pool.iter().enumerate() {
         let dt = fix.t_s - f.t_s;
-        if !(dt > 0.05 && dt <= window_s) {
+        if !(dt >= MIN_PAIR_INTERVAL_S && dt <= window_s) {
             continue;
         }
         let displacement = (fix.pos - f.pos).norm();

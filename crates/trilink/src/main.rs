@@ -1,6 +1,7 @@
 //! `trilink`: one binary, one subcommand per job. Exit codes: 0 success, 1 failure while
 //! running, 2 bad usage or invalid input (documented in docs/cli.md).
 
+mod bench_cmd;
 mod eval_cmd;
 mod progress;
 mod sim_cmd;
@@ -24,6 +25,9 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Run the fusion engine over a file of sensor reports and write the tracks.
     Track(track_cmd::TrackArgs),
+    /// Benchmarks that print their figures against a peer or real time.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 /// What went wrong, by who must act: the user (2) or the system (1).
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Track(args) => track_cmd::run(&args),
+        Command::Bench(cmd) => bench_cmd::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! The `trilink` binary as a user runs it.
 
+mod bench_cli;
 mod eval_cli;
 mod sim_cli;
 mod track_cli;
