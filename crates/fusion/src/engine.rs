@@ -18,13 +18,17 @@
 use crate::assoc::assign;
 use crate::dynamics::MotionNoise;
 use crate::filter::{mahalanobis, Imm, ImmConfig, BOOST};
-use crate::init::{pair, triangulate, Fix};
+use crate::init::{pair_score, triangulate, Fix};
 use crate::measurement::{model, Measurement, Observation, SpaceIrObs};
 use crate::predict::{estimate_launch, predict_impact, ImpactPrediction, LaunchEstimate};
 use crate::{Cov, State};
 use geodesy::{ecef_to_geodetic, Vector3};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use vocab::{Nation, UtcNanos};
+
+/// The position slack a fix pair may need beyond the speed limit (three sigma of two fixes'
+/// errors); a pair needing more is not found by the sweep.
+const PAIR_SLACK_MAX_M: f64 = 30_000.0;
 
 /// Two tracks farther apart than this along x are not compared for merging (a merge needs
 /// them within a 3σ gate; no track is that uncertain and still worth merging).
@@ -100,7 +104,9 @@ impl Default for EngineConfig {
             noise: MotionNoise::default(),
             imm: ImmConfig::default(),
             reorder_window_s: 2.0,
-            init_window_s: 6.0,
+            // Sensors report every 0.1 to 2 s: a partner fix comes within 3 s, and a short
+            // window keeps the sweep narrow in a dense cloud.
+            init_window_s: 3.0,
             confirm_hits: 4,
             confirm_span_s: 1.5,
             young_timeout_s: 10.0,
@@ -115,7 +121,8 @@ impl Default for EngineConfig {
             launch_refine_s: 20.0,
             // Salvos and debris: hundreds of objects; 5,000 leaves room for clutter tracks.
             max_tracks: 5_000,
-            max_fixes: 20_000,
+            // Three seconds of fixes from a thousand objects under five radars at 10 Hz.
+            max_fixes: 200_000,
         }
     }
 }
@@ -193,11 +200,14 @@ pub struct TrackView {
 pub struct Engine {
     cfg: EngineConfig,
     epoch: Option<UtcNanos>,
-    buffer: Vec<(UtcNanos, u64, Measurement)>,
+    /// The reorder buffer, kept sorted by (time, sensor, arrival): reports mostly arrive in
+    /// order, so an insertion is usually a push at the back and processing pops the front.
+    buffer: VecDeque<(UtcNanos, u64, Measurement)>,
     arrivals: u64,
     processed_until: Option<UtcNanos>,
     tracks: Vec<Track>,
-    fixes: Vec<Fix>,
+    /// Fixes waiting for a partner, in time order.
+    fixes: VecDeque<Fix>,
     /// Unassigned infrared lines of sight of the latest instants, awaiting another satellite's.
     ir_pending: Vec<(f64, String, Nation, SpaceIrObs)>,
     next_id: u64,
@@ -212,11 +222,11 @@ impl Engine {
         Engine {
             cfg,
             epoch: None,
-            buffer: Vec::new(),
+            buffer: VecDeque::new(),
             arrivals: 0,
             processed_until: None,
             tracks: Vec::new(),
-            fixes: Vec::new(),
+            fixes: VecDeque::new(),
             ir_pending: Vec::new(),
             next_id: 1,
             counters: Counters::default(),
@@ -237,7 +247,16 @@ impl Engine {
             return;
         }
         self.arrivals += 1;
-        self.buffer.push((m.time, self.arrivals, m));
+        let key = |e: &(UtcNanos, u64, Measurement)| (e.0, e.2.sensor.clone(), e.1);
+        let entry = (m.time, self.arrivals, m);
+        let in_order = self.buffer.back().is_none_or(|last| (last.0, &last.2.sensor) <= (entry.0, &entry.2.sensor));
+        if in_order {
+            self.buffer.push_back(entry);
+        } else {
+            let k = key(&entry);
+            let at = self.buffer.partition_point(|e| key(e) <= k);
+            self.buffer.insert(at, entry);
+        }
     }
 
     /// Processes everything older than `now − reorder_window`. Returns the ids of tracks that
@@ -261,9 +280,12 @@ impl Engine {
     }
 
     fn process_until(&mut self, horizon: UtcNanos) -> Vec<TrackId> {
-        self.buffer.sort_by(|a, b| (a.0, &a.2.sensor, a.1).cmp(&(b.0, &b.2.sensor, b.1)));
-        let split = self.buffer.partition_point(|(t, _, _)| *t <= horizon);
-        let ready: Vec<_> = self.buffer.drain(..split).collect();
+        let mut ready = Vec::new();
+        while self.buffer.front().is_some_and(|(t, _, _)| *t <= horizon) {
+            if let Some(e) = self.buffer.pop_front() {
+                ready.push(e);
+            }
+        }
         let mut i = 0;
         while i < ready.len() {
             let (t, _, ref first) = ready[i];
@@ -345,11 +367,15 @@ impl Engine {
                 self.counters.degenerate_updates += 1;
             }
         }
+        let mut new_fixes = Vec::new();
         for (mi, m) in scan.iter().enumerate() {
             if !used[mi] {
-                self.start_from(t_s, m);
+                if let Some(fix) = self.start_from(t_s, m) {
+                    new_fixes.push(fix);
+                }
             }
         }
+        self.pair_fixes(t_s, new_fixes);
         self.maintain(t_s);
     }
 
@@ -415,8 +441,8 @@ impl Engine {
         out
     }
 
-    /// An unassigned report: make a fix of it, and a track of two fixes.
-    fn start_from(&mut self, t_s: f64, m: &Measurement) {
+    /// An unassigned report as a position fix (a partner's track starts a track at once).
+    fn start_from(&mut self, t_s: f64, m: &Measurement) -> Option<Fix> {
         let fix = match &m.obs {
             Observation::Radar(o) => {
                 let (pos, cov) = o.position();
@@ -468,11 +494,64 @@ impl Engine {
                 None
             }
         };
-        let Some(fix) = fix else { return };
-        self.counters.fixes += 1;
-        self.fixes.retain(|f| t_s - f.t_s <= self.cfg.init_window_s);
-        if let Some(i) = pair(&self.fixes, &fix, self.cfg.init_window_s) {
-            let first = self.fixes.swap_remove(i);
+        fix
+    }
+
+    /// Pairs this scan's fixes with the waiting ones: two fixes consistent with a missile's
+    /// speed start a tentative track; the rest wait. Candidates come from a sweep over the
+    /// waiting fixes sorted by x, so a dense cloud's burst of fixes does not cost pool × fixes.
+    fn pair_fixes(&mut self, t_s: f64, new: Vec<Fix>) {
+        if new.is_empty() {
+            return;
+        }
+        self.counters.fixes += new.len() as u64;
+        let window = self.cfg.init_window_s;
+        while self.fixes.front().is_some_and(|f| t_s - f.t_s > window) {
+            self.fixes.pop_front();
+        }
+        let mut index: Vec<(f64, usize)> = self.fixes.iter().enumerate().map(|(i, f)| (f.pos.x, i)).collect();
+        index.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let reach = crate::init::MAX_SPEED_MPS * window + PAIR_SLACK_MAX_M;
+        let mut used = vec![false; self.fixes.len()];
+        let mut births = Vec::new();
+        let mut unpaired = Vec::new();
+        for fix in new {
+            let lo = index.partition_point(|e| e.0 < fix.pos.x - reach);
+            let mut best: Option<(usize, f64)> = None;
+            for &(x, i) in &index[lo..] {
+                if x > fix.pos.x + reach {
+                    break;
+                }
+                if used[i] {
+                    continue;
+                }
+                if let Some(score) = pair_score(&self.fixes[i], &fix, window) {
+                    if best.is_none_or(|(_, s)| score < s) {
+                        best = Some((i, score));
+                    }
+                }
+            }
+            match best {
+                Some((i, _)) => {
+                    used[i] = true;
+                    births.push((self.fixes[i].clone(), fix));
+                }
+                None => unpaired.push(fix),
+            }
+        }
+        let mut k = 0;
+        self.fixes.retain(|_| {
+            let keep = !used[k];
+            k += 1;
+            keep
+        });
+        for fix in unpaired {
+            if self.fixes.len() >= self.cfg.max_fixes {
+                self.fixes.pop_front();
+            }
+            self.fixes.push_back(fix);
+        }
+        for (first, fix) in births {
             let dt = fix.t_s - first.t_s;
             let mut x = State::zeros();
             x.fixed_rows_mut::<3>(0).copy_from(&fix.pos);
@@ -489,18 +568,12 @@ impl Engine {
             for i in 6..9 {
                 p[(i, i)] = 30.0f64.powi(2);
             }
-            let nation = fix.nation;
-            if let Some(id) = self.new_track(t_s, x, p, nation) {
+            if let Some(id) = self.new_track(t_s, x, p, fix.nation) {
                 if let Some(tr) = self.tracks.iter_mut().find(|tr| tr.id == id) {
                     tr.nations.insert(first.nation);
                     tr.hits = 2;
                 }
             }
-        } else {
-            if self.fixes.len() >= self.cfg.max_fixes {
-                self.fixes.remove(0);
-            }
-            self.fixes.push(fix);
         }
     }
 
@@ -623,8 +696,10 @@ impl Engine {
     /// goes when their positions are within a 3σ gate of each other.
     fn merge_duplicates(&mut self, now_s: f64) {
         // Only tracks updated in this scan can have just become duplicates; candidates are
-        // found by a sweep over positions sorted by x (within MERGE_PREFILTER_M), not all pairs.
-        let mut by_x: Vec<(f64, usize)> = self.tracks.iter().enumerate().map(|(i, t)| (t.imm.x[0][0], i)).collect();
+        // found by a sweep over positions sorted by x (within MERGE_PREFILTER_M), not all pairs,
+        // and compared cheaply by distance against their position uncertainty first.
+        let estimates: Vec<(State, Cov)> = self.tracks.iter().map(|t| t.imm.combined()).collect();
+        let mut by_x: Vec<(f64, usize)> = estimates.iter().enumerate().map(|(i, e)| (e.0[0], i)).collect();
         by_x.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut doomed = BTreeSet::new();
         for k in 0..by_x.len() {
@@ -642,8 +717,14 @@ impl Engine {
                 if doomed.contains(&a.id) || doomed.contains(&b.id) {
                     continue;
                 }
-                let (xa, pa) = a.imm.combined();
-                let (xb, pb) = b.imm.combined();
+                let ((xa, pa), (xb, pb)) = (&estimates[i], &estimates[j]);
+                let gap_m = (Vector3::new(xa[0], xa[1], xa[2]) - Vector3::new(xb[0], xb[1], xb[2])).norm();
+                let spread = (pa[(0, 0)] + pa[(1, 1)] + pa[(2, 2)] + pb[(0, 0)] + pb[(1, 1)] + pb[(2, 2)]).sqrt();
+                let carry = (xb[3].abs() + xb[4].abs() + xb[5].abs()) * (a.t_s - b.t_s).abs();
+                if gap_m > 5.0 * spread + carry {
+                    continue;
+                }
+                let (xa, pa, xb, pb) = (*xa, *pa, *xb, *pb);
                 // Compare at the later of the two times, the earlier carried along its velocity.
                 let mut d = (xa - xb).fixed_rows::<6>(0).into_owned();
                 let gap = a.t_s - b.t_s;

@@ -58,29 +58,30 @@ pub const MAX_SPEED_MPS: f64 = 8_000.0;
 /// is a 5 km/s velocity error); wait for a later one.
 pub const MIN_PAIR_INTERVAL_S: f64 = 0.9;
 
-/// Pairs `fix` with the best earlier fix in `pool` (the one implying the most plausible
-/// velocity, judged by the Mahalanobis distance of the displacement from zero speed growth),
-/// returning its index. The earlier fix must be at most `window_s` older and not simultaneous.
-pub fn pair(pool: &[Fix], fix: &Fix, window_s: f64) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for (i, f) in pool.iter().enumerate() {
-        let dt = fix.t_s - f.t_s;
-        if !(dt >= MIN_PAIR_INTERVAL_S && dt <= window_s) {
-            continue;
-        }
-        let displacement = (fix.pos - f.pos).norm();
-        // Allow the speed limit plus three sigma of both fixes' position errors.
-        let slack = 3.0 * ((f.cov.trace() + fix.cov.trace()).sqrt());
-        if displacement > MAX_SPEED_MPS * dt + slack {
-            continue;
-        }
-        // Prefer the most recent partner, then the closest.
-        let score = dt * 1e6 + displacement;
-        if best.is_none_or(|(_, s)| score < s) {
-            best = Some((i, score));
-        }
+/// How well `fix` pairs with the earlier fix `f`: `None` if implausible (too close in time,
+/// older than `window_s`, or farther apart than the speed limit allows), else a score where
+/// lower is better — the most recent partner first, then the closest.
+pub fn pair_score(f: &Fix, fix: &Fix, window_s: f64) -> Option<f64> {
+    let dt = fix.t_s - f.t_s;
+    if !(dt >= MIN_PAIR_INTERVAL_S && dt <= window_s) {
+        return None;
     }
-    best.map(|(i, _)| i)
+    let displacement = (fix.pos - f.pos).norm();
+    // Allow the speed limit plus three sigma of both fixes' position errors.
+    let slack = 3.0 * ((f.cov.trace() + fix.cov.trace()).sqrt());
+    if displacement > MAX_SPEED_MPS * dt + slack {
+        return None;
+    }
+    Some(dt * 1e6 + displacement)
+}
+
+/// Pairs `fix` with the best earlier fix in `pool`, returning its index.
+pub fn pair(pool: &[Fix], fix: &Fix, window_s: f64) -> Option<usize> {
+    pool.iter()
+        .enumerate()
+        .filter_map(|(i, f)| pair_score(f, fix, window_s).map(|s| (i, s)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]

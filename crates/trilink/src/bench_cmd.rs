@@ -29,6 +29,9 @@ pub struct FusionBench {
     seconds: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Impact predictions per second of data across all tracks (0: tracking alone).
+    #[arg(long, default_value_t = EngineConfig::default().impact_predictions_per_s)]
+    impact_predictions_per_s: f64,
 }
 
 /// Limits: beyond these the report stream does not fit comfortably in memory (~200 bytes a report).
@@ -149,7 +152,13 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
     }
     reports.sort_by_key(|m| m.time);
     let n_reports = reports.len();
-    let mut engine = Engine::new(EngineConfig::default());
+    if !(args.impact_predictions_per_s.is_finite() && (0.0..=10_000.0).contains(&args.impact_predictions_per_s)) {
+        return Err(Failure::Input(anyhow!("--impact-predictions-per-s must be in [0, 10000]")));
+    }
+    let mut engine = Engine::new(EngineConfig {
+        impact_predictions_per_s: args.impact_predictions_per_s,
+        ..EngineConfig::default()
+    });
     let mut engine_time = Duration::ZERO;
     for m in reports {
         let now = m.time;
