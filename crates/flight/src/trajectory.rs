@@ -181,6 +181,31 @@ impl Dynamics {
         a
     }
 
+    /// The zero-height crossing within a step of length `h` from `(t, r, v)`, by bisection of
+    /// the step length: the length, position and velocity there.
+    fn ground_crossing(
+        &self,
+        t: f64,
+        r: &Vector3<f64>,
+        v: &Vector3<f64>,
+        h: f64,
+        f: &Forces,
+        bisections: usize,
+    ) -> (f64, Vector3<f64>, Vector3<f64>) {
+        let (mut lo, mut hi) = (0.0, h);
+        for _ in 0..bisections {
+            let mid = 0.5 * (lo + hi);
+            let (rm, _) = self.rk4(t, r, v, mid, f);
+            if ecef_to_geodetic(&rm).alt_m > 0.0 {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let (ri, vi) = self.rk4(t, r, v, hi, f);
+        (hi, ri, vi)
+    }
+
     fn rk4(&self, t: f64, r: &Vector3<f64>, v: &Vector3<f64>, h: f64, f: &Forces) -> (Vector3<f64>, Vector3<f64>) {
         let a1 = self.accel(t, r, v, f);
         let (r2, v2) = (r + v * (h / 2.0), v + a1 * (h / 2.0));
@@ -413,17 +438,7 @@ pub fn ballistic_impact(
         }
         let alt1 = ecef_to_geodetic(&r1).alt_m;
         if alt1 <= 0.0 {
-            let (mut lo, mut hi) = (0.0, h);
-            for _ in 0..FAST_IMPACT_BISECTIONS {
-                let mid = 0.5 * (lo + hi);
-                let (rm, _) = dynamics.rk4(t, &r, &v, mid, &forces);
-                if ecef_to_geodetic(&rm).alt_m > 0.0 {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            let (ri, _) = dynamics.rk4(t, &r, &v, hi, &forces);
+            let (hi, ri, _) = dynamics.ground_crossing(t, &r, &v, h, &forces, FAST_IMPACT_BISECTIONS);
             return Ok(BallisticImpact { impact: ecef_to_geodetic(&ri), impact_s: t + hi, apogee_alt_m: apogee });
         }
         apogee = apogee.max(alt1);
@@ -450,18 +465,7 @@ fn coast(
         let (r1, v1) = dynamics.rk4(t, &r, &v, h, &forces);
         let alt1 = ecef_to_geodetic(&r1).alt_m;
         if alt1 <= 0.0 {
-            // Bisect the step length for the zero-height crossing.
-            let (mut lo, mut hi) = (0.0, h);
-            for _ in 0..IMPACT_BISECTIONS {
-                let mid = 0.5 * (lo + hi);
-                let (rm, _) = dynamics.rk4(t, &r, &v, mid, &forces);
-                if ecef_to_geodetic(&rm).alt_m > 0.0 {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            let (ri, vi) = dynamics.rk4(t, &r, &v, hi, &forces);
+            let (hi, ri, vi) = dynamics.ground_crossing(t, &r, &v, h, &forces, IMPACT_BISECTIONS);
             rec.push(t + hi, ri, vi, false)?;
             return Ok(rec.samples);
         }

@@ -143,14 +143,7 @@ impl RadarObs {
     }
 }
 
-/// The satellite's nadir frame (rows x, y, z), as the simulator and docs/sim-output.md define it.
-pub fn nadir_frame(sat_pos_ecef_m: &Vector3<f64>) -> Matrix3<f64> {
-    let z = -sat_pos_ecef_m.normalize();
-    let reference = if z.z.abs() > 0.9 { Vector3::x() } else { Vector3::z() };
-    let x = reference.cross(&z).normalize();
-    let y = z.cross(&x);
-    Matrix3::from_rows(&[x.transpose(), y.transpose(), z.transpose()])
-}
+pub use geodesy::nadir_frame;
 
 impl SpaceIrObs {
     pub fn new(
@@ -174,7 +167,7 @@ impl SpaceIrObs {
 
     /// The unit line of sight in ECEF.
     pub fn direction(&self) -> Vector3<f64> {
-        (self.frame.transpose() * Vector3::new(self.alpha_rad.tan(), self.beta_rad.tan(), 1.0)).normalize()
+        geodesy::los_direction(&self.frame, self.alpha_rad, self.beta_rad)
     }
 }
 

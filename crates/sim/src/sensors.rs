@@ -83,22 +83,7 @@ pub fn earth_blocks(a: &Vector3<f64>, b: &Vector3<f64>) -> bool {
     lowest < start.min(0.0) - 1e-12
 }
 
-/// The satellite's sensor frame: z toward the Earth's centre (nadir), x perpendicular to z and
-/// to the Earth's polar axis (eastward for a satellite over the equator; the ECEF x axis is
-/// used instead when the satellite is within 25° of over a pole), y = z × x. Rows: x, y, z.
-pub fn nadir_frame(sat_pos_ecef_m: &Vector3<f64>) -> Matrix3<f64> {
-    let z = -sat_pos_ecef_m.normalize();
-    let reference = if z.z.abs() > 0.9 { Vector3::x() } else { Vector3::z() };
-    let x = reference.cross(&z).normalize();
-    let y = z.cross(&x);
-    Matrix3::from_rows(&[x.transpose(), y.transpose(), z.transpose()])
-}
-
-/// Line-of-sight angles of a direction in the nadir frame: α = atan2(x, z), β = atan2(y, z).
-pub fn los_angles(frame: &Matrix3<f64>, los: &Vector3<f64>) -> (f64, f64) {
-    let b = frame * los;
-    (b.x.atan2(b.z), b.y.atan2(b.z))
-}
+pub use geodesy::{los_angles, nadir_frame};
 
 impl Radar {
     pub fn site_ecef(&self) -> Vector3<f64> {
@@ -240,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn los_angles_invert() {
+    fn los_angles_invert_through_the_shared_frame() {
         let sat = Vector3::new(crate::orbit::geo_radius_m(), 0.0, 0.0);
         let frame = nadir_frame(&sat);
         let target = geodetic_to_ecef(&Geodetic::from_degrees(35.0, 10.0, 50e3));
