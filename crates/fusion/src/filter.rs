@@ -82,6 +82,58 @@ pub fn update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update> {
     Some(Update { nis, log_likelihood: -0.5 * (nis + ln_det + m * (2.0 * std::f64::consts::PI).ln()) })
 }
 
+/// Unscented measurement update: the measurement model is evaluated at 2n + 1 sigma points
+/// (scaled unscented transform, α = 1, β = 2, κ = 0: points at ±3σ) instead of being
+/// linearised. Angle components are averaged and differenced on the circle.
+pub fn unscented_update(x: &mut State, p: &mut Cov, model_at: &dyn Fn(&State) -> Linearized) -> Option<Update> {
+    const N: usize = 9;
+    let lambda = 0.0; // α²(n + κ) − n with α = 1, κ = 0
+    let w_mean_0 = lambda / (N as f64 + lambda);
+    let w_cov_0 = w_mean_0 + 2.0; // + (1 − α² + β)
+    let w_i = 1.0 / (2.0 * (N as f64 + lambda));
+    let l = (*p * (N as f64 + lambda)).cholesky()?.l();
+    let centre = model_at(x);
+    let m = centre.z.len();
+    let wrap = |d: &mut DVector<f64>| {
+        for &i in centre.angle_rows {
+            d[i] = (d[i] + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
+        }
+    };
+    let mut points: Vec<(State, DVector<f64>, f64, f64)> = Vec::with_capacity(2 * N + 1);
+    points.push((*x, DVector::zeros(m), w_mean_0, w_cov_0));
+    for k in 0..N {
+        for sign in [1.0, -1.0] {
+            let chi = *x + l.column(k) * sign;
+            let mut dz = model_at(&chi).predicted - &centre.predicted;
+            wrap(&mut dz);
+            points.push((chi, dz, w_i, w_i));
+        }
+    }
+    let mean_dz: DVector<f64> = points.iter().fold(DVector::zeros(m), |a, (_, dz, wm, _)| a + dz * *wm);
+    let mut pzz = centre.r.clone();
+    let mut pxz = DMatrix::zeros(N, m);
+    for (chi, dz, _, wc) in &points {
+        let d = dz - &mean_dz;
+        pzz += &d * d.transpose() * *wc;
+        let dx = DVector::from_iterator(N, (chi - *x).iter().copied());
+        pxz += dx * d.transpose() * *wc;
+    }
+    let chol = pzz.clone().cholesky()?;
+    let mut y = &centre.z - &centre.predicted - &mean_dz;
+    wrap(&mut y);
+    let k = chol.solve(&pxz.transpose()).transpose();
+    let dx = &k * &y;
+    for i in 0..N {
+        x[i] += dx[i];
+    }
+    let dp = &k * &pzz * k.transpose();
+    *p -= Cov::from_iterator(dp.iter().copied());
+    tidy(p);
+    let nis = y.dot(&chol.solve(&y));
+    let ln_det = 2.0 * chol.l().diagonal().iter().map(|d| d.ln()).sum::<f64>();
+    Some(Update { nis, log_likelihood: -0.5 * (nis + ln_det + m as f64 * (2.0 * std::f64::consts::PI).ln()) })
+}
+
 /// Covariance intersection as a Kalman update: with the prior covariance inflated to P/ω and
 /// the partner's to R/(1 − ω), the update gives exactly the covariance-intersection estimate
 /// of the observed part, which is consistent whatever the two errors' cross-correlation (the
@@ -216,18 +268,23 @@ impl Imm {
     /// linearised measurement at a state. Returns the combined NIS, or `None` if neither model
     /// could take the measurement.
     pub fn update(&mut self, model_of: impl Fn(&State) -> Linearized) -> Option<f64> {
-        self.update_with(model_of, update)
+        self.update_with(&model_of, update)
+    }
+
+    /// Measurement update with the unscented transform instead of linearisation.
+    pub fn update_unscented(&mut self, model_of: impl Fn(&State) -> Linearized) -> Option<f64> {
+        self.update_with(&model_of, |x, p, _| unscented_update(x, p, &model_of))
     }
 
     /// Track-to-track update by covariance intersection (for partner tracks, whose errors are
     /// correlated with ours in unknown ways): see [`ci_update`].
     pub fn update_ci(&mut self, model_of: impl Fn(&State) -> Linearized) -> Option<f64> {
-        self.update_with(model_of, ci_update)
+        self.update_with(&model_of, ci_update)
     }
 
     fn update_with(
         &mut self,
-        model_of: impl Fn(&State) -> Linearized,
+        model_of: &dyn Fn(&State) -> Linearized,
         step: impl Fn(&mut State, &mut Cov, &Linearized) -> Option<Update>,
     ) -> Option<f64> {
         let mut ll = [f64::NEG_INFINITY; 2];
@@ -271,6 +328,29 @@ impl Imm {
 mod tests {
     use super::*;
     use crate::measurement::{partner_model, PartnerTrack};
+
+    #[test]
+    fn unscented_update_equals_kalman_for_a_linear_model() {
+        // A partner track observes position and velocity linearly: the unscented update must
+        // then reproduce the Kalman update exactly (up to rounding).
+        let mut x = State::zeros();
+        x[0] = 6.4e6;
+        x[4] = 2_000.0;
+        let a = nalgebra::SMatrix::<f64, 9, 9>::from_fn(|i, j| ((i * 5 + j * 7) % 13) as f64 - 6.0);
+        let p = a * a.transpose() + Cov::identity() * 50.0;
+        let partner = PartnerTrack {
+            partner_track: "lin".into(),
+            pos_vel: nalgebra::SVector::<f64, 6>::from_column_slice(&[6.4e6 + 30.0, -20.0, 10.0, 5.0, 2_003.0, -4.0]),
+            cov: nalgebra::SMatrix::<f64, 6, 6>::identity() * 40.0,
+        };
+        let (mut xk, mut pk) = (x, p);
+        let uk = update(&mut xk, &mut pk, &partner_model(&partner, &x)).unwrap();
+        let (mut xu, mut pu) = (x, p);
+        let uu = unscented_update(&mut xu, &mut pu, &|s: &State| partner_model(&partner, s)).unwrap();
+        assert!((xk - xu).abs().max() < 1e-6, "{}", (xk - xu).abs().max());
+        assert!((pk - pu).abs().max() < 1e-6 * pk.abs().max(), "{}", (pk - pu).abs().max());
+        assert!((uk.nis - uu.nis).abs() < 1e-9);
+    }
 
     #[test]
     fn ci_update_never_claims_more_than_either_side_can_know() {

@@ -15,7 +15,7 @@ pub mod init;
 pub mod measurement;
 pub mod predict;
 
-pub use engine::{Counters, Engine, EngineConfig, TrackId, TrackStatus, TrackView};
+pub use engine::{Counters, Engine, EngineConfig, TrackId, TrackStatus, TrackView, UpdateKind};
 pub use measurement::{Measurement, Observation, PartnerTrack, RadarObs, SpaceIrObs};
 pub use predict::{ImpactPrediction, LaunchEstimate};
 

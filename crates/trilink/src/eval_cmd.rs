@@ -18,6 +18,15 @@ pub struct EvalArgs {
     /// Directory for eval.json and the SVG plots.
     #[arg(long, default_value = "out/eval")]
     out: PathBuf,
+    /// Measurement update: extended (linearised) or unscented (sigma points) Kalman.
+    #[arg(long, value_enum, default_value_t = Update::Unscented)]
+    update: Update,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Update {
+    Extended,
+    Unscented,
 }
 
 /// Monte Carlo runs beyond this are refused: 1,000 runs of the salvo take hours.
@@ -38,7 +47,11 @@ pub fn run(args: &EvalArgs) -> Result<(), Failure> {
     fs::create_dir_all(&args.out)
         .with_context(|| format!("failed to create output directory {}", args.out.display()))
         .map_err(Failure::Run)?;
-    let cfg = eval::EvalConfig::default();
+    let mut cfg = eval::EvalConfig::default();
+    cfg.engine.update = match args.update {
+        Update::Extended => fusion::UpdateKind::Extended,
+        Update::Unscented => fusion::UpdateKind::Unscented,
+    };
     let mut reports = Vec::new();
     for (path, scenario) in &parsed {
         let seeds: Vec<u64> = (0..args.runs).map(|k| scenario.seed.wrapping_add(k)).collect();
