@@ -32,9 +32,9 @@ pub struct FusionBench {
     /// Impact predictions per second of data across all tracks (0: tracking alone).
     #[arg(long, default_value_t = EngineConfig::default().impact_predictions_per_s)]
     impact_predictions_per_s: f64,
-    /// Use the extended (linearised) measurement update instead of the unscented one.
+    /// Use the unscented (sigma-point) measurement update instead of the extended one.
     #[arg(long)]
-    extended: bool,
+    unscented: bool,
 }
 
 /// Limits: beyond these the report stream does not fit comfortably in memory (~200 bytes a report).

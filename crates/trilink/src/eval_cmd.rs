@@ -19,7 +19,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "out/eval")]
     out: PathBuf,
     /// Measurement update: extended (linearised) or unscented (sigma points) Kalman.
-    #[arg(long, value_enum, default_value_t = Update::Unscented)]
+    #[arg(long, value_enum, default_value_t = Update::Extended)]
     update: Update,
 }
 

@@ -20,6 +20,9 @@ pub struct TrackArgs {
     /// Impact predictions per second of data across all tracks (0: none, tracking only).
     #[arg(long, default_value_t = EngineConfig::default().impact_predictions_per_s)]
     impact_predictions_per_s: f64,
+    /// Use the unscented (sigma-point) measurement update instead of the extended one.
+    #[arg(long)]
+    unscented: bool,
 }
 
 fn record(t: &TrackView) -> serde_json::Value {
