@@ -94,6 +94,8 @@ pub struct RunOutcome {
     pub impacts: Vec<(f64, f64)>,
     /// The last impact prediction made after burnout for each truth.
     pub last_impact_predictions: Vec<Option<fusion::ImpactPrediction>>,
+    /// Estimated ground tracks (lon, lat) of the confirmed tracks that followed a truth.
+    pub track_paths: Vec<Vec<(f64, f64)>>,
 }
 
 /// Runs one seed of `scenario`.
@@ -156,6 +158,7 @@ pub fn evaluate(scenario: &Scenario, seed: u64, cfg: &EvalConfig) -> Result<RunO
         launches: flown.iter().map(|f| f.plan.id.clone()).collect(),
         launch: state.launch_result(),
         last_impact_predictions: state.last_impact.clone(),
+        track_paths: state.track_paths.values().cloned().collect(),
         track_samples: state.track_samples,
         impact_samples: state.impact_samples,
         gospa: state.gospa,
@@ -198,6 +201,7 @@ struct Judge<'a> {
     /// The latest launch estimate each track gave (tracks end; their estimates are kept).
     launch_seen: BTreeMap<u64, (UtcNanos, fusion::LaunchEstimate)>,
     last_impact: Vec<Option<fusion::ImpactPrediction>>,
+    track_paths: BTreeMap<u64, Vec<(f64, f64)>>,
 }
 
 impl<'a> Judge<'a> {
@@ -220,6 +224,7 @@ impl<'a> Judge<'a> {
             follow_count: BTreeMap::new(),
             launch_seen: BTreeMap::new(),
             last_impact: vec![None; n],
+            track_paths: BTreeMap::new(),
         }
     }
 
@@ -266,6 +271,8 @@ impl<'a> Judge<'a> {
             // Judged at update instants only: the bound is computed at report times, and a
             // coasting track's growing error would be compared with a stale bound.
             if tr.last_update == tr.time && self.judged.insert(tr.id.0, tr.time) != Some(tr.time) {
+                let g = geodesy::ecef_to_geodetic(&Vector3::new(tr.state[0], tr.state[1], tr.state[2]));
+                self.track_paths.entry(tr.id.0).or_default().push((g.lon_deg(), g.lat_deg()));
                 if let Some(s) = f.state_at(tr.time) {
                     let mut e = nalgebra::SVector::<f64, 6>::zeros();
                     for k in 0..3 {

@@ -130,7 +130,21 @@ pub fn map_plot(title: &str, run: &RunOutcome) -> String {
             );
         }
     }
-    let _ = writeln!(s, "<text x=\"{MARGIN}\" y=\"{}\" fill=\"#aaa\">green: truth ground track · red: impact · yellow: last 95% impact ellipse · lon {lon0:.1}…{lon1:.1}, lat {lat0:.1}…{lat1:.1}</text>", H - 20.0);
+    // Tracks over the truth, dashed, so both show where they coincide.
+    for path in &run.track_paths {
+        let p: Vec<String> = path.iter().map(|(lo, la)| format!("{:.1},{:.1}", px(*lo), py(*la))).collect();
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"#4cf\" stroke-width=\"1\" stroke-dasharray=\"4 3\" points=\"{}\"/>",
+            p.join(" ")
+        );
+    }
+    let _ = writeln!(s, "<text x=\"{MARGIN}\" y=\"{}\" fill=\"#aaa\">green: truth · dashed blue: trilink tracks · red: impact · yellow: 95% impact ellipse</text>", H - 34.0);
+    let _ = writeln!(
+        s,
+        "<text x=\"{MARGIN}\" y=\"{}\" fill=\"#aaa\">lon {lon0:.1}…{lon1:.1} °E, lat {lat0:.1}…{lat1:.1} °N</text>",
+        H - 18.0
+    );
     s.push_str("</svg>\n");
     s
 }

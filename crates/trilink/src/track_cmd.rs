@@ -39,6 +39,7 @@ fn record(t: &TrackView) -> serde_json::Value {
             "ellipse95_semi_minor_m": e.semi_minor_m,
             "ellipse95_major_azimuth_deg": e.major_azimuth_rad.to_degrees(),
             "during_boost": i.during_boost,
+            "apogee_alt_m": i.apogee_alt_m,
         })
     });
     let launch = t.launch.as_ref().map(|(at, l)| {
@@ -60,6 +61,7 @@ fn record(t: &TrackView) -> serde_json::Value {
         "phase": t.phase.as_str(),
         "boost_probability": t.boost_probability,
         "nations": t.nations.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        "burnout_time": t.burnout_time.map(|b| b.to_string()),
         "impact": impact,
         "launch": launch,
     })
