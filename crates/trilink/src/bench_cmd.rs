@@ -155,13 +155,7 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
     }
     reports.sort_by_key(|m| m.time);
     let n_reports = reports.len();
-    if !(args.impact_predictions_per_s.is_finite() && (0.0..=10_000.0).contains(&args.impact_predictions_per_s)) {
-        return Err(Failure::Input(anyhow!("--impact-predictions-per-s must be in [0, 10000]")));
-    }
-    let mut engine = Engine::new(EngineConfig {
-        impact_predictions_per_s: args.impact_predictions_per_s,
-        ..EngineConfig::default()
-    });
+    let mut engine = Engine::new(crate::engine_config(args.impact_predictions_per_s, args.unscented)?);
     let mut engine_time = Duration::ZERO;
     for m in reports {
         let now = m.time;
@@ -219,7 +213,8 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
         n_reports as f64 / args.seconds
     );
     println!(
-        "engine: {secs:.2} s on one core = {:.0} reports/s; {:.2} s of engine per second of flight ({:.1}x real time)",
+        "engine ({} update): {secs:.2} s on one core = {:.0} reports/s; {:.2} s of engine per second of flight ({:.1}x real time)",
+        if args.unscented { "unscented" } else { "extended" },
         n_reports as f64 / secs,
         secs / args.seconds,
         args.seconds / secs

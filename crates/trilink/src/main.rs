@@ -39,6 +39,15 @@ pub enum Failure {
     Run(anyhow::Error),
 }
 
+/// The engine configuration from the options `track` and `bench` share.
+pub fn engine_config(impact_predictions_per_s: f64, unscented: bool) -> Result<fusion::EngineConfig, Failure> {
+    if !(impact_predictions_per_s.is_finite() && (0.0..=10_000.0).contains(&impact_predictions_per_s)) {
+        return Err(Failure::Input(anyhow::anyhow!("--impact-predictions-per-s must be in [0, 10000]")));
+    }
+    let update = if unscented { fusion::UpdateKind::Unscented } else { fusion::UpdateKind::Extended };
+    Ok(fusion::EngineConfig { impact_predictions_per_s, update, ..fusion::EngineConfig::default() })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

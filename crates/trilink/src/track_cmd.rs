@@ -88,13 +88,7 @@ pub fn run(args: &TrackArgs) -> Result<(), Failure> {
         .with_context(|| format!("failed to create {}", args.out.display()))
         .map_err(Failure::Run)?;
     let mut w = BufWriter::new(out);
-    if !(args.impact_predictions_per_s.is_finite() && (0.0..=10_000.0).contains(&args.impact_predictions_per_s)) {
-        return Err(Failure::Input(anyhow!("--impact-predictions-per-s must be in [0, 10000]")));
-    }
-    let mut engine = Engine::new(EngineConfig {
-        impact_predictions_per_s: args.impact_predictions_per_s,
-        ..EngineConfig::default()
-    });
+    let mut engine = Engine::new(crate::engine_config(args.impact_predictions_per_s, args.unscented)?);
     let mut engine_time = Duration::ZERO;
     let mut lines = 0usize;
     let emit = |engine: &Engine, changed: Vec<fusion::TrackId>, w: &mut BufWriter<fs::File>| -> anyhow::Result<usize> {
