@@ -3,7 +3,10 @@ use fusion::{Engine, EngineConfig, TrackStatus};
 fn main() {
     let path = std::env::args().nth(1).expect("scenario path");
     let text = std::fs::read_to_string(&path).expect("read");
-    let scenario = sim::parse(&path, &text).expect("parse");
+    let mut scenario = sim::parse(&path, &text).expect("parse");
+    if let Some(seed) = std::env::args().nth(2) {
+        scenario.seed = seed.parse().expect("seed");
+    }
     let flown = sim::fly_all(&scenario, &flight::FlightConfig::default(), &|_| {}).expect("fly");
     let end = sim::end_time(&scenario, &flown);
     let ms = sim::measure_all(&scenario, &flown, end);

@@ -42,7 +42,7 @@ impl Default for MotionNoise {
             ballistic_q_m2_s3: 1e-6,
             nominal_ballistic_coeff_kg_m2: 8_000.0,
             drag_uncertainty: 2.0,
-            boost_jerk_q_m2_s5: 4.0,
+            boost_jerk_q_m2_s5: 16.0,
         }
     }
 }

@@ -129,7 +129,7 @@ impl Default for EngineConfig {
             // A lofted ICBM flies above every radar's reach for many minutes near apogee; a
             // ballistic track coasts through that with slowly growing uncertainty.
             confirmed_timeout_s: 3_600.0,
-            max_coast_position_sd_m: 20_000.0,
+            max_coast_position_sd_m: 50_000.0,
             impact_interval_s: 1.0,
             impact_predictions_per_s: 50.0,
             launch_refine_s: 20.0,
@@ -639,7 +639,10 @@ impl Engine {
                 TrackStatus::Confirmed if tr.hits < cfg.young_updates => silent <= cfg.young_timeout_s,
                 TrackStatus::Confirmed => {
                     let (_, p) = tr.imm.combined();
-                    let sd = (p[(0, 0)] + p[(1, 1)] + p[(2, 2)]).sqrt();
+                    // The state was last predicted at t_s; its uncertainty has grown since, at
+                    // least by the velocity uncertainty carried over the interval.
+                    let vel_sd = (p[(3, 3)] + p[(4, 4)] + p[(5, 5)]).sqrt();
+                    let sd = (p[(0, 0)] + p[(1, 1)] + p[(2, 2)]).sqrt() + vel_sd * (now_s - tr.t_s);
                     silent <= cfg.confirmed_timeout_s && (silent < 1.0 || sd <= cfg.max_coast_position_sd_m)
                 }
             };
