@@ -174,7 +174,7 @@ impl Dynamics {
                 DragLaw::None => 0.0,
             };
             if scale > 0.0 {
-                let rho = density_kg_m3(approx_alt_m(r));
+                let rho = density_kg_m3(geodesy::geocentric_height_m(r));
                 a -= (rho * v.norm() * scale) * v;
             }
         }
@@ -216,17 +216,6 @@ impl Dynamics {
         let a4 = self.accel(t + h, &r4, &v4, f);
         (r + (v + 2.0 * v2 + 2.0 * v3 + v4) * (h / 6.0), v + (a1 + 2.0 * a2 + 2.0 * a3 + a4) * (h / 6.0))
     }
-}
-
-/// Height above the ellipsoid measured along the geocentric radius: within 1.5 m of the geodetic
-/// height below 200 km (the difference grows as h·(φ − ψ)²/2), and several times cheaper. Used
-/// only for air density, which varies by 1% over 60 m.
-fn approx_alt_m(r: &Vector3<f64>) -> f64 {
-    let rn = r.norm();
-    let sin2 = (r.z / rn).powi(2);
-    let (a, b) = (geodesy::Wgs84::A_M, geodesy::Wgs84::B_M);
-    let surface = a * b / (b * b * (1.0 - sin2) + a * a * sin2).sqrt();
-    rn - surface
 }
 
 fn local_up(r: &Vector3<f64>) -> Vector3<f64> {
@@ -574,7 +563,7 @@ mod tests {
         for lat in [-90.0, -60.0, -45.0, -10.0, 0.0, 30.0, 45.0, 70.0, 89.0] {
             for alt in [-400.0, 0.0, 10e3, 50e3, 100e3, 200e3] {
                 let r = geodetic_to_ecef(&Geodetic::from_degrees(lat, 20.0, alt));
-                let err = (approx_alt_m(&r) - alt).abs();
+                let err = (geodesy::geocentric_height_m(&r) - alt).abs();
                 assert!(err < 1.5, "lat {lat} alt {alt}: off by {err} m");
             }
         }

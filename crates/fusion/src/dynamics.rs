@@ -51,16 +51,9 @@ fn omega() -> Vector3<f64> {
     Vector3::new(0.0, 0.0, EARTH_ROTATION_RAD_S)
 }
 
-fn approx_alt_m(r: &Vector3<f64>) -> f64 {
-    let rn = r.norm();
-    let sin2 = (r.z / rn).powi(2);
-    let (a, b) = (Wgs84::A_M, Wgs84::B_M);
-    rn - a * b / (b * b * (1.0 - sin2) + a * a * sin2).sqrt()
-}
-
 /// Drag acceleration with the nominal ballistic coefficient.
 fn drag(r: &Vector3<f64>, v: &Vector3<f64>, beta: f64) -> Vector3<f64> {
-    let rho = density_kg_m3(approx_alt_m(r));
+    let rho = density_kg_m3(geodesy::geocentric_height_m(r));
     if rho == 0.0 {
         return Vector3::zeros();
     }

@@ -97,8 +97,8 @@ pub struct EngineConfig {
     pub impact_interval_s: f64,
     /// Impact predictions per second of data at most, across all tracks: under load (a salvo,
     /// debris) each track's prediction is refreshed less often, oldest first, instead of the
-    /// engine falling behind real time. 50 a second costs about a fifth of a core; 0 turns
-    /// impact prediction off.
+    /// engine falling behind real time. Each prediction flies 15 trajectories to the ground;
+    /// docs/BENCHMARKS.md shows what they cost against tracking alone. 0 turns them off.
     pub impact_predictions_per_s: f64,
     /// The launch estimate is refined over this long after the first one, then kept.
     pub launch_refine_s: f64,

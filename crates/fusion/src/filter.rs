@@ -4,8 +4,10 @@
 //! Why an EKF and not a UKF: over one update interval these models are close to linear (the
 //! gravity gradient moves a state by 1e-5 of itself per 2 s step, and radar ranges are hundreds
 //! of kilometres against metres of error), so the EKF's linearisation error is far below the
-//! noise; it is also several times cheaper. Where nonlinearity does matter — carrying a state
-//! to impact over minutes — the impact predictor uses sigma points instead (`predict.rs`).
+//! noise; it also costs less than half the instructions of the unscented update kept beside
+//! it (docs/BENCHMARKS.md, "Extended against unscented update"). Where nonlinearity does
+//! matter — carrying a state to impact over minutes — the impact predictor uses sigma points
+//! instead (`predict.rs`).
 
 use crate::dynamics::{process_noise, propagate, transition, Model, MotionNoise};
 use crate::measurement::Linearized;
@@ -154,18 +156,7 @@ pub fn ci_update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update>
         Some((xw, pw, u))
     };
     let cost = |w: f64| attempt(w).map_or(f64::INFINITY, |(_, pw, _)| (0..6).map(|i| pw[(i, i)]).sum());
-    let phi = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut a, mut b) = (0.01, 0.99);
-    for _ in 0..CI_GOLDEN_STEPS {
-        let c = b - phi * (b - a);
-        let d = a + phi * (b - a);
-        if cost(c) < cost(d) {
-            b = d;
-        } else {
-            a = c;
-        }
-    }
-    let (xw, pw, u) = attempt(0.5 * (a + b))?;
+    let (xw, pw, u) = attempt(crate::fuse::golden_section_min(cost, 0.01, 0.99, CI_GOLDEN_STEPS))?;
     *x = xw;
     *p = pw;
     Some(u)
@@ -386,5 +377,19 @@ mod tests {
         let (mut xb, mut pb) = (x, p);
         ci_update(&mut xb, &mut pb, &partner_model(&better, &x)).unwrap();
         assert!(pb[(0, 0)] < 1e3 && xb[0] > 6.4e6 + 30.0, "{} {}", pb[(0, 0)], xb[0] - 6.4e6);
+        // With the thrust block uncorrelated, the update's position-velocity part is the
+        // closed-form covariance intersection of the two 6-element estimates — up to the update
+        // keeping ω within [0.01, 0.99], here at the edge (the partner knows position 100× better).
+        let (xr, pr, _) = crate::fuse::covariance_intersection(
+            &x.fixed_rows::<6>(0).into_owned(),
+            &p.fixed_view::<6, 6>(0, 0).into_owned(),
+            &better.pos_vel,
+            &better.cov,
+        )
+        .unwrap();
+        for i in 0..6 {
+            assert!((xb[i] - xr[i]).abs() < 0.05, "x[{i}]: {} vs {}", xb[i], xr[i]);
+            assert!((pb[(i, i)] - pr[(i, i)]).abs() < 0.02 * pr[(i, i)], "P[{i}]: {} vs {}", pb[(i, i)], pr[(i, i)]);
+        }
     }
 }

@@ -18,23 +18,33 @@ pub fn covariance_intersection<const N: usize>(
     let i1 = p1.cholesky()?.inverse();
     let i2 = p2.cholesky()?.inverse();
     let fused = |w: f64| -> Option<SMatrix<f64, N, N>> { (i1 * w + i2 * (1.0 - w)).cholesky().map(|c| c.inverse()) };
-    // Golden-section search of ω on the trace, which is convex in ω.
-    let phi = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut a, mut b) = (0.0, 1.0);
-    let trace = |w: f64| fused(w).map_or(f64::INFINITY, |p| p.trace());
-    for _ in 0..40 {
-        let c = b - phi * (b - a);
-        let d = a + phi * (b - a);
-        if trace(c) < trace(d) {
-            b = d;
-        } else {
-            a = c;
-        }
-    }
-    let w = 0.5 * (a + b);
+    // The trace is convex in ω.
+    let w = golden_section_min(|w| fused(w).map_or(f64::INFINITY, |p| p.trace()), 0.0, 1.0, 40);
     let p = fused(w)?;
     let x = p * (i1 * x1 * w + i2 * x2 * (1.0 - w));
     Some((x, p, w))
+}
+
+/// The minimiser of a unimodal `f` on `[lo, hi]` by golden-section search, `steps` shrinks of
+/// 0.618 each, one new evaluation per step.
+pub fn golden_section_min(f: impl Fn(f64) -> f64, lo: f64, hi: f64, steps: usize) -> f64 {
+    let phi = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut a, mut b) = (lo, hi);
+    let mut c = b - phi * (b - a);
+    let mut d = a + phi * (b - a);
+    let (mut fc, mut fd) = (f(c), f(d));
+    for _ in 0..steps {
+        if fc < fd {
+            (b, d, fd) = (d, c, fc);
+            c = b - phi * (b - a);
+            fc = f(c);
+        } else {
+            (a, c, fc) = (c, d, fd);
+            d = a + phi * (b - a);
+            fd = f(d);
+        }
+    }
+    0.5 * (a + b)
 }
 
 #[cfg(test)]

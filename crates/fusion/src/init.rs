@@ -75,15 +75,6 @@ pub fn pair_score(f: &Fix, fix: &Fix, window_s: f64) -> Option<f64> {
     Some(dt * 1e6 + displacement)
 }
 
-/// Pairs `fix` with the best earlier fix in `pool`, returning its index.
-pub fn pair(pool: &[Fix], fix: &Fix, window_s: f64) -> Option<usize> {
-    pool.iter()
-        .enumerate()
-        .filter_map(|(i, f)| pair_score(f, fix, window_s).map(|s| (i, s)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(i, _)| i)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

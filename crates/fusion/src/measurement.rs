@@ -291,30 +291,30 @@ pub fn model(obs: &Observation, x: &State) -> Linearized {
     }
 }
 
-/// Unused in the EKF path but kept to check the analytic Jacobians in tests.
-pub fn numeric_jacobian(obs: &Observation, x: &State) -> DMatrix<f64> {
-    let base = model(obs, x);
-    let mut h = DMatrix::zeros(base.z.len(), 9);
-    for j in 0..9 {
-        let step = if j < 3 { 1.0 } else { 0.01 };
-        let mut dx = State::zeros();
-        dx[j] = step;
-        let plus = model(obs, &(x + dx)).predicted;
-        let minus = model(obs, &(x - dx)).predicted;
-        for i in 0..base.z.len() {
-            let mut d = plus[i] - minus[i];
-            if base.angle_rows.contains(&i) {
-                d = (d + PI).rem_euclid(TAU) - PI;
-            }
-            h[(i, j)] = d / (2.0 * step);
-        }
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Central differences of the model, to check the analytic Jacobians.
+    fn numeric_jacobian(obs: &Observation, x: &State) -> DMatrix<f64> {
+        let base = model(obs, x);
+        let mut h = DMatrix::zeros(base.z.len(), 9);
+        for j in 0..9 {
+            let step = if j < 3 { 1.0 } else { 0.01 };
+            let mut dx = State::zeros();
+            dx[j] = step;
+            let plus = model(obs, &(x + dx)).predicted;
+            let minus = model(obs, &(x - dx)).predicted;
+            for i in 0..base.z.len() {
+                let mut d = plus[i] - minus[i];
+                if base.angle_rows.contains(&i) {
+                    d = (d + PI).rem_euclid(TAU) - PI;
+                }
+                h[(i, j)] = d / (2.0 * step);
+            }
+        }
+        h
+    }
 
     fn state() -> State {
         let r = geodetic_to_ecef(&Geodetic::from_degrees(39.5, 131.0, 250e3));

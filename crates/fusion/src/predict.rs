@@ -67,8 +67,8 @@ impl ImpactPrediction {
 const LN_BETA_SD: f64 = 0.7;
 
 /// Integration steps for prediction: coarser than the simulator's (0.5 s in the air, 10 s in
-/// vacuum, where RK4's error over a 10 s step is under a millimetre), which moves an impact by
-/// metres against hundreds of metres of uncertainty, for a several-fold speed-up.
+/// vacuum). Their error is not measured apart; the impact errors and ellipse coverage in
+/// docs/BENCHMARKS.md include it.
 fn predict_config() -> FlightConfig {
     FlightConfig { boost_step_s: 0.5, coast_step_s: 10.0, ..FlightConfig::default() }
 }

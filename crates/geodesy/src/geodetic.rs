@@ -102,6 +102,17 @@ pub fn ecef_to_geodetic(r: &Vector3<f64>) -> Geodetic {
     Geodetic { lat_rad: lat, lon_rad, alt_m }
 }
 
+/// Height above the ellipsoid measured along the geocentric radius rather than the ellipsoid
+/// normal: within 1.5 m of the geodetic height below 200 km (the difference grows as
+/// h·(φ − ψ)²/2), with one square root instead of a full geodetic conversion. Good for air
+/// density, which changes by 1% over 60 m of height; not for positions.
+pub fn geocentric_height_m(r: &Vector3<f64>) -> f64 {
+    let rn = r.norm();
+    let sin2 = (r.z / rn).powi(2);
+    let (a, b) = (Wgs84::A_M, Wgs84::B_M);
+    rn - a * b / (b * b * (1.0 - sin2) + a * a * sin2).sqrt()
+}
+
 fn refine_latitude(mut lat: f64, p: f64, z: f64, steps: usize) -> f64 {
     for _ in 0..steps {
         let sin_lat = lat.sin();

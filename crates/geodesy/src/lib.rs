@@ -18,7 +18,7 @@ mod sphere;
 
 pub use eci::{ecef_to_eci, eci_to_ecef, gmst_rad, EARTH_ROTATION_RAD_S};
 pub use frames::{aer_to_ecef, ecef_to_aer, ecef_to_enu, ecef_to_ned, enu_rotation, enu_to_ecef, ned_to_ecef, Aer};
-pub use geodetic::{ecef_to_geodetic, geodetic_to_ecef, Geodetic, Wgs84};
+pub use geodetic::{ecef_to_geodetic, geocentric_height_m, geodetic_to_ecef, Geodetic, Wgs84};
 pub use los::{los_angles, los_direction, nadir_frame};
 pub use sphere::{geodesic_inverse, great_circle_angle_rad, great_circle_distance_m, Geodesic, MEAN_RADIUS_M};
 

@@ -3,7 +3,7 @@
 
 use crate::orbit::Orbit;
 use crate::rng::Rng;
-use geodesy::{ecef_to_aer, enu_rotation, geodetic_to_ecef, Aer, Geodetic, Matrix3, Vector3, Wgs84};
+use geodesy::{ecef_to_aer, geodetic_to_ecef, Aer, Geodetic, Vector3, Wgs84};
 use std::f64::consts::{PI, TAU};
 use vocab::{Nation, UtcNanos};
 
@@ -134,11 +134,6 @@ impl Radar {
             let rr = self.sigma_range_rate_mps.map(|_| rng.uniform_in(-CLUTTER_RANGE_RATE_MPS, CLUTTER_RANGE_RATE_MPS));
             out.push(Observation::Radar { aer, range_rate_mps: rr });
         }
-    }
-
-    /// The rotation from ECEF to this radar's east-north-up frame.
-    pub fn enu_rotation(&self) -> Matrix3<f64> {
-        enu_rotation(&self.site)
     }
 }
 

@@ -187,21 +187,6 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
         .collect();
     let truths: Vec<Vector3<f64>> = objects.iter().filter_map(|f| f.state_at(end_s).map(|s| s.0)).collect();
     let g = eval::metrics::gospa(&estimates, &truths, 10_000.0, 2.0);
-    if std::env::var_os("TRILINK_BENCH_DEBUG").is_some() {
-        for (e, t) in estimates.iter().zip(&confirmed) {
-            let (j, d) = truths
-                .iter()
-                .enumerate()
-                .map(|(j, p)| (j, (p - e).norm()))
-                .fold((0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
-            eprintln!(
-                "track {} nearest object {j} at {d:.0} m, updates {}, first {:.1}",
-                t.id.0,
-                t.updates,
-                t.first_time.secs_since(start)
-            );
-        }
-    }
     let secs = engine_time.as_secs_f64();
     let c = engine.counters();
     println!(

@@ -33,13 +33,6 @@ impl UtcNanos {
         self.0
     }
 
-    /// Seconds since the Unix epoch as a float (loses precision below ~0.2 µs at present dates).
-    pub fn as_secs_f64(self) -> f64 {
-        let whole = self.0.div_euclid(NANOS_PER_SECOND);
-        let frac = self.0.rem_euclid(NANOS_PER_SECOND);
-        whole as f64 + frac as f64 * 1e-9
-    }
-
     /// Days since J2000.0 (2000-01-01T12:00:00), computed without the precision loss of a
     /// Julian date (a JD in f64 resolves only ~40 µs).
     pub fn days_since_j2000(self) -> f64 {
