@@ -1,0 +1,242 @@
+//! The chain state machine, sans IO: seals new records of an origin, signs checkpoints, and
+//! verifies records and checkpoints received (or read back) in order.
+
+use crate::{record_hash, Hash, HASH_LEN};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use prost::Message;
+use vocab::{Nation, UtcNanos};
+use wire::{Checkpoint, Record, RecordKind, SignedCheckpoint};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("failed to decode record: {0}")]
+    DecodeRecord(String),
+    #[error("failed to decode checkpoint: {0}")]
+    DecodeCheckpoint(String),
+    #[error("failed to verify record: origin {found} where {expected} was expected")]
+    WrongOrigin { expected: Nation, found: String },
+    #[error("failed to verify record: seq {found} where {expected} was expected (the chain is gap-free from 1)")]
+    WrongSeq { expected: u64, found: u64 },
+    #[error("failed to verify record {seq}: prev_hash does not match the hash of record {}", seq - 1)]
+    BrokenLink { seq: u64 },
+    #[error("failed to verify checkpoint at seq {seq}: {why}")]
+    BadCheckpoint { seq: u64, why: String },
+}
+
+/// A freshly sealed record: its number, its exact bytes and their hash.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+    pub hash: Hash,
+}
+
+/// One origin's chain head: the last sequence number and its record's hash. The same type
+/// seals records (the origin's own log) and verifies them (a replica, the audit, recovery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    origin: Nation,
+    seq: u64,
+    head: Hash,
+    /// Highest seq covered by a verified checkpoint.
+    covered: u64,
+}
+
+/// What a record must carry to be sealed.
+#[derive(Debug, Clone)]
+pub struct NewRecord<'a> {
+    pub time: UtcNanos,
+    pub releasable_to: &'a [Nation],
+    pub kind: RecordKind,
+    pub body: Vec<u8>,
+}
+
+impl Chain {
+    /// An empty chain of `origin`.
+    pub fn new(origin: Nation) -> Chain {
+        Chain { origin, seq: 0, head: [0; HASH_LEN], covered: 0 }
+    }
+
+    /// A chain continuing from a known head (read back from a store).
+    pub fn resume(origin: Nation, seq: u64, head: Hash, covered: u64) -> Chain {
+        Chain { origin, seq, head, covered }
+    }
+
+    pub fn origin(&self) -> Nation {
+        self.origin
+    }
+
+    /// The last record's sequence number (0: none yet).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn head(&self) -> Hash {
+        self.head
+    }
+
+    /// Highest seq a verified checkpoint covers.
+    pub fn covered(&self) -> u64 {
+        self.covered
+    }
+
+    /// Seals the origin's next record.
+    pub fn seal(&mut self, new: NewRecord<'_>) -> Sealed {
+        let record = Record {
+            origin: self.origin.as_str().to_string(),
+            seq: self.seq + 1,
+            origin_time_unix_ns: new.time.as_nanos(),
+            releasable_to: new.releasable_to.iter().map(|n| n.as_str().to_string()).collect(),
+            kind: new.kind as i32,
+            prev_hash: self.head.to_vec(),
+            body: new.body,
+        };
+        let bytes = record.encode_to_vec();
+        let hash = record_hash(&bytes);
+        self.seq += 1;
+        self.head = hash;
+        Sealed { seq: self.seq, bytes, hash }
+    }
+
+    /// Signs a checkpoint over the current head and returns its encoded `SignedCheckpoint`.
+    /// The chain trusts its own signature, so the head becomes covered.
+    pub fn checkpoint(&mut self, key: &SigningKey, time: UtcNanos) -> Vec<u8> {
+        let checkpoint = Checkpoint {
+            origin: self.origin.as_str().to_string(),
+            seq: self.seq,
+            head_hash: self.head.to_vec(),
+            time_unix_ns: time.as_nanos(),
+        }
+        .encode_to_vec();
+        let signature = key.sign(&checkpoint).to_bytes().to_vec();
+        self.covered = self.seq;
+        SignedCheckpoint { checkpoint, signature, public_key: key.verifying_key().to_bytes().to_vec() }.encode_to_vec()
+    }
+
+    /// Verifies that `bytes` is the next record of this chain and advances the head. Returns the
+    /// decoded record.
+    pub fn verify_next(&mut self, bytes: &[u8]) -> Result<Record, ChainError> {
+        let record = Record::decode(bytes).map_err(|e| ChainError::DecodeRecord(e.to_string()))?;
+        if record.origin != self.origin.as_str() {
+            return Err(ChainError::WrongOrigin { expected: self.origin, found: record.origin });
+        }
+        if record.seq != self.seq + 1 {
+            return Err(ChainError::WrongSeq { expected: self.seq + 1, found: record.seq });
+        }
+        if record.prev_hash.as_slice() != self.head.as_slice() {
+            return Err(ChainError::BrokenLink { seq: record.seq });
+        }
+        self.seq = record.seq;
+        self.head = record_hash(bytes);
+        Ok(record)
+    }
+
+    /// Verifies a signed checkpoint against the key trusted for this origin (`None`: trust the
+    /// key the checkpoint names, which proves only internal consistency) and the chain as read
+    /// so far. A checkpoint may only cover the current head: records are checkpointed in
+    /// order, so a checkpoint for any other seq is a fault. Returns the signer's key.
+    pub fn verify_checkpoint(
+        &mut self,
+        bytes: &[u8],
+        trusted: Option<&VerifyingKey>,
+    ) -> Result<VerifyingKey, ChainError> {
+        let seq = self.seq;
+        let bad = |why: String| ChainError::BadCheckpoint { seq, why };
+        let signed = SignedCheckpoint::decode(bytes).map_err(|e| ChainError::DecodeCheckpoint(e.to_string()))?;
+        let key_bytes: [u8; 32] =
+            signed.public_key.as_slice().try_into().map_err(|_| bad("public key is not 32 bytes".into()))?;
+        let key = VerifyingKey::from_bytes(&key_bytes).map_err(|e| bad(format!("public key: {e}")))?;
+        if let Some(trusted) = trusted {
+            if trusted != &key {
+                return Err(bad(format!(
+                    "signed by {}, not by the key trusted for {}",
+                    hex::encode(key_bytes),
+                    self.origin
+                )));
+            }
+        }
+        let signature = Signature::from_slice(&signed.signature).map_err(|e| bad(format!("signature: {e}")))?;
+        key.verify(&signed.checkpoint, &signature).map_err(|_| bad("signature does not verify".into()))?;
+        let checkpoint = Checkpoint::decode(signed.checkpoint.as_slice())
+            .map_err(|e| ChainError::DecodeCheckpoint(e.to_string()))?;
+        if checkpoint.origin != self.origin.as_str() {
+            return Err(bad(format!("checkpoint of origin {}", checkpoint.origin)));
+        }
+        if checkpoint.seq != self.seq {
+            return Err(bad(format!("checkpoint names seq {} but the chain is at {}", checkpoint.seq, self.seq)));
+        }
+        if checkpoint.head_hash.as_slice() != self.head.as_slice() {
+            return Err(bad("head hash differs from the chain's".into()));
+        }
+        self.covered = self.seq;
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn seal(chain: &mut Chain, body: &[u8]) -> Sealed {
+        chain.seal(NewRecord {
+            time: UtcNanos::from_nanos(1),
+            releasable_to: &[],
+            kind: RecordKind::Heartbeat,
+            body: body.to_vec(),
+        })
+    }
+
+    #[test]
+    fn sealed_records_and_checkpoints_verify_in_order() {
+        let usa = Nation::parse("USA").unwrap();
+        let mut writer = Chain::new(usa);
+        let mut reader = Chain::new(usa);
+        for i in 0..5u8 {
+            let s = seal(&mut writer, &[i]);
+            assert_eq!(reader.verify_next(&s.bytes).unwrap().body, vec![i]);
+        }
+        let cp = writer.checkpoint(&key(1), UtcNanos::from_nanos(2));
+        reader.verify_checkpoint(&cp, Some(&key(1).verifying_key())).unwrap();
+        assert_eq!((reader.seq(), reader.covered(), reader.head()), (5, 5, writer.head()));
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_caught() {
+        let usa = Nation::parse("USA").unwrap();
+        let mut writer = Chain::new(usa);
+        let a = seal(&mut writer, b"a");
+        let b = seal(&mut writer, b"b");
+        // A gap.
+        assert!(matches!(Chain::new(usa).verify_next(&b.bytes), Err(ChainError::WrongSeq { expected: 1, found: 2 })));
+        // Another origin.
+        let mut jpn = Chain::new(Nation::parse("JPN").unwrap());
+        assert!(matches!(jpn.verify_next(&a.bytes), Err(ChainError::WrongOrigin { .. })));
+        // A changed body breaks the next link.
+        let mut forged = Record::decode(a.bytes.as_slice()).unwrap();
+        forged.body = b"z".to_vec();
+        let mut reader = Chain::new(usa);
+        reader.verify_next(&forged.encode_to_vec()).unwrap();
+        assert_eq!(reader.verify_next(&b.bytes), Err(ChainError::BrokenLink { seq: 2 }));
+        // A checkpoint by another key, or over another head.
+        let mut reader = Chain::new(usa);
+        reader.verify_next(&a.bytes).unwrap();
+        reader.verify_next(&b.bytes).unwrap();
+        let cp = writer.checkpoint(&key(2), UtcNanos::from_nanos(3));
+        let err = reader.verify_checkpoint(&cp, Some(&key(1).verifying_key())).unwrap_err();
+        assert!(err.to_string().contains("not by the key trusted"), "{err}");
+        let mut short = Chain::new(usa);
+        short.verify_next(&a.bytes).unwrap();
+        assert!(short.verify_checkpoint(&cp, None).unwrap_err().to_string().contains("chain is at 1"));
+        // A flipped signature bit.
+        let mut signed = SignedCheckpoint::decode(cp.as_slice()).unwrap();
+        signed.signature[0] ^= 1;
+        let err = reader.verify_checkpoint(&signed.encode_to_vec(), None).unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        // Garbage.
+        assert!(matches!(reader.verify_next(&[0xff, 0xff, 0xff]), Err(ChainError::DecodeRecord(_))));
+    }
+}

@@ -1,0 +1,58 @@
+//! Each origin's durable, hash-chained, signed log of records.
+//!
+//! # The log format
+//!
+//! A record (`wire::Record`) is the unit of keeping and sharing; its identity is (origin, seq),
+//! seq gap-free from 1. Its hash is SHA-256 over exactly the encoded bytes that are stored and
+//! sent, and record N carries the hash of record N−1 (`prev_hash`; 32 zero bytes for record 1),
+//! so the chain commits to every record before it. The origin signs checkpoints
+//! (`wire::Checkpoint`: "my chain up to seq has head hash H") with Ed25519; a record counts as
+//! accepted only once a verified checkpoint covers it. Bytes are never re-serialised to verify:
+//! hashes and signatures are over the stored bytes themselves.
+//!
+//! On disk a log is one directory with one sub-directory per origin (`USA/`, `JPN/`, …), so a
+//! node keeps its own chain and its replicas of partners' chains side by side. Each origin's
+//! records live in segment files named by their first sequence number
+//! (`00000000000000000001.seg`), rolled at [`MAX_SEGMENT_BYTES`]. A segment is a sequence of
+//! frames:
+//!
+//! ```text
+//! u32 LE payload length | u32 LE CRC-32C of (type byte ‖ payload) | u8 type | payload
+//! type 1: an encoded Record    type 2: an encoded SignedCheckpoint
+//! ```
+//!
+//! The writer appends the records of many requests, then one checkpoint over them, then syncs
+//! once (group commit); requests are acknowledged only after the sync. A crash can therefore
+//! leave at most a torn tail: frames after the last whole checkpoint, which no one was told
+//! about. Opening a log cuts that tail off; anything wrong *before* the last checkpoint is
+//! corruption, and opening refuses with the first bad frame named, as `audit` does offline.
+//!
+//! The modules: `chain` (the sans-IO state machine that seals and verifies records and
+//! checkpoints), `frame` (the frame codec), `store` (the `LogStore` trait and the segment-file
+//! store), `audit` (offline verification of a directory), `keys` (key files).
+
+pub mod audit;
+pub mod chain;
+pub mod frame;
+pub mod keys;
+pub mod store;
+
+pub use chain::{Chain, ChainError, Sealed};
+pub use store::{FileStore, LogStore, StoreError, StoredRecord};
+
+/// Segments roll at this size: small enough to copy and verify piecewise, large enough that a
+/// day of one nation's sensor traffic is a few hundred files.
+pub const MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest frame payload: a record holds one ingest batch (at most 16 MiB of measurements);
+/// anything larger is corruption, not data, and is never allocated.
+pub const MAX_FRAME_BYTES: u32 = 16 * 1024 * 1024 + 4096;
+/// Length of a record hash (SHA-256).
+pub const HASH_LEN: usize = 32;
+
+pub type Hash = [u8; HASH_LEN];
+
+/// SHA-256 of a record's encoded bytes.
+pub fn record_hash(bytes: &[u8]) -> Hash {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}

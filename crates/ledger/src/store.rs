@@ -1,0 +1,549 @@
+//! The `LogStore` trait and its embedded default, `FileStore`: one directory, one
+//! sub-directory per origin, segment files of frames, group commit (see the crate
+//! documentation for the layout and the recovery rule).
+
+use crate::chain::{Chain, ChainError};
+use crate::frame::{self, FrameType, HEADER_BYTES};
+use crate::{Hash, MAX_SEGMENT_BYTES};
+use ed25519_dalek::VerifyingKey;
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use vocab::Nation;
+
+/// What one pass over a segment's bytes found.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// Offset just past the last checkpoint, and the chain there.
+    pub good_end: usize,
+    pub good_chain: Chain,
+    /// The first frame that failed, and why.
+    pub failure: Option<(usize, String)>,
+    /// (seq, offset) of every `INDEX_STRIDE`th record.
+    pub index: Vec<(u64, u64)>,
+    pub last_checkpoint: Option<Vec<u8>>,
+    pub records: u64,
+    pub checkpoints: u64,
+}
+
+/// Verifies a segment's frames against `chain` (advanced as it goes), stopping at the first
+/// bad frame.
+pub(crate) fn scan_segment(data: &[u8], chain: &mut Chain, trusted: Option<&VerifyingKey>) -> Scan {
+    let mut scan = Scan {
+        good_end: 0,
+        good_chain: chain.clone(),
+        failure: None,
+        index: Vec::new(),
+        last_checkpoint: None,
+        records: 0,
+        checkpoints: 0,
+    };
+    let mut offset = 0usize;
+    while offset < data.len() {
+        let (kind, payload, n) = match frame::decode(&data[offset..]) {
+            Ok(f) => f,
+            Err(e) => {
+                scan.failure = Some((offset, e.to_string()));
+                break;
+            }
+        };
+        let checked = match kind {
+            FrameType::Record => chain.verify_next(payload).map(|_| {
+                scan.records += 1;
+                if (chain.seq() - 1).is_multiple_of(INDEX_STRIDE) {
+                    scan.index.push((chain.seq(), offset as u64));
+                }
+            }),
+            FrameType::Checkpoint => chain.verify_checkpoint(payload, trusted).map(|_| {
+                scan.checkpoints += 1;
+                scan.good_end = offset + n;
+                scan.good_chain = chain.clone();
+                scan.last_checkpoint = Some(payload.to_vec());
+            }),
+        };
+        if let Err(e) = checked {
+            scan.failure = Some((offset, e.to_string()));
+            break;
+        }
+        offset += n;
+    }
+    scan
+}
+
+/// The offset of the first whole, checksummed checkpoint frame at or after `from`, found by
+/// trying every offset (frame boundaries are lost after a fault).
+fn checkpoint_frame_after(data: &[u8], from: usize) -> Option<usize> {
+    (from..data.len().saturating_sub(HEADER_BYTES)).find(|&at| {
+        data[at + 8] == FrameType::Checkpoint as u8
+            && matches!(frame::decode(&data[at..]), Ok((FrameType::Checkpoint, payload, _))
+                if <wire::SignedCheckpoint as prost::Message>::decode(payload).is_ok())
+    })
+}
+
+/// One in this many records has an entry in the in-memory index; a read scans at most this
+/// many frames forward. 16 bytes per 256 records keeps the index of a year of traffic small.
+const INDEX_STRIDE: u64 = 256;
+/// Most records one `read` returns: bounds the memory of a range query.
+pub const MAX_READ_RECORDS: usize = 10_000;
+const LOCK_FILE: &str = "LOCK";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to {what} {path}: {source}")]
+    Io { what: &'static str, path: PathBuf, source: io::Error },
+    #[error("failed to open log {0}: another process holds it")]
+    Locked(PathBuf),
+    #[error("log is corrupt: {path} at byte {offset} (origin {origin}, after seq {seq}): {why}")]
+    Corrupt { path: PathBuf, offset: u64, origin: Nation, seq: u64, why: String },
+    #[error("failed to append to {origin}'s log: {source}")]
+    Rejected { origin: Nation, source: ChainError },
+    #[error("failed to append: the log failed earlier ({0}) and accepts nothing until restarted")]
+    Failed(String),
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { what, path: path.to_path_buf(), source }
+}
+
+/// A record as stored: its number and exact bytes (hash and verify these, never a re-encoding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// What recovery found when it opened a log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Bytes cut from segment tails: frames after the last checkpoint (never acknowledged).
+    pub torn_bytes_cut: u64,
+    /// Records in that cut tail that were whole but not yet covered by a checkpoint.
+    pub uncovered_records_cut: u64,
+}
+
+/// Where an origin's records are kept. `append_*` buffer; `commit` makes everything buffered
+/// durable at once (group commit); only committed, checkpointed records are read back.
+pub trait LogStore: Send {
+    /// Each origin held, with its chain head (`covered()` is the last durable checkpoint).
+    fn heads(&self) -> Vec<Chain>;
+    /// Buffers `origin`'s next record; it must extend the chain (checked).
+    fn append_record(&mut self, origin: Nation, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Buffers a signed checkpoint over `origin`'s current head (checked against `trusted`).
+    fn append_checkpoint(
+        &mut self,
+        origin: Nation,
+        bytes: &[u8],
+        trusted: Option<&VerifyingKey>,
+    ) -> Result<(), StoreError>;
+    /// Makes everything buffered durable.
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// Up to `max` (capped at `MAX_READ_RECORDS`) committed, covered records of `origin` from `from_seq`.
+    fn read(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, StoreError>;
+    /// The latest committed signed checkpoint of `origin`.
+    fn last_checkpoint(&self, origin: Nation) -> Option<Vec<u8>>;
+}
+
+#[derive(Debug)]
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+    /// Durable length in bytes.
+    len: u64,
+}
+
+#[derive(Debug)]
+struct OriginLog {
+    dir: PathBuf,
+    /// Chain over everything appended (buffered included).
+    chain: Chain,
+    /// Chain as of the last durable checkpoint: what readers see.
+    durable: Chain,
+    segments: Vec<Segment>,
+    /// (seq, segment index, offset) every `INDEX_STRIDE` records, including the buffered ones.
+    index: Vec<(u64, usize, u64)>,
+    file: Option<File>,
+    /// Frames appended but not yet written.
+    buf: Vec<u8>,
+    /// The segment the buffer goes to is new: its directory entry must be synced.
+    new_segment: bool,
+    last_checkpoint: Option<Vec<u8>>,
+    pending_checkpoint: Option<Vec<u8>>,
+    /// Chain state at the last buffered checkpoint: what a commit makes durable.
+    checkpointed: Chain,
+}
+
+/// The embedded store: a directory of segment files per origin.
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    origins: BTreeMap<Nation, OriginLog>,
+    failed: Option<String>,
+    _lock: File,
+}
+
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.seg")
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("sync directory", dir))
+}
+
+impl FileStore {
+    /// Opens (or creates) the log in `dir`, verifying every origin's chain and checkpoints
+    /// (against `trusted` keys where given) and cutting any torn tail.
+    pub fn open(dir: &Path, trusted: &BTreeMap<Nation, VerifyingKey>) -> Result<(FileStore, Recovery), StoreError> {
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.to_path_buf())),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+        }
+        let mut recovery = Recovery::default();
+        let mut origins = BTreeMap::new();
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .map_err(io_err("list", dir))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| Nation::parse(&e.file_name().to_string_lossy()).ok().map(|n| (n, e.path())))
+            .collect();
+        entries.sort();
+        for (origin, path) in entries {
+            let log = OriginLog::recover(origin, &path, trusted.get(&origin), &mut recovery)?;
+            origins.insert(origin, log);
+        }
+        Ok((FileStore { dir: dir.to_path_buf(), origins, failed: None, _lock: lock }, recovery))
+    }
+
+    fn origin_mut(&mut self, origin: Nation) -> Result<&mut OriginLog, StoreError> {
+        if let Some(f) = &self.failed {
+            return Err(StoreError::Failed(f.clone()));
+        }
+        if !self.origins.contains_key(&origin) {
+            let path = self.dir.join(origin.as_str());
+            fs::create_dir_all(&path).map_err(io_err("create", &path))?;
+            sync_dir(&self.dir)?;
+            self.origins.insert(origin, OriginLog::empty(origin, path));
+        }
+        Ok(self.origins.get_mut(&origin).expect("inserted above"))
+    }
+}
+
+impl OriginLog {
+    fn empty(origin: Nation, dir: PathBuf) -> OriginLog {
+        OriginLog {
+            dir,
+            chain: Chain::new(origin),
+            durable: Chain::new(origin),
+            segments: Vec::new(),
+            index: Vec::new(),
+            file: None,
+            buf: Vec::new(),
+            new_segment: false,
+            last_checkpoint: None,
+            pending_checkpoint: None,
+            checkpointed: Chain::new(origin),
+        }
+    }
+
+    /// Reads every segment, verifying frames, the chain and the checkpoints; cuts frames after
+    /// the last checkpoint of the last segment (a torn or unacknowledged tail).
+    fn recover(
+        origin: Nation,
+        dir: &Path,
+        trusted: Option<&VerifyingKey>,
+        recovery: &mut Recovery,
+    ) -> Result<OriginLog, StoreError> {
+        let mut log = OriginLog::empty(origin, dir.to_path_buf());
+        let mut names: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+            .map_err(io_err("list", dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let seq = name.strip_suffix(".seg")?.parse::<u64>().ok()?;
+                Some((seq, e.path()))
+            })
+            .collect();
+        names.sort();
+        let last = names.len().saturating_sub(1);
+        let mut chain = Chain::new(origin);
+        for (i, (first_seq, path)) in names.iter().enumerate() {
+            let data = fs::read(path).map_err(io_err("read", path))?;
+            let corrupt = |offset: usize, seq: u64, why: String| StoreError::Corrupt {
+                path: path.clone(),
+                offset: offset as u64,
+                origin,
+                seq,
+                why,
+            };
+            if *first_seq != chain.seq() + 1 {
+                return Err(corrupt(0, chain.seq(), format!("segment starts at seq {first_seq}")));
+            }
+            let scan = scan_segment(&data, &mut chain, trusted);
+            if scan.last_checkpoint.is_some() {
+                log.last_checkpoint = scan.last_checkpoint.clone();
+            }
+            let (good_end, good_chain, failure) = (scan.good_end, scan.good_chain, scan.failure);
+            let mut index_here: Vec<_> =
+                scan.index.iter().map(|&(seq, offset)| (seq, log.segments.len(), offset)).collect();
+            if i != last {
+                if let Some((offset, why)) = failure {
+                    return Err(corrupt(offset, chain.seq(), why));
+                }
+                if good_end != data.len() {
+                    return Err(corrupt(
+                        good_end,
+                        good_chain.seq(),
+                        "records after the segment's last checkpoint".into(),
+                    ));
+                }
+            } else if good_end != data.len() {
+                // Whatever follows the last checkpoint was never acknowledged — unless a
+                // whole checkpoint frame lies beyond the fault, which means the fault is
+                // damage inside acknowledged data, not a torn write: refuse, never cut it.
+                if let Some((offset, why)) = &failure {
+                    if let Some(at) = checkpoint_frame_after(&data, *offset + 1) {
+                        return Err(corrupt(
+                            *offset,
+                            chain.seq(),
+                            format!("{why}; a checkpoint follows at byte {at}, so this is damage, not a torn write"),
+                        ));
+                    }
+                }
+                // Keep the cut bytes beside the log for inspection; never destroy them.
+                let keep = path.with_extension(format!("torn-{good_end}"));
+                fs::write(&keep, &data[good_end..]).map_err(io_err("write", &keep))?;
+                recovery.torn_bytes_cut += (data.len() - good_end) as u64;
+                recovery.uncovered_records_cut += chain.seq() - good_chain.seq();
+                let f = OpenOptions::new().write(true).open(path).map_err(io_err("open", path))?;
+                f.set_len(good_end as u64).map_err(io_err("truncate", path))?;
+                f.sync_all().map_err(io_err("sync", path))?;
+                chain = good_chain.clone();
+                index_here.retain(|&(seq, _, _)| seq <= chain.seq());
+            }
+            log.index.extend(index_here);
+            log.segments.push(Segment { first_seq: *first_seq, path: path.clone(), len: good_end as u64 });
+        }
+        // An empty last segment (rolled, nothing committed) is dropped so that segment names
+        // always equal their first record's seq.
+        if log.segments.last().is_some_and(|s| s.len == 0) {
+            if let Some(s) = log.segments.pop() {
+                fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
+                sync_dir(dir)?;
+            }
+        }
+        log.chain = chain.clone();
+        log.durable = chain.clone();
+        log.checkpointed = chain;
+        Ok(log)
+    }
+
+    fn open_tail(&mut self) -> Result<(), StoreError> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        let roll = self.segments.last().is_none_or(|s| s.len >= MAX_SEGMENT_BYTES);
+        if roll {
+            // The buffer starts right after what is durable.
+            let first_seq = self.durable.seq() + 1;
+            let path = self.dir.join(segment_name(first_seq));
+            let f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&path)
+                .map_err(io_err("create", &path))?;
+            self.segments.push(Segment { first_seq, path, len: 0 });
+            self.file = Some(f);
+            self.new_segment = true;
+        } else if let Some(s) = self.segments.last() {
+            let mut f = OpenOptions::new().write(true).open(&s.path).map_err(io_err("open", &s.path))?;
+            f.seek(SeekFrom::Start(s.len)).map_err(io_err("seek", &s.path))?;
+            self.file = Some(f);
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        // Only whole groups are written: frames after the last buffered checkpoint stay
+        // buffered (they are not acknowledged yet either).
+        self.open_tail()?;
+        let seg = self.segments.last_mut().expect("open_tail made one");
+        let f = self.file.as_mut().expect("open_tail opened it");
+        f.write_all(&self.buf).map_err(io_err("write", &seg.path))?;
+        f.sync_data().map_err(io_err("sync", &seg.path))?;
+        if self.new_segment {
+            sync_dir(&self.dir)?;
+            self.new_segment = false;
+        }
+        seg.len += self.buf.len() as u64;
+        self.buf.clear();
+        self.durable = self.checkpointed.clone();
+        if let Some(cp) = self.pending_checkpoint.take() {
+            self.last_checkpoint = Some(cp);
+        }
+        if seg.len >= MAX_SEGMENT_BYTES {
+            self.file = None;
+        }
+        Ok(())
+    }
+
+    /// The offset where frames of `seq` can be found by scanning forward.
+    fn locate(&self, seq: u64) -> Option<(usize, u64, u64)> {
+        let i = self.index.partition_point(|&(s, _, _)| s <= seq);
+        if i > 0 {
+            let (s, seg, off) = self.index[i - 1];
+            // The index may point into an earlier segment than `seq`'s; prefer the segment start
+            // when it is nearer.
+            let seg_of_seq = self.segments.partition_point(|g| g.first_seq <= seq).saturating_sub(1);
+            if seg_of_seq > seg {
+                return Some((seg_of_seq, 0, self.segments[seg_of_seq].first_seq));
+            }
+            Some((seg, off, s))
+        } else {
+            self.segments.first().map(|g| (0, 0, g.first_seq))
+        }
+    }
+}
+
+impl LogStore for FileStore {
+    fn heads(&self) -> Vec<Chain> {
+        self.origins.values().map(|o| o.durable.clone()).collect()
+    }
+
+    fn append_record(&mut self, origin: Nation, bytes: &[u8]) -> Result<(), StoreError> {
+        let log = self.origin_mut(origin)?;
+        log.chain.verify_next(bytes).map_err(|source| StoreError::Rejected { origin, source })?;
+        let seq = log.chain.seq();
+        if (seq - 1).is_multiple_of(INDEX_STRIDE) {
+            // The record will be written at the end of the durable tail plus the buffer, in
+            // the current segment, or at the start of a new one if the tail is full.
+            let (seg, base) = match log.segments.last() {
+                Some(s) if s.len < MAX_SEGMENT_BYTES || log.file.is_some() => (log.segments.len() - 1, s.len),
+                _ => (log.segments.len(), 0),
+            };
+            log.index.push((seq, seg, base + log.buf.len() as u64));
+        }
+        frame::encode(FrameType::Record, bytes, &mut log.buf);
+        Ok(())
+    }
+
+    fn append_checkpoint(
+        &mut self,
+        origin: Nation,
+        bytes: &[u8],
+        trusted: Option<&VerifyingKey>,
+    ) -> Result<(), StoreError> {
+        let log = self.origin_mut(origin)?;
+        log.chain.verify_checkpoint(bytes, trusted).map_err(|source| StoreError::Rejected { origin, source })?;
+        frame::encode(FrameType::Checkpoint, bytes, &mut log.buf);
+        log.checkpointed = log.chain.clone();
+        log.pending_checkpoint = Some(bytes.to_vec());
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(f) = &self.failed {
+            return Err(StoreError::Failed(f.clone()));
+        }
+        for log in self.origins.values_mut() {
+            if log.checkpointed.seq() != log.chain.seq() {
+                // An append without its checkpoint is a caller bug; commit nothing unsigned.
+                self.failed = Some(format!(
+                    "{} records of {} lack a checkpoint",
+                    log.chain.seq() - log.checkpointed.seq(),
+                    log.chain.origin()
+                ));
+                return Err(StoreError::Failed(self.failed.clone().unwrap_or_default()));
+            }
+            if let Err(e) = log.commit() {
+                // A failed write or sync leaves the file's tail unknown; stop here, and let
+                // recovery at the next open cut whatever was half written.
+                self.failed = Some(e.to_string());
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        let Some(log) = self.origins.get(&origin) else { return Ok(Vec::new()) };
+        let last = log.durable.covered().min(log.durable.seq());
+        let from_seq = from_seq.max(1);
+        let max = max.min(MAX_READ_RECORDS);
+        if from_seq > last || max == 0 {
+            return Ok(Vec::new());
+        }
+        let Some((mut seg, mut offset, mut seq)) = log.locate(from_seq) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        while seg < log.segments.len() && out.len() < max && seq <= last {
+            let s = &log.segments[seg];
+            let mut f = File::open(&s.path).map_err(io_err("open", &s.path))?;
+            f.seek(SeekFrom::Start(offset)).map_err(io_err("seek", &s.path))?;
+            let mut r = io::BufReader::with_capacity(256 * 1024, f.take(s.len - offset));
+            let mut header = [0u8; HEADER_BYTES];
+            let mut payload = Vec::new();
+            loop {
+                if out.len() >= max || seq > last {
+                    break;
+                }
+                match r.read_exact(&mut header) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(io_err("read", &s.path)(e)),
+                }
+                let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+                if len > crate::MAX_FRAME_BYTES as usize {
+                    return Err(StoreError::Corrupt {
+                        path: s.path.clone(),
+                        offset,
+                        origin,
+                        seq,
+                        why: "frame too long".into(),
+                    });
+                }
+                payload.resize(len, 0);
+                r.read_exact(&mut payload).map_err(io_err("read", &s.path))?;
+                let mut whole = header.to_vec();
+                whole.extend_from_slice(&payload);
+                let (kind, body, _) = frame::decode(&whole).map_err(|e| StoreError::Corrupt {
+                    path: s.path.clone(),
+                    offset,
+                    origin,
+                    seq,
+                    why: e.to_string(),
+                })?;
+                offset += whole.len() as u64;
+                if kind == FrameType::Record {
+                    if seq >= from_seq {
+                        out.push(StoredRecord { seq, bytes: body.to_vec() });
+                    }
+                    seq += 1;
+                }
+            }
+            seg += 1;
+            offset = 0;
+        }
+        Ok(out)
+    }
+
+    fn last_checkpoint(&self, origin: Nation) -> Option<Vec<u8>> {
+        self.origins.get(&origin).and_then(|o| o.last_checkpoint.clone())
+    }
+}
+
+/// The head hash of a chain, for display.
+pub fn head_hex(head: &Hash) -> String {
+    hex::encode(head)
+}
