@@ -143,6 +143,27 @@ impl RadarObs {
     }
 }
 
+impl PartnerTrack {
+    /// A partner's track, checked: finite, a position between the Earth's centre and beyond
+    /// GEO, a speed below 20 km/s, and a symmetric positive-definite covariance.
+    pub fn new(
+        partner_track: String,
+        pos_vel: nalgebra::SVector<f64, 6>,
+        cov: nalgebra::SMatrix<f64, 6, 6>,
+    ) -> Result<PartnerTrack, MeasurementError> {
+        let r = pos_vel.fixed_rows::<3>(0).norm();
+        check("pos_ecef_m", r, r > 6_000e3 && r < MAX_RANGE_M, "not a position near the Earth (norm)")?;
+        let v = pos_vel.fixed_rows::<3>(3).norm();
+        check("vel_ecef_mps", v, v < 20_000.0, "faster than anything ballistic (norm)")?;
+        let asym = (cov - cov.transpose()).abs().max();
+        check("covariance", asym, asym <= 1e-9 * cov.abs().max().max(1.0), "not symmetric (largest asymmetry)")?;
+        let finite = cov.iter().all(|x| x.is_finite());
+        let pd = finite && cov.cholesky().is_some();
+        check("covariance", cov[(0, 0)], pd, "not positive definite (first diagonal element shown)")?;
+        Ok(PartnerTrack { partner_track, pos_vel, cov })
+    }
+}
+
 pub use geodesy::nadir_frame;
 
 impl SpaceIrObs {

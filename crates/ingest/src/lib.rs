@@ -138,6 +138,106 @@ pub fn parse_line(line: &str) -> Result<Measurement, IngestError> {
     }
 }
 
+/// The wire form of a validated measurement (for the log and for partners).
+pub fn to_wire(m: &Measurement) -> wire::Measurement {
+    use wire::measurement::Obs;
+    let obs = match &m.obs {
+        Observation::Radar(r) => Obs::Radar(wire::RadarMeasurement {
+            lat_deg: r.site.lat_deg(),
+            lon_deg: r.site.lon_deg(),
+            alt_m: r.site.alt_m,
+            range_m: r.range_m,
+            az_rad: r.az_rad,
+            el_rad: r.el_rad,
+            range_rate_mps: r.range_rate_mps,
+            sigma_range_m: r.sigma_range_m,
+            sigma_az_rad: r.sigma_az_rad,
+            sigma_el_rad: r.sigma_el_rad,
+            sigma_range_rate_mps: r.sigma_range_rate_mps,
+        }),
+        Observation::SpaceIr(s) => Obs::SpaceIr(wire::SpaceIrMeasurement {
+            sat_x_m: s.sat_pos_ecef_m.x,
+            sat_y_m: s.sat_pos_ecef_m.y,
+            sat_z_m: s.sat_pos_ecef_m.z,
+            los_alpha_rad: s.alpha_rad,
+            los_beta_rad: s.beta_rad,
+            sigma_los_rad: s.sigma_rad,
+        }),
+        Observation::Partner(p) => Obs::Track(wire::LocalTrack {
+            track_label: p.partner_track.clone(),
+            pos_ecef_m: p.pos_vel.fixed_rows::<3>(0).iter().copied().collect(),
+            vel_ecef_mps: p.pos_vel.fixed_rows::<3>(3).iter().copied().collect(),
+            covariance: p.cov.transpose().iter().copied().collect(),
+        }),
+    };
+    wire::Measurement {
+        time_unix_ns: m.time.as_nanos(),
+        sensor: m.sensor.clone(),
+        nation: m.nation.as_str().to_string(),
+        obs: Some(obs),
+    }
+}
+
+/// Longest track label.
+pub const MAX_TRACK_LABEL_BYTES: usize = 64;
+
+/// A measurement from its wire form, checked exactly as a report line is.
+pub fn from_wire(w: &wire::Measurement) -> Result<Measurement, IngestError> {
+    use wire::measurement::Obs;
+    if w.sensor.is_empty() || w.sensor.len() > MAX_SENSOR_ID_BYTES {
+        return Err(invalid("sensor", format!("must be 1 to {MAX_SENSOR_ID_BYTES} bytes")));
+    }
+    let nation = Nation::parse(&w.nation).map_err(|e| invalid("nation", e.to_string()))?;
+    let time = UtcNanos::from_nanos(w.time_unix_ns);
+    let obs = match &w.obs {
+        None => return Err(invalid("obs", "none of radar, space_ir or track is set")),
+        Some(Obs::Radar(r)) => {
+            if !(r.lat_deg.abs() <= 90.0 && r.lon_deg.abs() <= 180.0) {
+                return Err(invalid("site", format!("({}, {}) is not a latitude and longitude", r.lat_deg, r.lon_deg)));
+            }
+            if r.range_rate_mps.is_some() != r.sigma_range_rate_mps.is_some() {
+                return Err(invalid("sigma_range_rate_mps", "range rate and its sigma come together or not at all"));
+            }
+            Observation::Radar(
+                RadarObs::new(
+                    Geodetic::from_degrees(r.lat_deg, r.lon_deg, r.alt_m),
+                    r.range_m,
+                    r.az_rad,
+                    r.el_rad,
+                    r.range_rate_mps,
+                    (r.sigma_range_m, r.sigma_az_rad, r.sigma_el_rad),
+                    r.sigma_range_rate_mps,
+                )
+                .map_err(|e| invalid("radar", e.to_string()))?,
+            )
+        }
+        Some(Obs::SpaceIr(s)) => Observation::SpaceIr(
+            SpaceIrObs::new(
+                Vector3::new(s.sat_x_m, s.sat_y_m, s.sat_z_m),
+                s.los_alpha_rad,
+                s.los_beta_rad,
+                s.sigma_los_rad,
+            )
+            .map_err(|e| invalid("space_ir", e.to_string()))?,
+        ),
+        Some(Obs::Track(t)) => {
+            if t.track_label.is_empty() || t.track_label.len() > MAX_TRACK_LABEL_BYTES {
+                return Err(invalid("track_label", format!("must be 1 to {MAX_TRACK_LABEL_BYTES} bytes")));
+            }
+            if t.pos_ecef_m.len() != 3 || t.vel_ecef_mps.len() != 3 || t.covariance.len() != 36 {
+                return Err(invalid("track", "needs 3 position, 3 velocity and 36 covariance values"));
+            }
+            let pv = nalgebra::SVector::<f64, 6>::from_iterator(t.pos_ecef_m.iter().chain(&t.vel_ecef_mps).copied());
+            let cov = nalgebra::SMatrix::<f64, 6, 6>::from_row_slice(&t.covariance);
+            Observation::Partner(
+                fusion::PartnerTrack::new(t.track_label.clone(), pv, cov)
+                    .map_err(|e| invalid("track", e.to_string()))?,
+            )
+        }
+    };
+    Ok(Measurement { time, sensor: w.sensor.clone(), nation, obs })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +274,42 @@ mod tests {
             let err = parse_line(&line).expect_err(&line).to_string();
             assert!(err.contains(expect), "{err:?} lacks {expect:?}");
         }
+    }
+
+    #[test]
+    fn wire_form_round_trips_and_is_checked() {
+        for line in [RADAR, IR] {
+            let m = parse_line(line).unwrap();
+            assert_eq!(from_wire(&to_wire(&m)).unwrap(), m);
+        }
+        let mut w = to_wire(&parse_line(RADAR).unwrap());
+        if let Some(wire::measurement::Obs::Radar(r)) = &mut w.obs {
+            r.el_rad = 3.0;
+        }
+        assert!(from_wire(&w).unwrap_err().to_string().contains("el_rad"));
+        w.obs = None;
+        assert!(from_wire(&w).unwrap_err().to_string().contains("none of radar"));
+        let track = |cov: Vec<f64>| wire::Measurement {
+            time_unix_ns: 1,
+            sensor: "USA-C2".into(),
+            nation: "USA".into(),
+            obs: Some(wire::measurement::Obs::Track(wire::LocalTrack {
+                track_label: "T1".into(),
+                pos_ecef_m: vec![-3.0e6, 3.5e6, 4.2e6],
+                vel_ecef_mps: vec![1000.0, 0.0, 500.0],
+                covariance: cov,
+            })),
+        };
+        let identity: Vec<f64> = (0..36).map(|i| if i % 7 == 0 { 100.0 } else { 0.0 }).collect();
+        let m = from_wire(&track(identity.clone())).unwrap();
+        assert_eq!(from_wire(&to_wire(&m)).unwrap(), m);
+        let mut negative = identity.clone();
+        negative[7] = -1.0;
+        assert!(from_wire(&track(negative)).unwrap_err().to_string().contains("positive definite"));
+        let mut asym = identity;
+        asym[1] = 5.0;
+        assert!(from_wire(&track(asym)).unwrap_err().to_string().contains("symmetric"));
+        assert!(from_wire(&track(vec![1.0; 3])).unwrap_err().to_string().contains("36 covariance"));
     }
 
     proptest::proptest! {

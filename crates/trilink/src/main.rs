@@ -1,9 +1,13 @@
 //! `trilink`: one binary, one subcommand per job. Exit codes: 0 success, 1 failure while
 //! running, 2 bad usage or invalid input (documented in docs/cli.md).
 
+mod audit_cmd;
 mod bench_cmd;
 mod eval_cmd;
+mod node_cmd;
+mod pki_cmd;
 mod progress;
+mod send_cmd;
 mod sim_cmd;
 mod track_cmd;
 
@@ -25,6 +29,14 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Run the fusion engine over a file of sensor reports and write the tracks.
     Track(track_cmd::TrackArgs),
+    /// Run one nation's node: ingest, the signed log, live fusion, alerts and APIs.
+    Node(node_cmd::NodeArgs),
+    /// Keys and sensor tokens.
+    #[command(subcommand)]
+    Pki(pki_cmd::PkiCommand),
+    /// Check a log offline.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// Benchmarks that print their figures against a peer or real time.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -55,6 +67,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Track(args) => track_cmd::run(&args),
         Command::Bench(cmd) => bench_cmd::run(&cmd),
+        Command::Node(args) => node_cmd::run(&args),
+        Command::Pki(cmd) => pki_cmd::run(&cmd),
+        Command::Audit(cmd) => audit_cmd::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,19 @@ pub struct SimArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Instead of writing files, stream the sensor reports to a node's gRPC listener
+    /// (http://HOST:PORT), paced in scenario time.
+    #[arg(long, value_name = "URL")]
+    send: Option<String>,
+    /// With --send: how many times faster than real time.
+    #[arg(long, default_value_t = 1.0, requires = "send")]
+    speed: f64,
+    /// With --send: sensor tokens, a TOML file `[tokens] SENSOR_ID = "TOKEN"`.
+    #[arg(long, default_value = "config/demo-tokens.toml", requires = "send")]
+    tokens: PathBuf,
+    /// With --send: only the sensors of these nations (repeatable; default all).
+    #[arg(long = "nation", requires = "send")]
+    nations: Vec<String>,
 }
 
 /// Writes `name` in `dir` through a temporary file renamed into place, so a reader never sees
@@ -59,6 +72,25 @@ pub fn run(args: &SimArgs) -> Result<(), Failure> {
     let truth = sim::truth_all(&scenario, &flown, end);
     progress.set(1);
     let computed = started.elapsed();
+    if let Some(url) = &args.send {
+        progress.finish();
+        let nations = args
+            .nations
+            .iter()
+            .map(|n| vocab::Nation::parse(n).map_err(|e| Failure::Input(anyhow!("--nation: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut text = Vec::new();
+        sim::output::write_measurements(&mut text, &scenario, &flown, &measurements)
+            .map_err(|e| Failure::Run(anyhow!("failed to format reports: {e}")))?;
+        let text = String::from_utf8(text).map_err(|e| Failure::Run(anyhow!(e)))?;
+        let reports = text
+            .lines()
+            .map(ingest::parse_line)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Failure::Run(anyhow!("simulator produced an unparseable report: {e}")))?;
+        let opts = crate::send_cmd::SendOptions { url, speed: args.speed, tokens: &args.tokens, nations: &nations };
+        return crate::send_cmd::send(reports, &opts);
+    }
 
     progress.stage("writing", 3);
     fs::create_dir_all(&args.out)

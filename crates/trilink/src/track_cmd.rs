@@ -26,45 +26,7 @@ pub struct TrackArgs {
 }
 
 fn record(t: &TrackView) -> serde_json::Value {
-    let p = &t.cov;
-    let impact = t.impact.as_ref().map(|(at, i)| {
-        let e = i.ellipse(fusion::predict::ELLIPSE_SCALE_95);
-        serde_json::json!({
-            "made_at": at.to_string(),
-            "lat_deg": i.point.lat_deg(),
-            "lon_deg": i.point.lon_deg(),
-            "time": at.add_secs_f64(i.time_to_impact_s).to_string(),
-            "time_sd_s": i.time_to_impact_sd_s,
-            "ellipse95_semi_major_m": e.semi_major_m,
-            "ellipse95_semi_minor_m": e.semi_minor_m,
-            "ellipse95_major_azimuth_deg": e.major_azimuth_rad.to_degrees(),
-            "during_boost": i.during_boost,
-            "apogee_alt_m": i.apogee_alt_m,
-        })
-    });
-    let launch = t.launch.as_ref().map(|(at, l)| {
-        serde_json::json!({
-            "lat_deg": l.point.lat_deg(),
-            "lon_deg": l.point.lon_deg(),
-            "time": at.add_secs_f64(-l.seconds_before).to_string(),
-            "time_sd_s": l.seconds_before_sd,
-            "sd_m": l.cov_en_m2.trace().sqrt(),
-        })
-    });
-    serde_json::json!({
-        "time": t.time.to_string(),
-        "track": t.id.0,
-        "pos_ecef_m": [t.state[0], t.state[1], t.state[2]],
-        "vel_ecef_mps": [t.state[3], t.state[4], t.state[5]],
-        "pos_sd_m": (p[(0, 0)] + p[(1, 1)] + p[(2, 2)]).sqrt(),
-        "vel_sd_mps": (p[(3, 3)] + p[(4, 4)] + p[(5, 5)]).sqrt(),
-        "phase": t.phase.as_str(),
-        "boost_probability": t.boost_probability,
-        "nations": t.nations.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-        "burnout_time": t.burnout_time.map(|b| b.to_string()),
-        "impact": impact,
-        "launch": launch,
-    })
+    node::products::track_json(t)
 }
 
 pub fn run(args: &TrackArgs) -> Result<(), Failure> {

@@ -1,0 +1,301 @@
+//! The node's one typed config (TOML, docs/node.md): read, every key checked, unknown keys
+//! reported, paths resolved against the config file's directory.
+
+use anyhow::{anyhow, bail, Context};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use vocab::Nation;
+
+/// Most sensors one node authenticates.
+pub const MAX_SENSORS: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    nation: String,
+    data_dir: PathBuf,
+    signing_key: PathBuf,
+    #[serde(default)]
+    releasable_to: Vec<String>,
+    listen: FileListen,
+    #[serde(default)]
+    ingest: FileIngest,
+    #[serde(default)]
+    log: FileLog,
+    #[serde(default)]
+    fusion: FileFusion,
+    #[serde(default, rename = "sensor")]
+    sensors: Vec<FileSensor>,
+    #[serde(default, rename = "area")]
+    areas: Vec<FileArea>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileListen {
+    http: SocketAddr,
+    grpc: SocketAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileIngest {
+    max_future_s: f64,
+    max_age_s: f64,
+    max_batch_measurements: usize,
+    max_body_bytes: usize,
+}
+
+impl Default for FileIngest {
+    fn default() -> Self {
+        let d = IngestLimits::default();
+        FileIngest {
+            max_future_s: d.max_future_s,
+            max_age_s: d.max_age_s,
+            max_batch_measurements: d.max_batch_measurements,
+            max_body_bytes: d.max_body_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileLog {
+    max_group_records: usize,
+    queue_records: usize,
+}
+
+impl Default for FileLog {
+    fn default() -> Self {
+        FileLog { max_group_records: 4096, queue_records: 16_384 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileFusion {
+    reorder_window_ms: u64,
+    impact_predictions_per_s: f64,
+}
+
+impl Default for FileFusion {
+    fn default() -> Self {
+        FileFusion { reorder_window_ms: 250, impact_predictions_per_s: 50.0 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSensor {
+    id: String,
+    nation: Option<String>,
+    token_sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileArea {
+    file: PathBuf,
+}
+
+/// Limits on what sensors send.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IngestLimits {
+    /// A measurement time further ahead of the node's clock than this is refused (sensor clock
+    /// fault): one minute tolerates any NTP-synchronised sensor.
+    pub max_future_s: f64,
+    /// A measurement older than this is refused: it can no longer change any warning.
+    pub max_age_s: f64,
+    /// Measurements per batch (a radar's scan of a salvo is a few hundred).
+    pub max_batch_measurements: usize,
+    /// Bytes per HTTP request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_future_s: 60.0,
+            max_age_s: 3_600.0,
+            max_batch_measurements: 10_000,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A sensor allowed to send: its id, the nation its measurements must carry and the SHA-256
+/// of its bearer token (the node never stores the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sensor {
+    pub id: String,
+    pub nation: Nation,
+    pub token_sha256: [u8; 32],
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nation: Nation,
+    pub data_dir: PathBuf,
+    pub signing_key: PathBuf,
+    /// Marking of the node's own records: nations they may be released to.
+    pub releasable_to: Vec<Nation>,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    pub ingest: IngestLimits,
+    /// Most records one group commit covers.
+    pub max_group_records: usize,
+    /// Records queued for the writer before senders wait (backpressure).
+    pub queue_records: usize,
+    pub reorder_window_s: f64,
+    pub impact_predictions_per_s: f64,
+    /// Sensors by token hash.
+    pub sensors: BTreeMap<[u8; 32], Sensor>,
+    pub area_files: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Parses config text; relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<Config> {
+        let f: File = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        let nation = Nation::parse(&f.nation).context("key `nation`")?;
+        let releasable_to = f
+            .releasable_to
+            .iter()
+            .map(|n| Nation::parse(n).context("key `releasable_to`"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let i = &f.ingest;
+        if !(i.max_future_s >= 0.0 && i.max_future_s <= 86_400.0) {
+            bail!("key `ingest.max_future_s`: {} is not between 0 and 86400", i.max_future_s);
+        }
+        if !(i.max_age_s > 0.0 && i.max_age_s <= 365.0 * 86_400.0) {
+            bail!("key `ingest.max_age_s`: {} is not between 0 and a year", i.max_age_s);
+        }
+        if !(1..=100_000).contains(&i.max_batch_measurements) {
+            bail!("key `ingest.max_batch_measurements`: {} is not between 1 and 100000", i.max_batch_measurements);
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&i.max_body_bytes) {
+            bail!("key `ingest.max_body_bytes`: {} is not between 1 KiB and 64 MiB", i.max_body_bytes);
+        }
+        if !(1..=65_536).contains(&f.log.max_group_records) || !(1..=1_000_000).contains(&f.log.queue_records) {
+            bail!("keys `log.max_group_records` (1..=65536) and `log.queue_records` (1..=1000000) are out of range");
+        }
+        if f.fusion.reorder_window_ms > 60_000 {
+            bail!("key `fusion.reorder_window_ms`: {} exceeds a minute", f.fusion.reorder_window_ms);
+        }
+        if !(f.fusion.impact_predictions_per_s >= 0.0 && f.fusion.impact_predictions_per_s <= 10_000.0) {
+            bail!("key `fusion.impact_predictions_per_s` must be between 0 and 10000");
+        }
+        if f.sensors.len() > MAX_SENSORS {
+            bail!("{} sensors exceed the limit of {MAX_SENSORS}", f.sensors.len());
+        }
+        let mut sensors = BTreeMap::new();
+        for s in &f.sensors {
+            if s.id.is_empty() || s.id.len() > ingest::MAX_SENSOR_ID_BYTES {
+                bail!("sensor {:?}: id must be 1 to {} bytes", s.id, ingest::MAX_SENSOR_ID_BYTES);
+            }
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(s.token_sha256.trim(), &mut hash)
+                .map_err(|e| anyhow!("sensor {:?}: key `token_sha256`: {e} (expected 64 hex digits)", s.id))?;
+            let sensor_nation = match &s.nation {
+                Some(n) => Nation::parse(n).with_context(|| format!("sensor {:?}: key `nation`", s.id))?,
+                None => nation,
+            };
+            let sensor = Sensor { id: s.id.clone(), nation: sensor_nation, token_sha256: hash };
+            if sensors.insert(hash, sensor).is_some() {
+                bail!("sensor {:?}: its token is also another sensor's", s.id);
+            }
+        }
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        Ok(Config {
+            nation,
+            data_dir: resolve(&f.data_dir),
+            signing_key: resolve(&f.signing_key),
+            releasable_to,
+            http: f.listen.http,
+            grpc: f.listen.grpc,
+            ingest: IngestLimits {
+                max_future_s: i.max_future_s,
+                max_age_s: i.max_age_s,
+                max_batch_measurements: i.max_batch_measurements,
+                max_body_bytes: i.max_body_bytes,
+            },
+            max_group_records: f.log.max_group_records,
+            queue_records: f.log.queue_records,
+            reorder_window_s: f.fusion.reorder_window_ms as f64 / 1000.0,
+            impact_predictions_per_s: f.fusion.impact_predictions_per_s,
+            sensors,
+            area_files: f.areas.iter().map(|a| resolve(&a.file)).collect(),
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).with_context(|| format!("failed to load {}", path.display()))
+    }
+}
+
+/// SHA-256 of a bearer token, as configured.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+nation = "JPN"
+data_dir = "data"
+signing_key = "keys/node.key"
+releasable_to = ["USA", "KOR"]
+listen = { http = "127.0.0.1:8080", grpc = "127.0.0.1:50051" }
+[[sensor]]
+id = "JPN-FPS5-SADO"
+token_sha256 = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+[[area]]
+file = "areas/japan.geojson"
+"#;
+
+    #[test]
+    fn example_configs_load() {
+        for nation in ["usa", "jpn", "kor"] {
+            let path = PathBuf::from(format!("{}/../../config/{nation}.toml", env!("CARGO_MANIFEST_DIR")));
+            let c = Config::load(&path).unwrap();
+            assert_eq!(c.nation.as_str(), nation.to_uppercase());
+            assert!(!c.sensors.is_empty() && !c.area_files.is_empty());
+            for f in &c.area_files {
+                assert!(f.exists(), "{}", f.display());
+            }
+        }
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD, Path::new("/etc/trilink")).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/etc/trilink/data"));
+        assert_eq!(c.ingest, IngestLimits::default());
+        let s = c.sensors.get(&token_hash("foo")).unwrap();
+        assert_eq!((s.id.as_str(), s.nation.as_str()), ("JPN-FPS5-SADO", "JPN"));
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let cases = [
+            (GOOD.replace("nation = \"JPN\"", "nation = \"Japan\""), "nation"),
+            (GOOD.replace("data_dir", "dat_dir"), "unknown field `dat_dir`"),
+            (GOOD.replace("127.0.0.1:8080", "localhost"), "invalid socket address"),
+            (GOOD.replace("2c26b46b", "zz26b46b"), "token_sha256"),
+            (format!("{GOOD}\n[ingest]\nmax_future_s = -1\n"), "ingest.max_future_s"),
+            (format!("{GOOD}\n[[sensor]]\nid = \"X\"\ntoken_sha256 = \"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n"), "also another sensor's"),
+        ];
+        for (text, want) in cases {
+            let err = format!("{:#}", Config::parse(&text, Path::new(".")).unwrap_err());
+            assert!(err.contains(want), "{want}: {err}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The gRPC ingest service (`trilink.v1.Ingest`, proto/trilink/v1/trilink.proto): the same
+//! checks and the same durable acknowledgement as HTTP ingest, for sensors that stream.
+
+use crate::App;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+use wire::ingest_server::{Ingest, IngestServer};
+use wire::{IngestAck, MeasurementBatch, Rejection};
+
+/// Batches a stream may have in flight before the node stops reading it (backpressure).
+const STREAM_ACK_BUFFER: usize = 64;
+
+#[derive(Debug)]
+pub struct Service {
+    app: Arc<App>,
+}
+
+pub fn service(app: Arc<App>) -> IngestServer<Service> {
+    let limit = app.config.ingest.max_body_bytes;
+    IngestServer::new(Service { app }).max_decoding_message_size(limit)
+}
+
+fn bearer<T>(req: &Request<T>) -> Option<String> {
+    req.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+async fn submit(app: &App, sensor: &crate::config::Sensor, batch: MeasurementBatch) -> Result<IngestAck, Status> {
+    let arrived = Instant::now();
+    let max = app.config.ingest.max_batch_measurements;
+    if batch.measurements.len() > max {
+        app.metrics.reject(crate::metrics::Reject::Oversized, 1);
+        return Err(Status::resource_exhausted(format!(
+            "{} measurements exceed the batch limit of {max}",
+            batch.measurements.len()
+        )));
+    }
+    if batch.measurements.is_empty() {
+        return Err(Status::invalid_argument("empty batch"));
+    }
+    let items = batch.measurements.iter().map(ingest::from_wire).collect();
+    let o = app.ingest_batch(sensor, items, arrived).await.map_err(Status::unavailable)?;
+    Ok(IngestAck {
+        accepted: o.accepted as u64,
+        rejected: o.refused.len() as u64,
+        rejections: o
+            .refused
+            .iter()
+            .map(|r| Rejection { index: r.index as u32, reason: format!("{}: {}", r.reason.as_str(), r.message) })
+            .collect(),
+        seq: o.seq.unwrap_or(0),
+    })
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<IngestAck, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Ingest for Service {
+    async fn submit(&self, req: Request<MeasurementBatch>) -> Result<Response<IngestAck>, Status> {
+        let sensor = self.app.authenticate(bearer(&req).as_deref()).map_err(Status::unauthenticated)?.clone();
+        submit(&self.app, &sensor, req.into_inner()).await.map(Response::new)
+    }
+
+    type StreamStream = AckStream;
+
+    async fn stream(&self, req: Request<Streaming<MeasurementBatch>>) -> Result<Response<AckStream>, Status> {
+        let sensor = self.app.authenticate(bearer(&req).as_deref()).map_err(Status::unauthenticated)?.clone();
+        let mut inbound = req.into_inner();
+        let app = self.app.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_ACK_BUFFER);
+        tokio::spawn(async move {
+            while let Some(batch) = inbound.next().await {
+                let ack = match batch {
+                    Ok(b) => submit(&app, &sensor, b).await,
+                    Err(status) => {
+                        app.metrics.reject(crate::metrics::Reject::Malformed, 1);
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                };
+                if tx.send(ack).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,381 @@
+//! One nation's trilink server (`trilink node --config node.toml`).
+//!
+//! The shell around the sans-IO cores: it authenticates sensors and checks their input
+//! (`ingest_batch`), appends every accepted batch to the nation's signed log before it
+//! acknowledges it (`writer`, one OS thread, group commit), runs the fusion engine over the log
+//! in order and keeps the alert book (`picture`, one OS thread), and serves HTTP/JSON,
+//! WebSocket, Prometheus metrics (`http`) and gRPC ingest (`grpc`) on tokio. At start it opens
+//! the log (cutting any torn tail) and replays it through fusion, so the picture after a
+//! restart is rebuilt from the log alone.
+//!
+//! Only this crate (and the binary) knows tokio.
+
+pub mod config;
+mod grpc;
+mod http;
+pub mod metrics;
+mod picture;
+pub mod products;
+mod writer;
+
+use anyhow::{anyhow, Context};
+use config::{Config, Sensor};
+use fusion::{Engine, EngineConfig, Measurement};
+use ledger::{Chain, FileStore, LogStore};
+use metrics::{Metrics, Reject};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use vocab::UtcNanos;
+
+/// The node's clock: the only place it is read.
+pub fn wall_clock() -> UtcNanos {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    UtcNanos::from_nanos(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Stream messages buffered per WebSocket client; a client further behind loses the oldest
+/// (counted) and is told so, rather than hold the node's memory.
+const EVENT_BUFFER: usize = 4096;
+/// Records replayed per read at start.
+const REPLAY_CHUNK: usize = 1000;
+
+/// Per-sensor counts for the status API.
+#[derive(Debug, Default, Clone)]
+pub struct SensorStats {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub last_seen: Option<UtcNanos>,
+}
+
+/// What the request handlers share.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub metrics: Arc<Metrics>,
+    pub picture: Arc<RwLock<picture::Picture>>,
+    pub events: broadcast::Sender<Arc<str>>,
+    pub store: Arc<Mutex<FileStore>>,
+    pub log: mpsc::Sender<writer::Append>,
+    pub head: Arc<AtomicU64>,
+    pub sensors: Mutex<BTreeMap<String, SensorStats>>,
+    pub started: Instant,
+    pub public_key: String,
+    pub areas_geojson: serde_json::Value,
+    /// Turns true when the node shuts down (long-lived streams close on it).
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// One refused measurement: its index in the batch and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub index: usize,
+    pub reason: Reject,
+    pub message: String,
+}
+
+/// The outcome of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchOutcome {
+    pub accepted: usize,
+    pub refused: Vec<Refused>,
+    /// The record holding the accepted measurements (None when nothing was accepted).
+    pub seq: Option<u64>,
+}
+
+impl App {
+    /// The sensor a bearer token belongs to.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<&Sensor, String> {
+        let Some(value) = authorization else {
+            self.metrics.reject(Reject::Unauthenticated, 1);
+            return Err("missing authorization: send `Authorization: Bearer <sensor token>`".into());
+        };
+        let token = value.strip_prefix("Bearer ").unwrap_or("").trim();
+        match self.config.sensors.get(&config::token_hash(token)) {
+            Some(s) if !token.is_empty() => Ok(s),
+            _ => {
+                self.metrics.reject(Reject::Unauthenticated, 1);
+                Err("unknown sensor token".into())
+            }
+        }
+    }
+
+    /// Checks one parsed measurement against the sensor that sent it and the clock.
+    fn admit(&self, sensor: &Sensor, m: &Measurement, now: UtcNanos) -> Result<(), (Reject, String)> {
+        if m.sensor != sensor.id || m.nation != sensor.nation {
+            return Err((
+                Reject::WrongSensor,
+                format!(
+                    "measurement names sensor {} of {} but the token is {}'s of {}",
+                    m.sensor, m.nation, sensor.id, sensor.nation
+                ),
+            ));
+        }
+        let ahead_s = m.time.secs_since(now);
+        if ahead_s > self.config.ingest.max_future_s {
+            return Err((
+                Reject::InFuture,
+                format!(
+                    "time {} is {ahead_s:.0} s ahead of the node's clock (limit {} s)",
+                    m.time, self.config.ingest.max_future_s
+                ),
+            ));
+        }
+        if -ahead_s > self.config.ingest.max_age_s {
+            return Err((
+                Reject::TooOld,
+                format!("time {} is {:.0} s old (limit {} s)", m.time, -ahead_s, self.config.ingest.max_age_s),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a batch of parsed (or unparseable) measurements, logs the good ones as one
+    /// record and returns once that record is durable.
+    pub async fn ingest_batch(
+        &self,
+        sensor: &Sensor,
+        items: Vec<Result<Measurement, ingest::IngestError>>,
+        arrived: Instant,
+    ) -> Result<BatchOutcome, String> {
+        let now = wall_clock();
+        let mut refused = Vec::new();
+        let mut good = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let checked = item
+                .map_err(|e| {
+                    let reason = match e {
+                        ingest::IngestError::TooLong => Reject::Oversized,
+                        ingest::IngestError::Json(_) => Reject::Malformed,
+                        ingest::IngestError::Invalid { .. } => Reject::OutOfRange,
+                    };
+                    (reason, e.to_string())
+                })
+                .and_then(|m| self.admit(sensor, &m, now).map(|()| m));
+            match checked {
+                Ok(m) => good.push(ingest::to_wire(&m)),
+                Err((reason, message)) => {
+                    self.metrics.reject(reason, 1);
+                    refused.push(Refused { index, reason, message });
+                }
+            }
+        }
+        let accepted = good.len();
+        {
+            let mut s = self.sensors.lock().map_err(|_| "sensor table poisoned".to_string())?;
+            let e = s.entry(sensor.id.clone()).or_default();
+            e.accepted += accepted as u64;
+            e.rejected += refused.len() as u64;
+            e.last_seen = Some(now);
+        }
+        if good.is_empty() {
+            return Ok(BatchOutcome { accepted, refused, seq: None });
+        }
+        let body = prost::Message::encode_to_vec(&wire::MeasurementBatch { measurements: good });
+        let (tx, rx) = oneshot::channel();
+        let append = writer::Append { kind: wire::RecordKind::MeasurementBatch, body, arrived, reply: Some(tx) };
+        if self.log.send(append).await.is_err() {
+            self.metrics.reject(Reject::Unavailable, accepted as u64);
+            return Err("the node is shutting down".into());
+        }
+        match rx.await {
+            Ok(Ok(seq)) => {
+                self.metrics.measurements_accepted.fetch_add(accepted as u64, Relaxed);
+                Ok(BatchOutcome { accepted, refused, seq: Some(seq) })
+            }
+            Ok(Err(e)) => {
+                self.metrics.reject(Reject::Unavailable, accepted as u64);
+                Err(e)
+            }
+            Err(_) => {
+                self.metrics.reject(Reject::Unavailable, accepted as u64);
+                Err("the log writer stopped".into())
+            }
+        }
+    }
+}
+
+fn load_areas(config: &Config) -> anyhow::Result<(Vec<alert::Area>, serde_json::Value)> {
+    let mut areas = Vec::new();
+    let mut features = Vec::new();
+    for path in &config.area_files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("failed to read area file {}", path.display()))?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let parsed = alert::parse_areas(&text, &stem).with_context(|| format!("failed to load {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        match v.get("features").and_then(|f| f.as_array()) {
+            Some(f) => features.extend(f.iter().cloned()),
+            None => features.push(serde_json::json!({"type": "Feature", "properties": {"name": stem}, "geometry": v})),
+        }
+        areas.extend(parsed);
+    }
+    if areas.len() > alert::MAX_AREAS {
+        return Err(anyhow!("{} defended areas exceed the limit of {}", areas.len(), alert::MAX_AREAS));
+    }
+    Ok((areas, serde_json::json!({"type": "FeatureCollection", "features": features})))
+}
+
+/// Runs the node until SIGINT or SIGTERM, then shuts down gracefully: stops taking requests,
+/// makes every accepted record durable, and returns.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let key_text = std::fs::read_to_string(&config.signing_key).with_context(|| {
+        format!("failed to read signing key {} (make one with `trilink pki init`)", config.signing_key.display())
+    })?;
+    let key =
+        ledger::keys::parse_signing_key(&key_text).with_context(|| format!("in {}", config.signing_key.display()))?;
+    let (areas, areas_geojson) = load_areas(&config)?;
+    let trusted = BTreeMap::from([(config.nation, key.verifying_key())]);
+    let (store, recovery) = FileStore::open(&config.data_dir, &trusted)
+        .with_context(|| format!("failed to open the log in {}", config.data_dir.display()))?;
+    if recovery.torn_bytes_cut > 0 {
+        tracing::warn!(
+            bytes = recovery.torn_bytes_cut,
+            records = recovery.uncovered_records_cut,
+            "cut an unacknowledged torn tail from the log"
+        );
+    }
+    let chain =
+        store.heads().into_iter().find(|c| c.origin() == config.nation).unwrap_or_else(|| Chain::new(config.nation));
+    let start_seq = chain.seq();
+    tracing::info!(nation = %config.nation, seq = start_seq, dir = %config.data_dir.display(), "log opened");
+    let store = Arc::new(Mutex::new(store));
+    let metrics = Arc::new(Metrics::default());
+    let head = Arc::new(AtomicU64::new(start_seq));
+    let (log_tx, log_rx) = mpsc::channel(config.queue_records);
+    let (fusion_tx, fusion_rx) = std::sync::mpsc::sync_channel(config.queue_records);
+    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let picture = Arc::new(RwLock::new(picture::Picture::default()));
+    let engine = Engine::new(EngineConfig {
+        reorder_window_s: config.reorder_window_s,
+        impact_predictions_per_s: config.impact_predictions_per_s,
+        ..EngineConfig::default()
+    });
+
+    // Replay the log into fusion before new data: the fusion thread takes records in order.
+    let replay_store = store.clone();
+    let replay_tx = fusion_tx.clone();
+    let origin = config.nation;
+    let replay = std::thread::Builder::new().name("replay".into()).spawn(move || -> anyhow::Result<u64> {
+        let mut next = 1;
+        let mut n = 0;
+        while next <= start_seq {
+            let chunk =
+                replay_store.lock().map_err(|_| anyhow!("store lock poisoned"))?.read(origin, next, REPLAY_CHUNK)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for r in chunk {
+                next = r.seq + 1;
+                let rec: wire::Record = prost::Message::decode(r.bytes.as_slice())?;
+                let kind = wire::RecordKind::try_from(rec.kind).unwrap_or(wire::RecordKind::Unspecified);
+                n += 1;
+                if replay_tx.send(writer::Committed { seq: r.seq, kind, body: rec.body, arrived: None }).is_err() {
+                    return Ok(n);
+                }
+            }
+        }
+        Ok(n)
+    })?;
+
+    let fusion = picture::Fusion {
+        engine,
+        alerts: alert::AlertBook::new(areas),
+        picture: picture.clone(),
+        events: events.clone(),
+        metrics: metrics.clone(),
+        log: log_tx.downgrade(),
+        replay_until: start_seq,
+        reorder_window_s: config.reorder_window_s,
+    };
+    let fusion_thread = std::thread::Builder::new().name("fusion".into()).spawn(move || fusion.run(fusion_rx))?;
+    let replayed = replay.join().map_err(|_| anyhow!("replay thread panicked"))??;
+    tracing::info!(records = replayed, "log replayed into fusion");
+
+    let writer = writer::Writer {
+        store: store.clone(),
+        chain,
+        key: key.clone(),
+        releasable_to: config.releasable_to.clone(),
+        max_group_records: config.max_group_records,
+        metrics: metrics.clone(),
+        head: head.clone(),
+    };
+    let writer_thread =
+        std::thread::Builder::new().name("log-writer".into()).spawn(move || writer.run(log_rx, fusion_tx))?;
+
+    let (stop_watch, stop) = tokio::sync::watch::channel(false);
+    let app = Arc::new(App {
+        stop,
+        public_key: hex::encode(key.verifying_key().to_bytes()),
+        config: config.clone(),
+        metrics,
+        picture,
+        events,
+        store,
+        log: log_tx,
+        head,
+        sensors: Mutex::new(BTreeMap::new()),
+        started: Instant::now(),
+        areas_geojson,
+    });
+
+    let (stop_tx, _) = broadcast::channel::<()>(1);
+    let http_listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.http))?;
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.grpc))?;
+    tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, "node listening");
+    let mut stop_http = stop_tx.subscribe();
+    let http_server = axum::serve(http_listener, http::router(app.clone())).with_graceful_shutdown(async move {
+        let _ = stop_http.recv().await;
+    });
+    let mut stop_grpc = stop_tx.subscribe();
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(grpc::service(app.clone()))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), async move {
+            let _ = stop_grpc.recv().await;
+        });
+    let http_task = tokio::spawn(async move { http_server.await });
+    let grpc_task = tokio::spawn(grpc_server);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop_tx.send(());
+    let _ = stop_watch.send(true);
+    let _ = http_task.await;
+    let _ = grpc_task.await;
+    // Dropping the last senders lets the writer drain its queue, commit and stop; the fusion
+    // thread stops when the writer does.
+    drop(app);
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = writer_thread.join();
+        let _ = fusion_thread.join();
+    })
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,199 @@
+//! The node's metrics: lock-free counters and fixed-bucket latency histograms, rendered in
+//! the Prometheus text format at `/metrics`. Names follow `name_unit_total`; labels are bounded
+//! (the rejection reasons are a fixed set).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Upper bounds of histogram buckets, seconds: 50 µs to 10 s, roughly ×2 apart.
+const BUCKETS_S: [f64; 18] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0,
+    10.0,
+];
+
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; 19],
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, secs: f64) {
+        let i = BUCKETS_S.iter().position(|&b| secs <= b).unwrap_or(BUCKETS_S.len());
+        self.counts[i].fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add((secs.max(0.0) * 1e9) as u64, Relaxed);
+    }
+
+    /// The q-quantile, as the upper bound of the bucket that holds it (None when empty).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return Some(BUCKETS_S.get(i).copied().unwrap_or(f64::INFINITY));
+            }
+        }
+        None
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cum = 0;
+        for (i, b) in BUCKETS_S.iter().enumerate() {
+            cum += self.counts[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cum}");
+        }
+        cum += self.counts[BUCKETS_S.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_ns.load(Relaxed) as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count {cum}");
+    }
+}
+
+/// Why input was refused: a fixed set, so the label stays bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    Unauthenticated,
+    Malformed,
+    OutOfRange,
+    WrongSensor,
+    TooOld,
+    InFuture,
+    Oversized,
+    Unavailable,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 8] = [
+        Reject::Unauthenticated,
+        Reject::Malformed,
+        Reject::OutOfRange,
+        Reject::WrongSensor,
+        Reject::TooOld,
+        Reject::InFuture,
+        Reject::Oversized,
+        Reject::Unavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::Unauthenticated => "unauthenticated",
+            Reject::Malformed => "malformed",
+            Reject::OutOfRange => "out_of_range",
+            Reject::WrongSensor => "wrong_sensor",
+            Reject::TooOld => "too_old",
+            Reject::InFuture => "in_future",
+            Reject::Oversized => "oversized",
+            Reject::Unavailable => "unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub measurements_accepted: AtomicU64,
+    rejected: [AtomicU64; 8],
+    pub records_appended: AtomicU64,
+    pub group_commits: AtomicU64,
+    pub alerts_changed: AtomicU64,
+    pub tracks_confirmed: AtomicU64,
+    pub late_set_aside: AtomicU64,
+    pub ws_clients: AtomicU64,
+    pub ws_dropped_messages: AtomicU64,
+    /// From a batch's arrival to its acknowledgement (durable).
+    pub ack_latency: Histogram,
+    /// One group commit's write and sync.
+    pub commit_latency: Histogram,
+    /// From the arrival of the newest measurement an engine step processed to the publication
+    /// of the alert changes that step made (excludes the reorder window, reported separately).
+    pub ingest_to_alert: Histogram,
+}
+
+impl Metrics {
+    pub fn reject(&self, why: Reject, n: u64) {
+        self.rejected[why as usize].fetch_add(n, Relaxed);
+    }
+
+    pub fn rejected(&self, why: Reject) -> u64 {
+        self.rejected[why as usize].load(Relaxed)
+    }
+
+    pub fn render(&self, log_seq: u64) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter(
+            "trilink_ingest_measurements_accepted_total",
+            "Measurements accepted and logged.",
+            self.measurements_accepted.load(Relaxed),
+        );
+        counter(
+            "trilink_log_records_appended_total",
+            "Records appended to the node's own log.",
+            self.records_appended.load(Relaxed),
+        );
+        counter("trilink_log_group_commits_total", "Group commits (one sync each).", self.group_commits.load(Relaxed));
+        counter(
+            "trilink_alert_changes_total",
+            "Alert changes (raised, updated, withdrawn).",
+            self.alerts_changed.load(Relaxed),
+        );
+        counter("trilink_fusion_tracks_confirmed_total", "Tracks confirmed.", self.tracks_confirmed.load(Relaxed));
+        counter(
+            "trilink_fusion_late_set_aside_total",
+            "Measurements set aside as too late for the reorder window.",
+            self.late_set_aside.load(Relaxed),
+        );
+        counter(
+            "trilink_ws_dropped_messages_total",
+            "Stream messages dropped for slow WebSocket clients.",
+            self.ws_dropped_messages.load(Relaxed),
+        );
+        let _ = writeln!(out, "# HELP trilink_ingest_rejected_total Input refused, by reason.\n# TYPE trilink_ingest_rejected_total counter");
+        for r in Reject::ALL {
+            let _ = writeln!(out, "trilink_ingest_rejected_total{{reason=\"{}\"}} {}", r.as_str(), self.rejected(r));
+        }
+        let _ = writeln!(out, "# HELP trilink_log_seq Last sequence number of the node's own log.\n# TYPE trilink_log_seq gauge\ntrilink_log_seq {log_seq}");
+        let _ = writeln!(out, "# HELP trilink_ws_clients Connected WebSocket clients.\n# TYPE trilink_ws_clients gauge\ntrilink_ws_clients {}", self.ws_clients.load(Relaxed));
+        self.ack_latency.render(
+            "trilink_ingest_ack_latency_seconds",
+            "Arrival of a batch to its durable acknowledgement.",
+            &mut out,
+        );
+        self.commit_latency.render("trilink_log_commit_seconds", "One group commit: write and sync.", &mut out);
+        self.ingest_to_alert.render(
+            "trilink_ingest_to_alert_seconds",
+            "Arrival of the newest measurement an engine step used to publication of the alert changes it made.",
+            &mut out,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_buckets() {
+        let h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        for _ in 0..99 {
+            h.observe(0.0003);
+        }
+        h.observe(0.3);
+        assert_eq!(h.quantile(0.5), Some(0.0005));
+        assert_eq!(h.quantile(0.99), Some(0.0005));
+        assert_eq!(h.quantile(1.0), Some(0.5));
+        let mut text = String::new();
+        h.render("x_seconds", "help", &mut text);
+        assert!(text.contains("x_seconds_bucket{le=\"+Inf\"} 100"), "{text}");
+    }
+}

@@ -1,0 +1,134 @@
+//! The log writer: one OS thread that owns appending to the node's own chain.
+//!
+//! Group commit: it takes the first waiting append, then every other waiting one up to
+//! `max_group_records`, seals them as consecutive records, signs one checkpoint over the new
+//! head, and syncs once. Only then does it acknowledge each request and hand the records to
+//! fusion, in log order. A failed write or sync fails every request of the group and every
+//! later one: the node stops acknowledging rather than acknowledge what it may not hold.
+
+use crate::metrics::Metrics;
+use ed25519_dalek::SigningKey;
+use ledger::chain::NewRecord;
+use ledger::{Chain, FileStore, LogStore};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use vocab::{Nation, UtcNanos};
+use wire::RecordKind;
+
+/// One record to append.
+#[derive(Debug)]
+pub struct Append {
+    pub kind: RecordKind,
+    pub body: Vec<u8>,
+    /// When the data arrived at the node (for latency measurement).
+    pub arrived: Instant,
+    /// Where to say the record is durable (its seq) or why it is not.
+    pub reply: Option<oneshot::Sender<Result<u64, String>>>,
+}
+
+/// A durable record, handed to fusion in log order.
+#[derive(Debug)]
+pub struct Committed {
+    pub seq: u64,
+    pub kind: RecordKind,
+    pub body: Vec<u8>,
+    pub arrived: Option<Instant>,
+}
+
+pub struct Writer {
+    pub store: Arc<Mutex<FileStore>>,
+    pub chain: Chain,
+    pub key: SigningKey,
+    pub releasable_to: Vec<Nation>,
+    pub max_group_records: usize,
+    pub metrics: Arc<Metrics>,
+    /// The last durable seq, for readers that must not wait on the store's lock.
+    pub head: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("chain", &self.chain).finish_non_exhaustive()
+    }
+}
+
+fn now() -> UtcNanos {
+    crate::wall_clock()
+}
+
+impl Writer {
+    /// Runs until every sender is gone, then returns after the last group is durable.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Append>, to_fusion: SyncSender<Committed>) {
+        let mut failed: Option<String> = None;
+        let mut group: Vec<Append> = Vec::with_capacity(self.max_group_records);
+        while let Some(first) = rx.blocking_recv() {
+            group.push(first);
+            while group.len() < self.max_group_records {
+                match rx.try_recv() {
+                    Ok(a) => group.push(a),
+                    Err(_) => break,
+                }
+            }
+            if let Some(why) = &failed {
+                for a in group.drain(..) {
+                    if let Some(r) = a.reply {
+                        let _ = r.send(Err(why.clone()));
+                    }
+                }
+                continue;
+            }
+            let started = Instant::now();
+            match self.commit(&group) {
+                Ok(first_seq) => {
+                    self.metrics.commit_latency.observe(started.elapsed().as_secs_f64());
+                    self.metrics.group_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.metrics.records_appended.fetch_add(group.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.head.store(self.chain.seq(), std::sync::atomic::Ordering::Release);
+                    for (i, a) in group.drain(..).enumerate() {
+                        let seq = first_seq + i as u64;
+                        if let Some(r) = a.reply {
+                            self.metrics.ack_latency.observe(a.arrived.elapsed().as_secs_f64());
+                            let _ = r.send(Ok(seq));
+                        }
+                        // Fusion gone means the node is shutting down; the record is durable.
+                        let _ = to_fusion.send(Committed { seq, kind: a.kind, body: a.body, arrived: Some(a.arrived) });
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "log append failed; refusing all further input until restart");
+                    let why = format!("the log could not be written: {e}");
+                    for a in group.drain(..) {
+                        if let Some(r) = a.reply {
+                            let _ = r.send(Err(why.clone()));
+                        }
+                    }
+                    failed = Some(why);
+                }
+            }
+        }
+        tracing::info!(seq = self.chain.seq(), "log writer stopped");
+    }
+
+    /// Seals, appends, checkpoints and syncs a group; returns the first seq.
+    fn commit(&mut self, group: &[Append]) -> Result<u64, ledger::StoreError> {
+        let origin = self.chain.origin();
+        let first = self.chain.seq() + 1;
+        let mut store = self.store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?;
+        let time = now();
+        for a in group {
+            let sealed = self.chain.seal(NewRecord {
+                time,
+                releasable_to: &self.releasable_to,
+                kind: a.kind,
+                body: a.body.clone(),
+            });
+            store.append_record(origin, &sealed.bytes)?;
+        }
+        let cp = self.chain.checkpoint(&self.key, time);
+        store.append_checkpoint(origin, &cp, Some(&self.key.verifying_key()))?;
+        store.commit()?;
+        Ok(first)
+    }
+}

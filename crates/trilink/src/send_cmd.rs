@@ -1,0 +1,191 @@
+//! `trilink sim SCENARIO --send URL`: stream a scenario's sensor reports to a node over gRPC,
+//! each sensor on its own authenticated stream, paced in real time or `--speed` times faster.
+//!
+//! Times are shifted to the present so the node accepts them: at speed X the report made at
+//! scenario time t is sent at start + (t − t_first)/X and stamped
+//! t + (start − t_first) − (t_last − t_first)(1 − 1/X), so no stamp is ever ahead of the
+//! node's clock and the last report is stamped exactly when it is sent (docs/cli.md).
+
+use crate::Failure;
+use anyhow::{anyhow, Context};
+use fusion::Measurement;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tonic::metadata::MetadataValue;
+use vocab::{Nation, UtcNanos};
+
+/// Batches queued per sensor stream before the sender waits for the node.
+const QUEUE_BATCHES: usize = 256;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFile {
+    tokens: BTreeMap<String, String>,
+}
+
+pub struct SendOptions<'a> {
+    pub url: &'a str,
+    pub speed: f64,
+    pub tokens: &'a Path,
+    pub nations: &'a [Nation],
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    batches: u64,
+    accepted: u64,
+    rejected: u64,
+    failed: u64,
+    first_rejection: Option<String>,
+}
+
+pub fn send(reports: Vec<Measurement>, opts: &SendOptions<'_>) -> Result<(), Failure> {
+    if !(opts.speed.is_finite() && opts.speed > 0.0 && opts.speed <= 1e6) {
+        return Err(Failure::Input(anyhow!("--speed must be in (0, 1e6]")));
+    }
+    let text = std::fs::read_to_string(opts.tokens)
+        .with_context(|| format!("failed to read sensor tokens {}", opts.tokens.display()))
+        .map_err(Failure::Input)?;
+    let tokens: TokenFile = toml::from_str(&text)
+        .with_context(|| format!("failed to parse {} (expected [tokens] SENSOR = \"TOKEN\")", opts.tokens.display()))
+        .map_err(Failure::Input)?;
+    let reports: Vec<Measurement> =
+        reports.into_iter().filter(|m| opts.nations.is_empty() || opts.nations.contains(&m.nation)).collect();
+    let (Some(first), Some(last)) = (reports.first().map(|m| m.time), reports.last().map(|m| m.time)) else {
+        return Err(Failure::Input(anyhow!("no reports to send (check --nation)")));
+    };
+    let sensors: Vec<String> = {
+        let mut s: Vec<String> = reports.iter().map(|m| m.sensor.clone()).collect();
+        s.sort();
+        s.dedup();
+        s
+    };
+    for s in &sensors {
+        if !tokens.tokens.contains_key(s) {
+            return Err(Failure::Input(anyhow!("no token for sensor {s} in {}", opts.tokens.display())));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Run(anyhow!("failed to start the runtime: {e}")))?;
+    rt.block_on(run(reports, sensors, tokens.tokens, first, last, opts)).map_err(Failure::Run)
+}
+
+async fn run(
+    reports: Vec<Measurement>,
+    sensors: Vec<String>,
+    tokens: BTreeMap<String, String>,
+    first: UtcNanos,
+    last: UtcNanos,
+    opts: &SendOptions<'_>,
+) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(opts.url.to_string())
+        .with_context(|| {
+            format!("bad --send URL {:?} (expected http://HOST:PORT of the node's gRPC listener)", opts.url)
+        })?
+        .connect()
+        .await
+        .with_context(|| format!("failed to connect to {}", opts.url))?;
+    let tally = std::sync::Arc::new(std::sync::Mutex::new(Tally::default()));
+    let mut queues = BTreeMap::new();
+    let mut tasks = Vec::new();
+    for s in &sensors {
+        let (tx, rx) = mpsc::channel::<wire::MeasurementBatch>(QUEUE_BATCHES);
+        queues.insert(s.clone(), tx);
+        let mut client = wire::ingest_client::IngestClient::new(channel.clone());
+        let auth: MetadataValue<_> =
+            format!("Bearer {}", tokens[s]).parse().map_err(|_| anyhow!("token of {s} is not a valid header value"))?;
+        let tally = tally.clone();
+        let sensor = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+            req.metadata_mut().insert("authorization", auth);
+            let mut acks = match client.stream(req).await {
+                Ok(r) => r.into_inner(),
+                Err(status) => return Err(anyhow!("sensor {sensor}: {}", status.message())),
+            };
+            loop {
+                match acks.message().await {
+                    Ok(Some(ack)) => {
+                        let mut t = tally.lock().map_err(|_| anyhow!("tally poisoned"))?;
+                        t.batches += 1;
+                        t.accepted += ack.accepted;
+                        t.rejected += ack.rejected;
+                        if t.first_rejection.is_none() {
+                            t.first_rejection = ack.rejections.first().map(|r| format!("{sensor}: {}", r.reason));
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(status) => {
+                        tally.lock().map_err(|_| anyhow!("tally poisoned"))?.failed += 1;
+                        return Err(anyhow!("sensor {sensor}: {}", status.message()));
+                    }
+                }
+            }
+        }));
+    }
+    let speed = opts.speed;
+    let span_s = last.secs_since(first);
+    let shift_s = crate::send_cmd::now().secs_since(first) - span_s * (1.0 - 1.0 / speed);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut last_report = Instant::now();
+    let mut i = 0;
+    while i < reports.len() {
+        let (t, sensor) = (reports[i].time, reports[i].sensor.clone());
+        let mut j = i;
+        let mut batch = Vec::new();
+        while j < reports.len() && reports[j].time == t && reports[j].sensor == sensor {
+            let mut m = reports[j].clone();
+            m.time = m.time.add_secs_f64(shift_s);
+            batch.push(ingest::to_wire(&m));
+            j += 1;
+        }
+        let due = Duration::from_secs_f64(t.secs_since(first).max(0.0) / speed);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+        sent += batch.len();
+        if queues[&sensor].send(wire::MeasurementBatch { measurements: batch }).await.is_err() {
+            break;
+        }
+        i = j;
+        if last_report.elapsed() > Duration::from_secs(5) {
+            last_report = Instant::now();
+            eprintln!("sent {sent} of {} reports ({:.0} s of scenario time)", reports.len(), t.secs_since(first));
+        }
+    }
+    drop(queues);
+    let mut errors = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e.to_string()),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let t = tally.lock().map_err(|_| anyhow!("tally poisoned"))?;
+    println!(
+        "sent {sent} reports from {} sensors in {:.1} s: {} accepted, {} rejected, in {} acknowledged batches",
+        sensors.len(),
+        started.elapsed().as_secs_f64(),
+        t.accepted,
+        t.rejected,
+        t.batches
+    );
+    if let Some(r) = &t.first_rejection {
+        println!("first rejection: {r}");
+    }
+    if !errors.is_empty() {
+        return Err(anyhow!("{} sensor streams failed: {}", errors.len(), errors.join("; ")));
+    }
+    Ok(())
+}
+
+pub fn now() -> UtcNanos {
+    node::wall_clock()
+}
