@@ -2,5 +2,7 @@
 
 mod bench_cli;
 mod eval_cli;
+mod harness;
+mod node_e2e;
 mod sim_cli;
 mod track_cli;

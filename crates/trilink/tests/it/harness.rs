@@ -1,0 +1,210 @@
+//! Real node processes for the end-to-end tests: a config in a temporary directory with free
+//! loopback ports, a fresh signing key, the process itself (killed on drop), and a minimal
+//! HTTP/1.1 client (std only, so the tests exercise the node's server and nothing else's).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn trilink() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trilink"));
+    c.current_dir(repo());
+    c
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A node under test: its directory, addresses and process.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// A JPN node with the example config's sensors and areas; `extra` is appended to the
+    /// config (TOML tables such as `[ingest]`).
+    pub fn new(extra: &str) -> Node {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let example = std::fs::read_to_string(repo().join("config/jpn.toml")).expect("example config");
+        let areas = repo().join("config/areas");
+        let mut text = String::new();
+        let mut skip_table = false;
+        for line in example.lines() {
+            if line.starts_with('[') {
+                skip_table = extra.contains(line.trim());
+            }
+            if skip_table {
+                continue;
+            }
+            let line = match line.split_once(" = ").map(|(k, _)| k) {
+                Some("data_dir") => format!("data_dir = {:?}", dir.path().join("log")),
+                Some("signing_key") => format!("signing_key = {:?}", dir.path().join("node.key")),
+                Some("http") => format!("http = \"{http}\""),
+                Some("grpc") => format!("grpc = \"{grpc}\""),
+                Some("file") => line.replace("areas/", &format!("{}/", areas.display())),
+                _ => line.to_string(),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text.push_str(extra);
+        let config = dir.path().join("node.toml");
+        std::fs::write(&config, text).expect("write config");
+        let out = trilink().args(["pki", "init", "--out"]).arg(dir.path()).output().expect("pki");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut node = Node { dir, http, grpc, config, child: None };
+        node.start();
+        node
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("log")
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("node.log")).expect("node log");
+        let child = trilink()
+            .args(["node", "--log", "info", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn node");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = get(self.http, "/healthz") {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("node exited with {status}: {}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node did not come up: {}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a graceful exit; returns whether it exited 0.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else { return true };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        false
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One HTTP/1.1 request on its own connection; returns the status and body.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    request(addr, "GET", path, &[], b"")
+}
+
+pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = get(addr, path).expect("GET");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+pub fn post_ndjson(addr: SocketAddr, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/x-ndjson")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    let (status, text) = request(addr, "POST", "/v1/ingest", &headers, body.as_bytes()).expect("POST");
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// A radar report line from the Sado radar at `time`, with a distinguishing range.
+pub fn radar_line(sensor: &str, time: &str, range_m: f64) -> String {
+    format!(
+        r#"{{"type":"radar","time":"{time}","sensor":"{sensor}","nation":"JPN","site":{{"lat_deg":38.0,"lon_deg":138.3,"alt_m":400.0}},"range_m":{range_m},"az_rad":4.9,"el_rad":0.2,"sigma_range_m":40.0,"sigma_az_rad":0.0015,"sigma_el_rad":0.0015}}"#
+    )
+}
+
+pub const SADO_TOKEN: &str = "demo-jpn-fps5-sado";
+
+pub fn now_rfc3339() -> String {
+    node::wall_clock().to_string()
+}
+
+pub fn audit(dir: &Path) -> std::process::Output {
+    trilink().args(["audit", "verify"]).arg(dir).output().expect("audit")
+}
