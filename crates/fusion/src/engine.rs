@@ -768,39 +768,48 @@ impl Engine {
 
     /// Snapshots of every track.
     pub fn tracks(&self) -> Vec<TrackView> {
+        self.tracks.iter().map(|tr| self.view(tr)).collect()
+    }
+
+    /// The ids of every live track (cheap: no state is combined).
+    pub fn track_ids(&self) -> Vec<TrackId> {
+        self.tracks.iter().map(|tr| tr.id).collect()
+    }
+
+    /// Views of the tracks `wanted` selects, without building the others'.
+    pub fn tracks_where(&self, wanted: impl Fn(TrackId) -> bool) -> Vec<TrackView> {
+        self.tracks.iter().filter(|tr| wanted(tr.id)).map(|tr| self.view(tr)).collect()
+    }
+
+    fn view(&self, tr: &Track) -> TrackView {
         let epoch = self.epoch.unwrap_or_default();
         let at = |s: f64| epoch.add_secs_f64(s);
-        self.tracks
-            .iter()
-            .map(|tr| {
-                let (x, p) = tr.imm.combined();
-                let alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
-                let boost = tr.imm.boost_probability();
-                let descending = Vector3::new(x[0], x[1], x[2]).dot(&Vector3::new(x[3], x[4], x[5])) < 0.0;
-                let phase = if boost > 0.5 {
-                    flight::Phase::Boost
-                } else if descending && alt < flight::TERMINAL_BELOW_M {
-                    flight::Phase::Terminal
-                } else {
-                    flight::Phase::Midcourse
-                };
-                TrackView {
-                    id: tr.id,
-                    status: tr.status,
-                    time: at(tr.t_s),
-                    state: x,
-                    cov: p,
-                    boost_probability: boost,
-                    phase,
-                    nations: tr.nations.iter().copied().collect(),
-                    updates: tr.hits,
-                    first_time: at(tr.first_s),
-                    last_update: at(tr.last_update_s),
-                    burnout_time: tr.burnout_s.map(at),
-                    launch: tr.launch.as_ref().map(|(t, l)| (at(*t), l.clone())),
-                    impact: tr.impact.as_ref().map(|(t, i)| (at(*t), i.clone())),
-                }
-            })
-            .collect()
+        let (x, p) = tr.imm.combined();
+        let alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
+        let boost = tr.imm.boost_probability();
+        let descending = Vector3::new(x[0], x[1], x[2]).dot(&Vector3::new(x[3], x[4], x[5])) < 0.0;
+        let phase = if boost > 0.5 {
+            flight::Phase::Boost
+        } else if descending && alt < flight::TERMINAL_BELOW_M {
+            flight::Phase::Terminal
+        } else {
+            flight::Phase::Midcourse
+        };
+        TrackView {
+            id: tr.id,
+            status: tr.status,
+            time: at(tr.t_s),
+            state: x,
+            cov: p,
+            boost_probability: boost,
+            phase,
+            nations: tr.nations.iter().copied().collect(),
+            updates: tr.hits,
+            first_time: at(tr.first_s),
+            last_update: at(tr.last_update_s),
+            burnout_time: tr.burnout_s.map(at),
+            launch: tr.launch.as_ref().map(|(t, l)| (at(*t), l.clone())),
+            impact: tr.impact.as_ref().map(|(t, i)| (at(*t), i.clone())),
+        }
     }
 }

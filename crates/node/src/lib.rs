@@ -39,8 +39,6 @@ pub fn wall_clock() -> UtcNanos {
 /// Stream messages buffered per WebSocket client; a client further behind loses the oldest
 /// (counted) and is told so, rather than hold the node's memory.
 const EVENT_BUFFER: usize = 4096;
-/// Records replayed per read at start.
-const REPLAY_CHUNK: usize = 1000;
 
 /// Per-sensor counts for the status API.
 #[derive(Debug, Default, Clone)]
@@ -254,32 +252,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ..EngineConfig::default()
     });
 
-    // Replay the log into fusion before new data: the fusion thread takes records in order.
-    let replay_store = store.clone();
-    let replay_tx = fusion_tx.clone();
-    let origin = config.nation;
-    let replay = std::thread::Builder::new().name("replay".into()).spawn(move || -> anyhow::Result<u64> {
-        let mut next = 1;
-        let mut n = 0;
-        while next <= start_seq {
-            let chunk =
-                replay_store.lock().map_err(|_| anyhow!("store lock poisoned"))?.read(origin, next, REPLAY_CHUNK)?;
-            if chunk.is_empty() {
-                break;
-            }
-            for r in chunk {
-                next = r.seq + 1;
-                let rec: wire::Record = prost::Message::decode(r.bytes.as_slice())?;
-                let kind = wire::RecordKind::try_from(rec.kind).unwrap_or(wire::RecordKind::Unspecified);
-                n += 1;
-                if replay_tx.send(writer::Committed { seq: r.seq, kind, body: rec.body, arrived: None }).is_err() {
-                    return Ok(n);
-                }
-            }
-        }
-        Ok(n)
-    })?;
-
     let fusion = picture::Fusion {
         engine,
         alerts: alert::AlertBook::new(areas),
@@ -289,10 +261,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         log: log_tx.downgrade(),
         replay_until: start_seq,
         reorder_window_s: config.reorder_window_s,
+        store: store.clone(),
+        origin: config.nation,
+        head: head.clone(),
     };
     let fusion_thread = std::thread::Builder::new().name("fusion".into()).spawn(move || fusion.run(fusion_rx))?;
-    let replayed = replay.join().map_err(|_| anyhow!("replay thread panicked"))??;
-    tracing::info!(records = replayed, "log replayed into fusion");
+    // Fusion starts behind the log's head and reads the log up to it (the replay) before it
+    // takes new records, so the picture after a restart is rebuilt from the log alone.
 
     let writer = writer::Writer {
         store: store.clone(),

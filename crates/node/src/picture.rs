@@ -9,7 +9,7 @@ use alert::{AlertBook, AlertChange, Prediction};
 use fusion::{Engine, TrackStatus, TrackView};
 use prost::Message;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
@@ -23,6 +23,27 @@ const TICK: Duration = Duration::from_millis(20);
 /// Alert records waiting for room in the writer's queue; beyond this the oldest are dropped
 /// from the log (and counted) rather than stall fusion. They stay in the picture either way.
 const MAX_PENDING_ALERT_RECORDS: usize = 10_000;
+
+/// How often the track picture and its stream messages are refreshed: an operator's display
+/// gains nothing from more than ten updates a second, and alerts do not wait for it.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What `refresh` carries from one engine step to the next.
+#[derive(Debug)]
+struct RefreshState {
+    /// Confirmed tracks changed since the last publication.
+    dirty: BTreeSet<u64>,
+    /// When each track's impact prediction that alerts last saw was made.
+    impact_made: BTreeMap<u64, UtcNanos>,
+    /// Tracks whose launch event has been published.
+    launched: BTreeSet<u64>,
+    last_publish: Instant,
+    /// Arrival of the newest live record fused (for the ingest-to-alert latency).
+    newest_arrival: Option<Instant>,
+}
+
+/// Records read from the log per catch-up step; the picture refreshes between steps.
+const CATCH_UP_CHUNK: usize = 1000;
 
 /// What the API serves: the latest products.
 #[derive(Debug, Default)]
@@ -50,6 +71,12 @@ pub struct Fusion {
     /// were logged the first time and are not logged again.
     pub replay_until: u64,
     pub reorder_window_s: f64,
+    /// The log, read when fusion is behind what the writer handed it (at start, after a burst
+    /// that overflowed the hand-over queue).
+    pub store: Arc<std::sync::Mutex<ledger::FileStore>>,
+    pub origin: vocab::Nation,
+    /// The writer's durable head.
+    pub head: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Fusion {
@@ -70,40 +97,57 @@ impl Fusion {
         let mut newest_arrival: Option<Instant> = None;
         let mut last_seq = 0;
         let mut pending_log: VecDeque<Append> = VecDeque::new();
-        let mut launched: BTreeMap<u64, bool> = BTreeMap::new();
-        let mut last_arrival = Instant::now();
+        let mut st = RefreshState {
+            dirty: BTreeSet::new(),
+            impact_made: BTreeMap::new(),
+            launched: BTreeSet::new(),
+            last_publish: Instant::now(),
+            newest_arrival: None,
+        };
         loop {
             let mut got = 0usize;
+            let mut disconnected = false;
+            let mut step_started = None;
             match rx.recv_timeout(TICK) {
                 Ok(c) => {
                     got += 1;
-                    self.take(c, &mut newest_time, &mut newest_arrival, &mut last_seq);
+                    step_started = Some(Instant::now());
+                    self.take_in_order(c, &mut newest_time, &mut newest_arrival, &mut last_seq);
                     // Drain what else is ready, bounded so the picture refreshes under load.
-                    while got < 10_000 {
+                    while got < CATCH_UP_CHUNK {
                         match rx.try_recv() {
                             Ok(c) => {
                                 got += 1;
-                                self.take(c, &mut newest_time, &mut newest_arrival, &mut last_seq);
+                                self.take_in_order(c, &mut newest_time, &mut newest_arrival, &mut last_seq);
                             }
                             Err(_) => break,
                         }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => disconnected = true,
             }
-            // The engine runs on data time: a measurement waits until one a reorder window
-            // newer has arrived, or until no data has arrived for a window of wall time (a
-            // quiet sensor must not hold back the picture). Wall time never enters otherwise,
-            // so a replay and a faster-than-real-time feed fuse exactly as live data would.
-            if got > 0 {
-                last_arrival = Instant::now();
+            // Behind the writer with nothing handed over: read the log itself.
+            if got == 0 && self.head.load(Relaxed) > last_seq {
+                got += self.catch_up(last_seq + 1, u64::MAX, &mut newest_time, &mut last_seq);
             }
-            let idle = last_arrival.elapsed().as_secs_f64() >= self.reorder_window_s;
-            let now = if idle { newest_time.add_secs_f64(self.reorder_window_s + 1e-6) } else { newest_time };
+            if disconnected && got == 0 {
+                break;
+            }
+            // The engine runs on data time: a measurement is fused once one a reorder window
+            // newer has arrived, or once the wall clock is a window past the newest data (a
+            // quiet sensor must not hold back the picture; with live stamps this fuses each
+            // measurement a window after it was made). A replay or a faster-than-real-time feed,
+            // stamped in the past, is fused as it arrives, in order.
+            let deadline = newest_time.add_secs_f64(self.reorder_window_s + 1e-6);
+            let now = newest_time.max(crate::wall_clock().min(deadline));
             let changed = if newest_time.as_nanos() == i64::MIN { Vec::new() } else { self.engine.advance(now) };
             let replaying = last_seq <= self.replay_until;
-            self.refresh(&changed, newest_time, replaying, &mut launched, newest_arrival, &mut pending_log);
+            st.newest_arrival = newest_arrival;
+            self.refresh(&changed, newest_time, replaying, &mut st, &mut pending_log);
+            if let Some(t0) = step_started {
+                self.metrics.fusion_step.observe(t0.elapsed().as_secs_f64());
+            }
             if let Ok(mut p) = self.picture.write() {
                 p.fused_seq = last_seq;
             }
@@ -131,6 +175,66 @@ impl Fusion {
             }
         }
         tracing::info!(seq = last_seq, "fusion stopped");
+    }
+
+    /// Takes a record handed over by the writer, first reading from the log any it skipped.
+    fn take_in_order(
+        &mut self,
+        c: Committed,
+        newest_time: &mut UtcNanos,
+        newest_arrival: &mut Option<Instant>,
+        last_seq: &mut u64,
+    ) {
+        if c.seq <= *last_seq {
+            return;
+        }
+        while *last_seq + 1 < c.seq {
+            if self.catch_up(*last_seq + 1, c.seq - 1, newest_time, last_seq) == 0 {
+                tracing::error!(
+                    from = *last_seq + 1,
+                    to = c.seq - 1,
+                    "records missing from the log; fusion skips them"
+                );
+                break;
+            }
+        }
+        self.take(c, newest_time, newest_arrival, last_seq);
+    }
+
+    /// Reads up to one chunk of records `from..=to` from the log into fusion; returns how many.
+    fn catch_up(&mut self, from: u64, to: u64, newest_time: &mut UtcNanos, last_seq: &mut u64) -> usize {
+        let want = usize::try_from(to.saturating_sub(from) + 1).unwrap_or(usize::MAX).min(CATCH_UP_CHUNK);
+        let records = match self.store.lock() {
+            Ok(store) => ledger::LogStore::read(&*store, self.origin, from, want),
+            Err(_) => return 0,
+        };
+        let records = match records {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, from, "failed to read the log for fusion");
+                return 0;
+            }
+        };
+        let n = records.len();
+        let mut none = None;
+        for r in records {
+            match wire::Record::decode(r.bytes.as_slice()) {
+                Ok(rec) => {
+                    let kind = RecordKind::try_from(rec.kind).unwrap_or(RecordKind::Unspecified);
+                    self.take(
+                        Committed { seq: r.seq, kind, body: rec.body, arrived: None },
+                        newest_time,
+                        &mut none,
+                        last_seq,
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(seq = r.seq, error = %e, "undecodable record in the log; skipped");
+                    *last_seq = r.seq;
+                }
+            }
+        }
+        n
     }
 
     fn take(
@@ -166,95 +270,105 @@ impl Fusion {
         }
     }
 
+    /// After an engine step: alerts from every new impact prediction at once; the track
+    /// picture and its stream messages at most every `PUBLISH_INTERVAL` (building JSON for a
+    /// thousand tracks on every step would cost more than fusing them).
     fn refresh(
         &mut self,
         changed: &[fusion::TrackId],
         data_now: UtcNanos,
         replaying: bool,
-        launched: &mut BTreeMap<u64, bool>,
-        newest_arrival: Option<Instant>,
+        st: &mut RefreshState,
         pending_log: &mut VecDeque<Append>,
     ) {
-        let views = self.engine.tracks();
-        let live: Vec<u64> = views.iter().map(|t| t.id.0).collect();
+        let changed: BTreeSet<fusion::TrackId> = changed.iter().copied().collect();
+        let views = self.engine.tracks_where(|id| changed.contains(&id));
         let mut changes: Vec<AlertChange> = Vec::new();
+        for t in views.iter().filter(|t| t.status == TrackStatus::Confirmed) {
+            st.dirty.insert(t.id.0);
+            let Some((at, i)) = &t.impact else { continue };
+            if st.impact_made.get(&t.id.0) == Some(at) {
+                continue;
+            }
+            st.impact_made.insert(t.id.0, *at);
+            let p = Prediction {
+                lat_deg: i.point.lat_deg(),
+                lon_deg: i.point.lon_deg(),
+                cov_en_m2: i.cov_en_m2,
+                impact_time: at.add_secs_f64(i.time_to_impact_s),
+                time_to_impact_sd_s: i.time_to_impact_sd_s,
+            };
+            changes.extend(self.alerts.predict(t.id.0, &p, data_now));
+        }
+        let live: Vec<u64> = self.engine.track_ids().iter().map(|id| id.0).collect();
+        if data_now.as_nanos() > i64::MIN {
+            changes.extend(self.alerts.expire(&live, data_now));
+        }
+        if !changes.is_empty() {
+            for c in &changes {
+                self.metrics.alerts_changed.fetch_add(1, Relaxed);
+                tracing::info!(alert = %c.alert.id, change = c.change.as_str(), level = c.alert.level.as_str(), area = %c.alert.area, "alert");
+                publish(
+                    &self.events,
+                    json!({"type": "alert", "change": c.change.as_str(), "data": alert_json(&c.alert)}),
+                );
+                if !replaying {
+                    pending_log.push_back(Append {
+                        kind: RecordKind::Alert,
+                        body: crate::products::alert_wire(c).encode_to_vec(),
+                        arrived: Instant::now(),
+                        reply: None,
+                    });
+                }
+            }
+            if let Ok(mut p) = self.picture.write() {
+                p.alerts = self.alerts.current().iter().map(alert_json).collect();
+            }
+            if let (Some(t0), false) = (st.newest_arrival, replaying) {
+                self.metrics.ingest_to_alert.observe(t0.elapsed().as_secs_f64());
+            }
+        }
+        if st.last_publish.elapsed() < PUBLISH_INTERVAL {
+            return;
+        }
+        st.last_publish = Instant::now();
+        let dirty = std::mem::take(&mut st.dirty);
+        let views = self.engine.tracks_where(|id| dirty.contains(&id.0));
         let mut messages = Vec::new();
-        let mut track_updates = Vec::new();
-        for t in views.iter().filter(|t| changed.contains(&t.id) && t.status == TrackStatus::Confirmed) {
+        let mut updates = Vec::new();
+        for t in views.iter().filter(|t| t.status == TrackStatus::Confirmed) {
             let v = track_json(t);
             messages.push(json!({"type": "track", "data": v}));
-            track_updates.push((t.id.0, v, t.clone()));
-            if let Some((at, i)) = &t.impact {
-                let p = Prediction {
-                    lat_deg: i.point.lat_deg(),
-                    lon_deg: i.point.lon_deg(),
-                    cov_en_m2: i.cov_en_m2,
-                    impact_time: at.add_secs_f64(i.time_to_impact_s),
-                    time_to_impact_sd_s: i.time_to_impact_sd_s,
-                };
-                changes.extend(self.alerts.predict(t.id.0, &p, data_now));
-            }
-            if t.launch.is_some() && !launched.get(&t.id.0).copied().unwrap_or(false) {
-                launched.insert(t.id.0, true);
+            if t.launch.is_some() && st.launched.insert(t.id.0) {
                 if let Some(l) = launch_json(t) {
                     messages.push(json!({"type": "launch", "data": l}));
                 }
             }
-        }
-        if data_now.as_nanos() > i64::MIN {
-            changes.extend(self.alerts.expire(&live, data_now));
-        }
-        let removed: Vec<u64> = {
-            let p = self.picture.read().map(|p| p.tracks.keys().copied().collect::<Vec<_>>()).unwrap_or_default();
-            p.into_iter().filter(|id| !live.contains(id)).collect()
-        };
-        for id in &removed {
-            messages.push(json!({"type": "track_deleted", "track": id}));
-        }
-        for c in &changes {
-            messages.push(json!({"type": "alert", "change": c.change.as_str(), "data": alert_json(&c.alert)}));
-            self.metrics.alerts_changed.fetch_add(1, Relaxed);
-            tracing::info!(alert = %c.alert.id, change = c.change.as_str(), level = c.alert.level.as_str(), area = %c.alert.area, "alert");
-            if !replaying {
-                pending_log.push_back(Append {
-                    kind: RecordKind::Alert,
-                    body: crate::products::alert_wire(c).encode_to_vec(),
-                    arrived: Instant::now(),
-                    reply: None,
-                });
-            }
+            updates.push((t.id.0, v, launch_json(t), t.clone()));
         }
         let counters = self.engine.counters();
         self.metrics.tracks_confirmed.store(counters.tracks_confirmed, Relaxed);
         self.metrics.late_set_aside.store(counters.late_set_aside, Relaxed);
+        let live: BTreeSet<u64> = live.into_iter().collect();
+        st.impact_made.retain(|id, _| live.contains(id));
         if let Ok(mut p) = self.picture.write() {
-            for (id, v, view) in track_updates {
+            let removed: Vec<u64> = p.tracks.keys().copied().filter(|id| !live.contains(id)).collect();
+            for id in removed {
+                p.tracks.remove(&id);
+                p.views.remove(&id);
+                messages.push(json!({"type": "track_deleted", "track": id}));
+            }
+            for (id, v, launch, view) in updates {
                 p.tracks.insert(id, v);
                 p.views.insert(id, view);
-            }
-            for id in &removed {
-                p.tracks.remove(id);
-                p.views.remove(id);
-            }
-            for t in views.iter().filter(|t| t.status == TrackStatus::Confirmed) {
-                if let Some(l) = launch_json(t) {
-                    p.launches.insert(t.id.0, l);
+                if let Some(l) = launch {
+                    p.launches.insert(id, l);
                 }
-            }
-            if !changes.is_empty() {
-                p.alerts = self.alerts.current().iter().map(alert_json).collect();
             }
             p.counters = crate::products::counters_json(&counters);
         }
         for m in messages {
             publish(&self.events, m);
-        }
-        if !changes.is_empty() {
-            if let Some(t0) = newest_arrival {
-                if !replaying {
-                    self.metrics.ingest_to_alert.observe(t0.elapsed().as_secs_f64());
-                }
-            }
         }
     }
 }

@@ -92,8 +92,11 @@ impl Writer {
                             self.metrics.ack_latency.observe(a.arrived.elapsed().as_secs_f64());
                             let _ = r.send(Ok(seq));
                         }
-                        // Fusion gone means the node is shutting down; the record is durable.
-                        let _ = to_fusion.send(Committed { seq, kind: a.kind, body: a.body, arrived: Some(a.arrived) });
+                        // Handed over without waiting: when fusion is behind and the queue is
+                        // full, it reads the record from the log instead, so ingest never
+                        // waits for fusion. (Fusion gone means the node is stopping.)
+                        let _ =
+                            to_fusion.try_send(Committed { seq, kind: a.kind, body: a.body, arrived: Some(a.arrived) });
                     }
                 }
                 Err(e) => {

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub enum BenchCommand {
     /// Fusion engine throughput with many objects in midcourse.
     Fusion(FusionBench),
+    /// A running node's durable ingest throughput and acknowledgement latency.
+    Ingest(crate::bench_ingest::IngestBench),
 }
 
 #[derive(Args, Debug)]
@@ -37,6 +39,9 @@ pub struct FusionBench {
     unscented: bool,
 }
 
+/// When the cloud's reports begin.
+pub const CLOUD_START: vocab::UtcNanos = vocab::UtcNanos::from_nanos(1_800_000_000 * vocab::NANOS_PER_SECOND);
+
 /// Limits: beyond these the report stream does not fit comfortably in memory (~200 bytes a report).
 const MAX_OBJECTS: usize = 20_000;
 const MAX_REPORTS: f64 = 20e6;
@@ -51,7 +56,10 @@ const SITES: [(&str, &str, f64, f64); 5] = [
 ];
 
 pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
-    let BenchCommand::Fusion(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Fusion(args) => args,
+        BenchCommand::Ingest(args) => return crate::bench_ingest::run(args),
+    };
     let expected_reports = args.reports_per_s * args.seconds;
     if args.objects == 0
         || args.objects > MAX_OBJECTS
@@ -65,95 +73,7 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
             "need 1..={MAX_OBJECTS} objects, positive seconds and rate, and at most {MAX_REPORTS} reports in all"
         )));
     }
-    let mut rng = Rng::for_stream(args.seed, "bench-fusion");
-    // Objects: a cloud 300 km across at 300-600 km height over the Sea of Japan, moving
-    // 2.5-3.5 km/s roughly east, as a salvo or a debris field in midcourse would.
-    let centre = Geodetic::from_degrees(40.0, 134.0, 0.0);
-    let rot = enu_rotation(&centre).transpose();
-    let cfg = flight::FlightConfig::default();
-    let mut objects = Vec::with_capacity(args.objects);
-    for _ in 0..args.objects {
-        let enu = Vector3::new(rng.uniform_in(-150e3, 150e3), rng.uniform_in(-150e3, 150e3), 0.0);
-        let mut g = geodesy::ecef_to_geodetic(&(geodetic_to_ecef(&centre) + rot * enu));
-        g.alt_m = rng.uniform_in(300e3, 600e3);
-        let heading = rng.uniform_in(60f64, 120.0).to_radians();
-        let speed = rng.uniform_in(2_500.0, 3_500.0);
-        let v_enu = Vector3::new(speed * heading.sin(), speed * heading.cos(), rng.uniform_in(-500.0, 500.0));
-        let v = enu_rotation(&g).transpose() * v_enu;
-        let flight =
-            flight::fly_ballistic(geodetic_to_ecef(&g), v, None, &cfg).map_err(|e| Failure::Run(anyhow!(e)))?;
-        objects.push(flight);
-    }
-    let interval = args.objects as f64 * SITES.len() as f64 / args.reports_per_s;
-    let radars: Vec<Radar> = SITES
-        .iter()
-        .map(|(id, nation, lat, lon)| -> Result<Radar, Failure> {
-            Ok(Radar {
-                id: (*id).to_string(),
-                nation: vocab::Nation::parse(nation).map_err(|e| Failure::Run(anyhow!(e)))?,
-                site: Geodetic::from_degrees(*lat, *lon, 50.0),
-                boresight_az_rad: 0.0,
-                half_width_rad: std::f64::consts::PI,
-                min_el_rad: 0.0,
-                max_el_rad: 90f64.to_radians(),
-                max_range_m: 3_000e3,
-                update_interval_s: interval,
-                detection_probability: 0.95,
-                sigma_range_m: 20.0,
-                sigma_az_rad: 1e-3,
-                sigma_el_rad: 1e-3,
-                sigma_range_rate_mps: None,
-                false_alarms_per_scan: 1.0,
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let start = vocab::UtcNanos::from_nanos(1_800_000_000 * vocab::NANOS_PER_SECOND);
-    let mut reports: Vec<Measurement> = Vec::with_capacity(expected_reports as usize);
-    let mut clutter = Vec::new();
-    for radar in &radars {
-        let site = radar.site_ecef();
-        let mut rrng = Rng::for_stream(args.seed, &radar.id);
-        let scans = (args.seconds / radar.update_interval_s).floor() as u64;
-        for k in 0..scans {
-            let t_s = k as f64 * radar.update_interval_s;
-            let time = start.add_secs_f64(t_s);
-            let push = |obs: SimObs, out: &mut Vec<Measurement>| {
-                if let SimObs::Radar { aer, .. } = obs {
-                    if let Ok(o) = RadarObs::new(
-                        radar.site,
-                        aer.range_m,
-                        aer.az_rad,
-                        aer.el_rad,
-                        None,
-                        (radar.sigma_range_m, radar.sigma_az_rad, radar.sigma_el_rad),
-                        None,
-                    ) {
-                        out.push(Measurement {
-                            time,
-                            sensor: radar.id.clone(),
-                            nation: radar.nation,
-                            obs: Observation::Radar(o),
-                        });
-                    }
-                }
-            };
-            for f in &objects {
-                let Some((pos, vel)) = f.state_at(t_s) else { continue };
-                let Some((aer, rr)) = radar.geometry(&site, &pos, &vel) else { continue };
-                let detected = rrng.bernoulli(radar.detection_probability);
-                let obs = radar.measure(&aer, rr, &mut rrng);
-                if detected {
-                    push(obs, &mut reports);
-                }
-            }
-            clutter.clear();
-            radar.clutter(&mut rrng, &mut clutter);
-            for obs in clutter.drain(..) {
-                push(obs, &mut reports);
-            }
-        }
-    }
-    reports.sort_by_key(|m| m.time);
+    let (reports, objects, radars, interval) = cloud(args.objects, args.reports_per_s, args.seconds, args.seed)?;
     let n_reports = reports.len();
     let mut engine = Engine::new(crate::engine_config(args.impact_predictions_per_s, args.unscented)?);
     let mut engine_time = Duration::ZERO;
@@ -171,7 +91,7 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
     let confirmed: Vec<_> = tracks.iter().filter(|t| t.status == TrackStatus::Confirmed).collect();
     // GOSPA at the last processed instant, each track carried there by its own model.
     let end_s = args.seconds - interval;
-    let end = start.add_secs_f64(end_s);
+    let end = CLOUD_START.add_secs_f64(end_s);
     let noise = EngineConfig::default().noise;
     let estimates: Vec<Vector3<f64>> = confirmed
         .iter()
@@ -215,4 +135,105 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
         c.impact_predictions_deferred
     );
     Ok(())
+}
+
+/// A cloud of objects in midcourse over the Sea of Japan seen by five radars: the reports,
+/// in time order from a fixed start, the flights, the radars and their update interval.
+#[allow(clippy::type_complexity)]
+pub fn cloud(
+    objects_n: usize,
+    reports_per_s: f64,
+    seconds: f64,
+    seed: u64,
+) -> Result<(Vec<Measurement>, Vec<flight::Trajectory>, Vec<Radar>, f64), Failure> {
+    let mut rng = Rng::for_stream(seed, "bench-fusion");
+    // Objects: a cloud 300 km across at 300-600 km height over the Sea of Japan, moving
+    // 2.5-3.5 km/s roughly east, as a salvo or a debris field in midcourse would.
+    let centre = Geodetic::from_degrees(40.0, 134.0, 0.0);
+    let rot = enu_rotation(&centre).transpose();
+    let cfg = flight::FlightConfig::default();
+    let mut objects = Vec::with_capacity(objects_n);
+    for _ in 0..objects_n {
+        let enu = Vector3::new(rng.uniform_in(-150e3, 150e3), rng.uniform_in(-150e3, 150e3), 0.0);
+        let mut g = geodesy::ecef_to_geodetic(&(geodetic_to_ecef(&centre) + rot * enu));
+        g.alt_m = rng.uniform_in(300e3, 600e3);
+        let heading = rng.uniform_in(60f64, 120.0).to_radians();
+        let speed = rng.uniform_in(2_500.0, 3_500.0);
+        let v_enu = Vector3::new(speed * heading.sin(), speed * heading.cos(), rng.uniform_in(-500.0, 500.0));
+        let v = enu_rotation(&g).transpose() * v_enu;
+        let flight =
+            flight::fly_ballistic(geodetic_to_ecef(&g), v, None, &cfg).map_err(|e| Failure::Run(anyhow!(e)))?;
+        objects.push(flight);
+    }
+    let interval = objects_n as f64 * SITES.len() as f64 / reports_per_s;
+    let radars: Vec<Radar> = SITES
+        .iter()
+        .map(|(id, nation, lat, lon)| -> Result<Radar, Failure> {
+            Ok(Radar {
+                id: (*id).to_string(),
+                nation: vocab::Nation::parse(nation).map_err(|e| Failure::Run(anyhow!(e)))?,
+                site: Geodetic::from_degrees(*lat, *lon, 50.0),
+                boresight_az_rad: 0.0,
+                half_width_rad: std::f64::consts::PI,
+                min_el_rad: 0.0,
+                max_el_rad: 90f64.to_radians(),
+                max_range_m: 3_000e3,
+                update_interval_s: interval,
+                detection_probability: 0.95,
+                sigma_range_m: 20.0,
+                sigma_az_rad: 1e-3,
+                sigma_el_rad: 1e-3,
+                sigma_range_rate_mps: None,
+                false_alarms_per_scan: 1.0,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let start = CLOUD_START;
+    let mut reports: Vec<Measurement> = Vec::with_capacity((reports_per_s * seconds) as usize);
+    let mut clutter = Vec::new();
+    for radar in &radars {
+        let site = radar.site_ecef();
+        let mut rrng = Rng::for_stream(seed, &radar.id);
+        let scans = (seconds / radar.update_interval_s).floor() as u64;
+        for k in 0..scans {
+            let t_s = k as f64 * radar.update_interval_s;
+            let time = start.add_secs_f64(t_s);
+            let push = |obs: SimObs, out: &mut Vec<Measurement>| {
+                if let SimObs::Radar { aer, .. } = obs {
+                    if let Ok(o) = RadarObs::new(
+                        radar.site,
+                        aer.range_m,
+                        aer.az_rad,
+                        aer.el_rad,
+                        None,
+                        (radar.sigma_range_m, radar.sigma_az_rad, radar.sigma_el_rad),
+                        None,
+                    ) {
+                        out.push(Measurement {
+                            time,
+                            sensor: radar.id.clone(),
+                            nation: radar.nation,
+                            obs: Observation::Radar(o),
+                        });
+                    }
+                }
+            };
+            for f in &objects {
+                let Some((pos, vel)) = f.state_at(t_s) else { continue };
+                let Some((aer, rr)) = radar.geometry(&site, &pos, &vel) else { continue };
+                let detected = rrng.bernoulli(radar.detection_probability);
+                let obs = radar.measure(&aer, rr, &mut rrng);
+                if detected {
+                    push(obs, &mut reports);
+                }
+            }
+            clutter.clear();
+            radar.clutter(&mut rrng, &mut clutter);
+            for obs in clutter.drain(..) {
+                push(obs, &mut reports);
+            }
+        }
+    }
+    reports.sort_by_key(|m| m.time);
+    Ok((reports, objects, radars, interval))
 }

@@ -3,6 +3,7 @@
 
 mod audit_cmd;
 mod bench_cmd;
+mod bench_ingest;
 mod eval_cmd;
 mod node_cmd;
 mod pki_cmd;

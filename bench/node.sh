@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Node benchmarks (docs/BENCHMARKS.md): durable ingest throughput and acknowledgement latency,
+# ingest-to-alert latency at 10,000 measurements/s, and memory over a long run, against a
+# fresh release node on loopback. The peer is this disk itself: how many fdatasync calls per
+# second it does, which is what one-sync-per-record logging would be capped at.
+#
+#   bash bench/node.sh            # full run (10-minute memory run)
+#   MEMORY_MINUTES=2 bash bench/node.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MEMORY_MINUTES=${MEMORY_MINUTES:-10}
+cargo build --release --locked -q
+BIN=$PWD/target/release/trilink
+DIR=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
+$BIN pki init --out "$DIR" >/dev/null
+
+sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+{
+  echo "nation = \"JPN\""
+  echo "data_dir = \"$DIR/log\""
+  echo "signing_key = \"$DIR/node.key\""
+  echo "[listen]"
+  echo "http = \"127.0.0.1:18082\""
+  echo "grpc = \"127.0.0.1:15062\""
+  echo "[fusion]"
+  echo "reorder_window_ms = ${REORDER_MS:-250}"
+  for s in KOR-GP-1:KOR JPN-FPS5-SADO:JPN JPN-DDG-SOJ:JPN USA-TPY2-SHARIKI:USA KOR-GP-2:KOR; do
+    id=${s%%:*}; nation=${s##*:}; lower=$(echo "$id" | tr 'A-Z' 'a-z')
+    echo "[[sensor]]"; echo "id = \"$id\""; echo "nation = \"$nation\""; echo "token_sha256 = \"$(sha "bench-$lower")\""
+  done
+  echo "[[area]]"; echo "file = \"$PWD/config/areas/japan.geojson\""
+} > "$DIR/node.toml"
+start_node() {
+  rm -rf "$DIR/log"
+  $BIN node --config "$DIR/node.toml" --log warn 2>"$DIR/node.log" &
+  NODE=$!
+  for _ in $(seq 100); do curl -sf localhost:18082/healthz >/dev/null && return; sleep 0.1; done
+  cat "$DIR/node.log"; exit 1
+}
+metric_q() { # histogram quantile from /metrics: name q
+  curl -s localhost:18082/metrics | python3 -c "
+import sys
+name, q = sys.argv[1], float(sys.argv[2])
+b = [(float(l.split('le=\"')[1].split('\"')[0]), int(l.split()[-1])) for l in sys.stdin if l.startswith(name + '_bucket') and '+Inf' not in l]
+tot = b[-1][1] if b else 0
+print('n/a' if tot == 0 else next('%.1f ms' % (le * 1e3) for le, c in b if c >= q * tot))
+" "$1" "$2"
+}
+
+echo "== peer: this disk's fdatasync rate (one sync per record would be capped here)"
+python3 - "$DIR" <<'PY'
+import os, sys, time
+fd = os.open(os.path.join(sys.argv[1], "sync-probe"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+buf = b"x" * 4096
+n, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < 3:
+    os.write(fd, buf); os.fdatasync(fd); n += 1
+print(f"fdatasync: {n / (time.perf_counter() - t0):.0f} syncs/s")
+PY
+
+echo "== durable ingest at saturation (2,000 objects offered at 200,000 measurements/s for 5 s)"
+start_node
+$BIN bench ingest --grpc http://127.0.0.1:15062 --objects 2000 --rate 200000 --seconds 5
+curl -s localhost:18082/metrics | grep -E '^trilink_log_(group_commits|records_appended)_total'
+kill -TERM $NODE; wait $NODE || true
+
+echo "== 10,000 measurements/s (1,000 objects) with the Honshu scenario streamed at 10x: ack and ingest-to-alert latency"
+start_node
+$BIN bench ingest --grpc http://127.0.0.1:15062 --objects 1000 --rate 10000 --seconds 70 &
+LOAD=$!
+sleep 2
+python3 - "$DIR/tokens.toml" <<'PY'
+import sys
+open(sys.argv[1], "w").write('[tokens]\n"JPN-FPS5-SADO" = "bench-jpn-fps5-sado"\n"JPN-DDG-SOJ" = "bench-jpn-ddg-soj"\n')
+PY
+$BIN sim scenarios/mrbm-honshu.toml --send http://127.0.0.1:15062 --speed 10 --nation JPN --tokens "$DIR/tokens.toml" 2>/dev/null | tail -1
+wait $LOAD
+echo "node-side ack latency p50 $(metric_q trilink_ingest_ack_latency_seconds 0.5), p99 $(metric_q trilink_ingest_ack_latency_seconds 0.99)"
+echo "ingest-to-alert p50 $(metric_q trilink_ingest_to_alert_seconds 0.5), p99 $(metric_q trilink_ingest_to_alert_seconds 0.99) (reorder window ${REORDER_MS:-250} ms)"
+curl -s localhost:18082/metrics | grep -E '^trilink_alert_changes_total'
+kill -TERM $NODE; wait $NODE || true
+
+echo "== memory over $MEMORY_MINUTES minutes at 10,000 measurements/s"
+start_node
+$BIN bench ingest --grpc http://127.0.0.1:15062 --objects 1000 --rate 10000 --seconds $((MEMORY_MINUTES * 60)) > "$DIR/mem-load.txt" &
+LOAD=$!
+for m in $(seq 0 "$MEMORY_MINUTES"); do
+  [ "$m" -gt 0 ] && sleep 60
+  echo "minute $m: node RSS $(( $(awk '/VmRSS/ {print $2}' /proc/$NODE/status) / 1024 )) MiB, log seq $(curl -s localhost:18082/v1/status | python3 -c 'import json,sys; d=json.load(sys.stdin)["log"]; print(d["seq"], "fused", d["fused_seq"])')"
+done
+wait $LOAD; cat "$DIR/mem-load.txt"
+kill -TERM $NODE; wait $NODE || true
