@@ -30,6 +30,10 @@ use vocab::{Nation, UtcNanos};
 /// errors); a pair needing more is not found by the sweep.
 const PAIR_SLACK_MAX_M: f64 = 30_000.0;
 
+/// Most waiting fixes one new fix is compared with: bounds the cost of initiation under
+/// dense clutter (hundreds of thousands of false plots) to this many comparisons a fix.
+const MAX_PAIR_CANDIDATES: usize = 4_096;
+
 /// Two tracks farther apart than this along x are not compared for merging (a merge needs
 /// them within a 3σ gate; no track is that uncertain and still worth merging).
 const MERGE_PREFILTER_M: f64 = 20_000.0;
@@ -166,6 +170,8 @@ pub struct Counters {
     pub impact_predictions: u64,
     pub impact_predictions_deferred: u64,
     pub degenerate_updates: u64,
+    /// New fixes whose search for a partner stopped at `MAX_PAIR_CANDIDATES`.
+    pub pair_candidates_capped: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -533,8 +539,14 @@ impl Engine {
         for fix in new {
             let lo = index.partition_point(|e| e.0 < fix.pos.x - reach);
             let mut best: Option<(usize, f64)> = None;
-            for &(x, i) in &index[lo..] {
+            for (examined, &(x, i)) in index[lo..].iter().enumerate() {
                 if x > fix.pos.x + reach {
+                    break;
+                }
+                if examined >= MAX_PAIR_CANDIDATES {
+                    // Clutter this dense would cost pool × fixes; a real object's partner fix
+                    // is nearly always among the first (its track takes its later reports).
+                    self.counters.pair_candidates_capped += 1;
                     break;
                 }
                 if used[i] {

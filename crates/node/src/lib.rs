@@ -225,6 +225,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let key =
         ledger::keys::parse_signing_key(&key_text).with_context(|| format!("in {}", config.signing_key.display()))?;
     let (areas, areas_geojson) = load_areas(&config)?;
+    // Listen before anything else starts, so a taken port fails fast and touches nothing.
+    let http_listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.http))?;
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.grpc))?;
     let trusted = BTreeMap::from([(config.nation, key.verifying_key())]);
     let (store, recovery) = FileStore::open(&config.data_dir, &trusted)
         .with_context(|| format!("failed to open the log in {}", config.data_dir.display()))?;
@@ -298,12 +305,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     let (stop_tx, _) = broadcast::channel::<()>(1);
-    let http_listener = tokio::net::TcpListener::bind(config.http)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.http))?;
-    let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.grpc))?;
     tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, "node listening");
     let mut stop_http = stop_tx.subscribe();
     let http_server = axum::serve(http_listener, http::router(app.clone())).with_graceful_shutdown(async move {
@@ -323,14 +324,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop_watch.send(true);
     let _ = http_task.await;
     let _ = grpc_task.await;
-    // Dropping the last senders lets the writer drain its queue, commit and stop; the fusion
-    // thread stops when the writer does.
+    // Dropping the last senders lets the writer drain its queue, commit and stop. Only the
+    // writer is waited for — durability is its job; fusion's state is rebuilt from the log at
+    // the next start, so a fusion step still running does not hold up the exit.
     drop(app);
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = writer_thread.join();
-        let _ = fusion_thread.join();
-    })
-    .await;
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    drop(fusion_thread);
     tracing::info!("stopped");
     Ok(())
 }

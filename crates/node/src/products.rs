@@ -119,6 +119,7 @@ pub fn counters_json(c: &Counters) -> Value {
         "tracks_deleted": c.tracks_deleted,
         "impact_predictions": c.impact_predictions,
         "impact_predictions_deferred": c.impact_predictions_deferred,
+        "pair_candidates_capped": c.pair_candidates_capped,
     })
 }
 
