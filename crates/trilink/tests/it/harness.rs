@@ -208,3 +208,57 @@ pub fn now_rfc3339() -> String {
 pub fn audit(dir: &Path) -> std::process::Output {
     trilink().args(["audit", "verify"]).arg(dir).output().expect("audit")
 }
+
+/// A WebSocket client, just enough for the node's stream: the upgrade handshake, then text
+/// frames (the server does not mask; frames are not fragmented by the node).
+pub struct WsClient {
+    stream: TcpStream,
+}
+
+impl WsClient {
+    pub fn connect(addr: SocketAddr, path: &str) -> std::io::Result<WsClient> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes())?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte)?;
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        if !head.starts_with("HTTP/1.1 101") {
+            return Err(std::io::Error::other(format!("no upgrade: {head}")));
+        }
+        Ok(WsClient { stream })
+    }
+
+    /// The next text message, or None when the server closes.
+    pub fn next_text(&mut self) -> std::io::Result<Option<String>> {
+        loop {
+            let mut h = [0u8; 2];
+            self.stream.read_exact(&mut h)?;
+            let opcode = h[0] & 0x0f;
+            let mut len = u64::from(h[1] & 0x7f);
+            if len == 126 {
+                let mut b = [0u8; 2];
+                self.stream.read_exact(&mut b)?;
+                len = u64::from(u16::from_be_bytes(b));
+            } else if len == 127 {
+                let mut b = [0u8; 8];
+                self.stream.read_exact(&mut b)?;
+                len = u64::from_be_bytes(b);
+            }
+            let mut payload = vec![0u8; len as usize];
+            self.stream.read_exact(&mut payload)?;
+            match opcode {
+                0x1 => return Ok(Some(String::from_utf8_lossy(&payload).to_string())),
+                0x8 => return Ok(None),
+                _ => continue,
+            }
+        }
+    }
+}

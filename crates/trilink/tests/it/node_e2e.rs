@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 #[test]
 fn node_tracks_and_warns_on_the_bundled_scenario() {
     let mut node = Node::new("");
+    // A WebSocket client collects the stream of changes for the whole run.
+    let mut ws = WsClient::connect(node.http, "/v1/stream").expect("websocket");
+    let stream = std::thread::spawn(move || {
+        let mut messages = Vec::new();
+        while let Ok(Some(m)) = ws.next_text() {
+            messages.push(serde_json::from_str::<serde_json::Value>(&m).expect("stream JSON"));
+        }
+        messages
+    });
     let url = format!("http://{}", node.grpc);
     let mut send = trilink()
         .args(["sim", "scenarios/mrbm-honshu.toml", "--send", &url, "--speed", "40", "--nation", "JPN"])
@@ -92,6 +101,15 @@ fn node_tracks_and_warns_on_the_bundled_scenario() {
     assert_eq!(openapi["openapi"].as_str().map(|v| &v[..2]), Some("3."));
 
     assert!(node.stop(), "graceful stop failed: {}", node.log_text());
+    // The stream began with a snapshot, carried the track and the alert's life, and was
+    // closed by the node's shutdown.
+    let messages = stream.join().expect("stream thread");
+    assert_eq!(messages.first().map(|m| m["type"].clone()), Some(serde_json::json!("snapshot")));
+    let has = |kind: &str, change: Option<&str>| {
+        messages.iter().any(|m| m["type"] == kind && change.is_none_or(|c| m["change"] == c))
+    };
+    assert!(has("track", None) && has("launch", None) && has("track_deleted", None), "{} messages", messages.len());
+    assert!(has("alert", Some("raised")) && has("alert", Some("withdrawn")), "{} messages", messages.len());
     let audit = audit(&node.log_dir());
     let text = String::from_utf8_lossy(&audit.stdout);
     assert!(audit.status.success() && text.contains("ok: every origin verifies"), "{text}");
