@@ -105,37 +105,61 @@ pub fn parse_line(line: &str) -> Result<Measurement, IngestError> {
             ..
         } => {
             let (time, nation) = common(&time, &sensor, &nation)?;
-            if !(site.lat_deg.abs() <= 90.0 && site.lon_deg.abs() <= 180.0) {
-                return Err(invalid(
-                    "site",
-                    format!("({}, {}) is not a latitude and longitude", site.lat_deg, site.lon_deg),
-                ));
-            }
-            if range_rate_mps.is_some() != sigma_range_rate_mps.is_some() {
-                return Err(invalid("sigma_range_rate_mps", "range rate and its sigma come together or not at all"));
-            }
-            let obs = RadarObs::new(
-                Geodetic::from_degrees(site.lat_deg, site.lon_deg, site.alt_m),
+            let obs = radar_obs(&wire::RadarMeasurement {
+                lat_deg: site.lat_deg,
+                lon_deg: site.lon_deg,
+                alt_m: site.alt_m,
                 range_m,
                 az_rad,
                 el_rad,
                 range_rate_mps,
-                (sigma_range_m, sigma_az_rad, sigma_el_rad),
+                sigma_range_m,
+                sigma_az_rad,
+                sigma_el_rad,
                 sigma_range_rate_mps,
-            )
-            .map_err(|e| invalid("radar", e.to_string()))?;
+            })?;
             Ok(Measurement { time, sensor, nation, obs: Observation::Radar(obs) })
         }
         Report::SpaceIr {
             time, sensor, nation, sat_pos_ecef_m, los_alpha_rad, los_beta_rad, sigma_los_rad, ..
         } => {
             let (time, nation) = common(&time, &sensor, &nation)?;
-            let sat = Vector3::new(sat_pos_ecef_m[0], sat_pos_ecef_m[1], sat_pos_ecef_m[2]);
-            let obs = SpaceIrObs::new(sat, los_alpha_rad, los_beta_rad, sigma_los_rad)
-                .map_err(|e| invalid("space_ir", e.to_string()))?;
+            let obs = space_ir_obs(&wire::SpaceIrMeasurement {
+                sat_x_m: sat_pos_ecef_m[0],
+                sat_y_m: sat_pos_ecef_m[1],
+                sat_z_m: sat_pos_ecef_m[2],
+                los_alpha_rad,
+                los_beta_rad,
+                sigma_los_rad,
+            })?;
             Ok(Measurement { time, sensor, nation, obs: Observation::SpaceIr(obs) })
         }
     }
+}
+
+/// A radar observation from its wire form, every field checked (both report forms use it).
+fn radar_obs(r: &wire::RadarMeasurement) -> Result<RadarObs, IngestError> {
+    if !(r.lat_deg.abs() <= 90.0 && r.lon_deg.abs() <= 180.0) {
+        return Err(invalid("site", format!("({}, {}) is not a latitude and longitude", r.lat_deg, r.lon_deg)));
+    }
+    if r.range_rate_mps.is_some() != r.sigma_range_rate_mps.is_some() {
+        return Err(invalid("sigma_range_rate_mps", "range rate and its sigma come together or not at all"));
+    }
+    RadarObs::new(
+        Geodetic::from_degrees(r.lat_deg, r.lon_deg, r.alt_m),
+        r.range_m,
+        r.az_rad,
+        r.el_rad,
+        r.range_rate_mps,
+        (r.sigma_range_m, r.sigma_az_rad, r.sigma_el_rad),
+        r.sigma_range_rate_mps,
+    )
+    .map_err(|e| invalid("radar", e.to_string()))
+}
+
+fn space_ir_obs(s: &wire::SpaceIrMeasurement) -> Result<SpaceIrObs, IngestError> {
+    SpaceIrObs::new(Vector3::new(s.sat_x_m, s.sat_y_m, s.sat_z_m), s.los_alpha_rad, s.los_beta_rad, s.sigma_los_rad)
+        .map_err(|e| invalid("space_ir", e.to_string()))
 }
 
 /// The wire form of a validated measurement (for the log and for partners).
@@ -191,35 +215,8 @@ pub fn from_wire(w: &wire::Measurement) -> Result<Measurement, IngestError> {
     let time = UtcNanos::from_nanos(w.time_unix_ns);
     let obs = match &w.obs {
         None => return Err(invalid("obs", "none of radar, space_ir or track is set")),
-        Some(Obs::Radar(r)) => {
-            if !(r.lat_deg.abs() <= 90.0 && r.lon_deg.abs() <= 180.0) {
-                return Err(invalid("site", format!("({}, {}) is not a latitude and longitude", r.lat_deg, r.lon_deg)));
-            }
-            if r.range_rate_mps.is_some() != r.sigma_range_rate_mps.is_some() {
-                return Err(invalid("sigma_range_rate_mps", "range rate and its sigma come together or not at all"));
-            }
-            Observation::Radar(
-                RadarObs::new(
-                    Geodetic::from_degrees(r.lat_deg, r.lon_deg, r.alt_m),
-                    r.range_m,
-                    r.az_rad,
-                    r.el_rad,
-                    r.range_rate_mps,
-                    (r.sigma_range_m, r.sigma_az_rad, r.sigma_el_rad),
-                    r.sigma_range_rate_mps,
-                )
-                .map_err(|e| invalid("radar", e.to_string()))?,
-            )
-        }
-        Some(Obs::SpaceIr(s)) => Observation::SpaceIr(
-            SpaceIrObs::new(
-                Vector3::new(s.sat_x_m, s.sat_y_m, s.sat_z_m),
-                s.los_alpha_rad,
-                s.los_beta_rad,
-                s.sigma_los_rad,
-            )
-            .map_err(|e| invalid("space_ir", e.to_string()))?,
-        ),
+        Some(Obs::Radar(r)) => Observation::Radar(radar_obs(r)?),
+        Some(Obs::SpaceIr(s)) => Observation::SpaceIr(space_ir_obs(s)?),
         Some(Obs::Track(t)) => {
             if t.track_label.is_empty() || t.track_label.len() > MAX_TRACK_LABEL_BYTES {
                 return Err(invalid("track_label", format!("must be 1 to {MAX_TRACK_LABEL_BYTES} bytes")));
