@@ -316,6 +316,28 @@ mod tests {
         }
 
         #[test]
+        fn arbitrary_protobuf_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            if let Ok(batch) = <wire::MeasurementBatch as prost::Message>::decode(bytes.as_slice()) {
+                for m in &batch.measurements {
+                    let _ = from_wire(m);
+                }
+            }
+        }
+
+        #[test]
+        fn mutated_protobuf_never_panics(i in 0usize..400, b in proptest::prelude::any::<u8>()) {
+            let batch = wire::MeasurementBatch { measurements: vec![to_wire(&parse_line(RADAR).unwrap()), to_wire(&parse_line(IR).unwrap())] };
+            let mut bytes = prost::Message::encode_to_vec(&batch);
+            let k = i % bytes.len();
+            bytes[k] = b;
+            if let Ok(batch) = <wire::MeasurementBatch as prost::Message>::decode(bytes.as_slice()) {
+                for m in &batch.measurements {
+                    let _ = from_wire(m);
+                }
+            }
+        }
+
+        #[test]
         fn mutated_reports_never_panic(i in 0usize..300, c in proptest::char::any()) {
             let mut chars: Vec<char> = RADAR.chars().collect();
             let k = i % chars.len();

@@ -239,4 +239,22 @@ mod tests {
         // Garbage.
         assert!(matches!(reader.verify_next(&[0xff, 0xff, 0xff]), Err(ChainError::DecodeRecord(_))));
     }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive as a record or a checkpoint, verification answers with an
+        /// error or a value, never a panic, and a failed check leaves the chain where it was.
+        #[test]
+        fn arbitrary_bytes_never_panic_or_move_the_chain(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let usa = Nation::parse("USA").unwrap();
+            let mut chain = Chain::new(usa);
+            let before = chain.clone();
+            if chain.verify_next(&bytes).is_err() {
+                proptest::prop_assert_eq!(&chain, &before);
+            }
+            let mut chain = before.clone();
+            if chain.verify_checkpoint(&bytes, None).is_err() {
+                proptest::prop_assert_eq!(&chain, &before);
+            }
+        }
+    }
 }
