@@ -206,7 +206,17 @@ struct LogQuery {
     limit: Option<usize>,
 }
 
-async fn log_range(State(app): Shared, Path(origin): Path<String>, Query(q): Query<LogQuery>) -> Response {
+async fn log_range(
+    State(app): Shared,
+    Path(origin): Path<String>,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, format!("bad query: {} (expected from=SEQ&limit=N)", e.body_text()))
+        }
+    };
     let origin = match Nation::parse(&origin) {
         Ok(n) => n,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
