@@ -3,7 +3,7 @@
 //! trusted for its origin. Reads only; never repairs. Names the first bad record.
 
 use crate::chain::Chain;
-use crate::store::scan_segment;
+use crate::store::{list_origins, list_segments, scan_segment};
 use ed25519_dalek::VerifyingKey;
 use std::collections::BTreeMap;
 use std::fs;
@@ -52,27 +52,13 @@ pub fn verify_dir(dir: &Path, trusted: &BTreeMap<Nation, VerifyingKey>) -> Resul
         let path = path.to_path_buf();
         move |source| AuditError::Io { path, source }
     };
-    let mut origins: Vec<(Nation, PathBuf)> = fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| Nation::parse(&e.file_name().to_string_lossy()).ok().map(|n| (n, e.path())))
-        .collect();
+    let origins = list_origins(dir).map_err(io(dir))?;
     if origins.is_empty() {
         return Err(AuditError::Empty(dir.to_path_buf()));
     }
-    origins.sort();
     let mut out = Vec::new();
     for (origin, path) in origins {
-        let mut segments: Vec<(u64, PathBuf)> = fs::read_dir(&path)
-            .map_err(io(&path))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                Some((name.strip_suffix(".seg")?.parse::<u64>().ok()?, e.path()))
-            })
-            .collect();
-        segments.sort();
+        let segments = list_segments(&path).map_err(io(&path))?;
         let mut audit = OriginAudit {
             origin,
             records: 0,

@@ -182,6 +182,30 @@ pub struct FileStore {
     _lock: File,
 }
 
+/// The origin directories of a log (`USA/`, `JPN/`, …), sorted; other entries are ignored.
+pub(crate) fn list_origins(dir: &Path) -> io::Result<Vec<(Nation, PathBuf)>> {
+    let mut v: Vec<(Nation, PathBuf)> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| Nation::parse(&e.file_name().to_string_lossy()).ok().map(|n| (n, e.path())))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// An origin's segment files with their first seq, in order; other files (`*.torn-*`) are ignored.
+pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut v: Vec<(u64, PathBuf)> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            Some((name.strip_suffix(".seg")?.parse::<u64>().ok()?, e.path()))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
 fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.seg")
 }
@@ -209,14 +233,7 @@ impl FileStore {
         }
         let mut recovery = Recovery::default();
         let mut origins = BTreeMap::new();
-        let mut entries: Vec<_> = fs::read_dir(dir)
-            .map_err(io_err("list", dir))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| Nation::parse(&e.file_name().to_string_lossy()).ok().map(|n| (n, e.path())))
-            .collect();
-        entries.sort();
-        for (origin, path) in entries {
+        for (origin, path) in list_origins(dir).map_err(io_err("list", dir))? {
             let log = OriginLog::recover(origin, &path, trusted.get(&origin), &mut recovery)?;
             origins.insert(origin, log);
         }
@@ -263,16 +280,7 @@ impl OriginLog {
         recovery: &mut Recovery,
     ) -> Result<OriginLog, StoreError> {
         let mut log = OriginLog::empty(origin, dir.to_path_buf());
-        let mut names: Vec<(u64, PathBuf)> = fs::read_dir(dir)
-            .map_err(io_err("list", dir))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                let seq = name.strip_suffix(".seg")?.parse::<u64>().ok()?;
-                Some((seq, e.path()))
-            })
-            .collect();
-        names.sort();
+        let names = list_segments(dir).map_err(io_err("list", dir))?;
         let last = names.len().saturating_sub(1);
         let mut chain = Chain::new(origin);
         for (i, (first_seq, path)) in names.iter().enumerate() {
