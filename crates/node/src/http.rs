@@ -222,7 +222,10 @@ async fn log_range(
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let from = q.from.unwrap_or(1);
-    let limit = q.limit.unwrap_or(100).min(MAX_LOG_PAGE);
+    let limit = q.limit.unwrap_or(100);
+    if limit > MAX_LOG_PAGE {
+        return error(StatusCode::BAD_REQUEST, format!("limit {limit} exceeds {MAX_LOG_PAGE}; page with `next`"));
+    }
     let store = app.store.clone();
     let read = tokio::task::spawn_blocking(move || {
         store
