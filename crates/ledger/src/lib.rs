@@ -38,7 +38,7 @@ pub mod keys;
 pub mod store;
 
 pub use chain::{Chain, ChainError, Sealed};
-pub use store::{FileStore, LogStore, StoreError, StoredRecord};
+pub use store::{FileStore, LogStore, ReadPlan, StoreError, StoredRecord};
 
 /// Segments roll at this size: small enough to copy and verify piecewise, large enough that a
 /// day of one nation's sensor traffic is a few hundred files.

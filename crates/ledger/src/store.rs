@@ -4,7 +4,7 @@
 
 use crate::chain::{Chain, ChainError};
 use crate::frame::{self, FrameType, HEADER_BYTES};
-use crate::{Hash, MAX_SEGMENT_BYTES};
+use crate::MAX_SEGMENT_BYTES;
 use ed25519_dalek::VerifyingKey;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -180,6 +180,93 @@ pub struct FileStore {
     origins: BTreeMap<Nation, OriginLog>,
     failed: Option<String>,
     _lock: File,
+}
+
+/// A read worked out under the store's lock — which segments, from which offset, up to which
+/// seq — and run without it, so that readers never hold the lock across file I/O.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    origin: Nation,
+    /// (path, durable length) of the segments to read, the first from `offset`.
+    segments: Vec<(PathBuf, u64)>,
+    offset: u64,
+    /// Seq of the first record at `offset`.
+    seq: u64,
+    from_seq: u64,
+    last: u64,
+    max: usize,
+}
+
+impl FileStore {
+    /// Plans a read of up to `max` (capped at `MAX_READ_RECORDS`) committed, covered records of
+    /// `origin` from `from_seq`. Cheap: no I/O.
+    pub fn plan_read(&self, origin: Nation, from_seq: u64, max: usize) -> ReadPlan {
+        let mut plan = ReadPlan {
+            origin,
+            segments: Vec::new(),
+            offset: 0,
+            seq: 0,
+            from_seq: from_seq.max(1),
+            last: 0,
+            max: max.min(MAX_READ_RECORDS),
+        };
+        let Some(log) = self.origins.get(&origin) else { return plan };
+        plan.last = log.durable.covered().min(log.durable.seq());
+        if plan.from_seq > plan.last || plan.max == 0 {
+            return plan;
+        }
+        if let Some((seg, offset, seq)) = log.locate(plan.from_seq) {
+            plan.segments = log.segments[seg..].iter().map(|s| (s.path.clone(), s.len)).collect();
+            plan.offset = offset;
+            plan.seq = seq;
+        }
+        plan
+    }
+}
+
+impl ReadPlan {
+    /// Reads the planned records. Segments are append-only and only their durable prefix is
+    /// read, so running after the store has moved on still gives exactly the planned records.
+    pub fn run(&self) -> Result<Vec<StoredRecord>, StoreError> {
+        let (origin, from_seq, last, max) = (self.origin, self.from_seq, self.last, self.max);
+        let (mut offset, mut seq) = (self.offset, self.seq);
+        let mut out = Vec::new();
+        // One frame buffer for the whole read: header, then payload.
+        let mut frame_buf = Vec::new();
+        for (path, len) in &self.segments {
+            if out.len() >= max || seq > last {
+                break;
+            }
+            let mut f = File::open(path).map_err(io_err("open", path))?;
+            f.seek(SeekFrom::Start(offset)).map_err(io_err("seek", path))?;
+            let mut r = io::BufReader::with_capacity(256 * 1024, f.take(len - offset));
+            while out.len() < max && seq <= last {
+                frame_buf.resize(HEADER_BYTES, 0);
+                match r.read_exact(&mut frame_buf) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(io_err("read", path)(e)),
+                }
+                let n = u32::from_le_bytes([frame_buf[0], frame_buf[1], frame_buf[2], frame_buf[3]]) as usize;
+                let corrupt = |why: String| StoreError::Corrupt { path: path.clone(), offset, origin, seq, why };
+                if n > crate::MAX_FRAME_BYTES as usize {
+                    return Err(corrupt("frame too long".into()));
+                }
+                frame_buf.resize(HEADER_BYTES + n, 0);
+                r.read_exact(&mut frame_buf[HEADER_BYTES..]).map_err(io_err("read", path))?;
+                let (kind, body, _) = frame::decode(&frame_buf).map_err(|e| corrupt(e.to_string()))?;
+                offset += frame_buf.len() as u64;
+                if kind == FrameType::Record {
+                    if seq >= from_seq {
+                        out.push(StoredRecord { seq, bytes: body.to_vec() });
+                    }
+                    seq += 1;
+                }
+            }
+            offset = 0;
+        }
+        Ok(out)
+    }
 }
 
 /// The origin directories of a log (`USA/`, `JPN/`, …), sorted; other entries are ignored.
@@ -486,72 +573,10 @@ impl LogStore for FileStore {
     }
 
     fn read(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, StoreError> {
-        let Some(log) = self.origins.get(&origin) else { return Ok(Vec::new()) };
-        let last = log.durable.covered().min(log.durable.seq());
-        let from_seq = from_seq.max(1);
-        let max = max.min(MAX_READ_RECORDS);
-        if from_seq > last || max == 0 {
-            return Ok(Vec::new());
-        }
-        let Some((mut seg, mut offset, mut seq)) = log.locate(from_seq) else { return Ok(Vec::new()) };
-        let mut out = Vec::new();
-        while seg < log.segments.len() && out.len() < max && seq <= last {
-            let s = &log.segments[seg];
-            let mut f = File::open(&s.path).map_err(io_err("open", &s.path))?;
-            f.seek(SeekFrom::Start(offset)).map_err(io_err("seek", &s.path))?;
-            let mut r = io::BufReader::with_capacity(256 * 1024, f.take(s.len - offset));
-            let mut header = [0u8; HEADER_BYTES];
-            let mut payload = Vec::new();
-            loop {
-                if out.len() >= max || seq > last {
-                    break;
-                }
-                match r.read_exact(&mut header) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                    Err(e) => return Err(io_err("read", &s.path)(e)),
-                }
-                let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-                if len > crate::MAX_FRAME_BYTES as usize {
-                    return Err(StoreError::Corrupt {
-                        path: s.path.clone(),
-                        offset,
-                        origin,
-                        seq,
-                        why: "frame too long".into(),
-                    });
-                }
-                payload.resize(len, 0);
-                r.read_exact(&mut payload).map_err(io_err("read", &s.path))?;
-                let mut whole = header.to_vec();
-                whole.extend_from_slice(&payload);
-                let (kind, body, _) = frame::decode(&whole).map_err(|e| StoreError::Corrupt {
-                    path: s.path.clone(),
-                    offset,
-                    origin,
-                    seq,
-                    why: e.to_string(),
-                })?;
-                offset += whole.len() as u64;
-                if kind == FrameType::Record {
-                    if seq >= from_seq {
-                        out.push(StoredRecord { seq, bytes: body.to_vec() });
-                    }
-                    seq += 1;
-                }
-            }
-            seg += 1;
-            offset = 0;
-        }
-        Ok(out)
+        self.plan_read(origin, from_seq, max).run()
     }
 
     fn last_checkpoint(&self, origin: Nation) -> Option<Vec<u8>> {
         self.origins.get(&origin).and_then(|o| o.last_checkpoint.clone())
     }
-}
-
-/// The head hash of a chain, for display.
-pub fn head_hex(head: &Hash) -> String {
-    hex::encode(head)
 }

@@ -10,7 +10,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ledger::LogStore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
@@ -226,15 +225,12 @@ async fn log_range(
     if limit > MAX_LOG_PAGE {
         return error(StatusCode::BAD_REQUEST, format!("limit {limit} exceeds {MAX_LOG_PAGE}; page with `next`"));
     }
-    let store = app.store.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| "store lock poisoned".to_string())?
-            .read(origin, from, limit)
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    let plan = match app.store.lock() {
+        Ok(store) => store.plan_read(origin, from, limit),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned"),
+    };
+    // The file reads run on a blocking thread, without the store's lock.
+    let read = tokio::task::spawn_blocking(move || plan.run().map_err(|e| e.to_string())).await;
     match read {
         Ok(Ok(records)) => {
             let next = records.last().map(|r| r.seq + 1).unwrap_or(from);

@@ -204,10 +204,12 @@ impl Fusion {
     /// Reads up to one chunk of records `from..=to` from the log into fusion; returns how many.
     fn catch_up(&mut self, from: u64, to: u64, newest_time: &mut UtcNanos, last_seq: &mut u64) -> usize {
         let want = usize::try_from(to.saturating_sub(from) + 1).unwrap_or(usize::MAX).min(CATCH_UP_CHUNK);
-        let records = match self.store.lock() {
-            Ok(store) => ledger::LogStore::read(&*store, self.origin, from, want),
+        // The lock is held only to plan the read; the file I/O runs without it.
+        let plan = match self.store.lock() {
+            Ok(store) => store.plan_read(self.origin, from, want),
             Err(_) => return 0,
         };
+        let records = plan.run();
         let records = match records {
             Ok(r) => r,
             Err(e) => {

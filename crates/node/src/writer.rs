@@ -14,7 +14,7 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
-use vocab::{Nation, UtcNanos};
+use vocab::Nation;
 use wire::RecordKind;
 
 /// One record to append.
@@ -52,10 +52,6 @@ impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer").field("chain", &self.chain).finish_non_exhaustive()
     }
-}
-
-fn now() -> UtcNanos {
-    crate::wall_clock()
 }
 
 impl Writer {
@@ -119,7 +115,7 @@ impl Writer {
         let origin = self.chain.origin();
         let first = self.chain.seq() + 1;
         let mut store = self.store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?;
-        let time = now();
+        let time = crate::wall_clock();
         for a in group {
             let sealed = self.chain.seal(NewRecord {
                 time,

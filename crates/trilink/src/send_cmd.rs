@@ -130,7 +130,7 @@ async fn run(
     }
     let speed = opts.speed;
     let span_s = last.secs_since(first);
-    let shift_s = crate::send_cmd::now().secs_since(first) - span_s * (1.0 - 1.0 / speed);
+    let shift_s = node::wall_clock().secs_since(first) - span_s * (1.0 - 1.0 / speed);
     let started = Instant::now();
     let mut sent = 0usize;
     let mut last_report = Instant::now();
@@ -184,8 +184,4 @@ async fn run(
         return Err(anyhow!("{} sensor streams failed: {}", errors.len(), errors.join("; ")));
     }
     Ok(())
-}
-
-pub fn now() -> UtcNanos {
-    node::wall_clock()
 }
