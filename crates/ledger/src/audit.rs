@@ -110,6 +110,9 @@ fn first_signer(data: &[u8], chain: &Chain) -> Option<VerifyingKey> {
             crate::frame::FrameType::Record => {
                 probe.verify_next(payload).ok()?;
             }
+            crate::frame::FrameType::Withheld => {
+                probe.verify_withheld(payload).ok()?;
+            }
             crate::frame::FrameType::Checkpoint => return probe.verify_checkpoint(payload, None).ok(),
         }
         offset += n;

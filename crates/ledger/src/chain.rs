@@ -1,16 +1,18 @@
 //! The chain state machine, sans IO: seals new records of an origin, signs checkpoints, and
 //! verifies records and checkpoints received (or read back) in order.
 
-use crate::{record_hash, Hash, HASH_LEN};
+use crate::{link_hash, record_digest, Hash, HASH_LEN};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use prost::Message;
 use vocab::{Nation, UtcNanos};
-use wire::{Checkpoint, Record, RecordKind, SignedCheckpoint};
+use wire::{Checkpoint, Record, RecordKind, SignedCheckpoint, Withheld};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
     #[error("failed to decode record: {0}")]
     DecodeRecord(String),
+    #[error("failed to decode withheld stub: {0}")]
+    DecodeWithheld(String),
     #[error("failed to decode checkpoint: {0}")]
     DecodeCheckpoint(String),
     #[error("failed to verify record: origin {found} where {expected} was expected")]
@@ -92,7 +94,7 @@ impl Chain {
             body: new.body,
         };
         let bytes = record.encode_to_vec();
-        let hash = record_hash(&bytes);
+        let hash = link_hash(&self.head, &record_digest(&bytes));
         self.seq += 1;
         self.head = hash;
         Sealed { seq: self.seq, bytes, hash }
@@ -127,8 +129,31 @@ impl Chain {
             return Err(ChainError::BrokenLink { seq: record.seq });
         }
         self.seq = record.seq;
-        self.head = record_hash(bytes);
+        self.head = link_hash(&record.prev_hash, &record_digest(bytes));
         Ok(record)
+    }
+
+    /// Verifies that `bytes` is a `Withheld` stub standing for this chain's next record and
+    /// advances the head across it.
+    pub fn verify_withheld(&mut self, bytes: &[u8]) -> Result<Withheld, ChainError> {
+        let stub = Withheld::decode(bytes).map_err(|e| ChainError::DecodeWithheld(e.to_string()))?;
+        if stub.origin != self.origin.as_str() {
+            return Err(ChainError::WrongOrigin { expected: self.origin, found: stub.origin });
+        }
+        if stub.seq != self.seq + 1 {
+            return Err(ChainError::WrongSeq { expected: self.seq + 1, found: stub.seq });
+        }
+        if stub.prev_hash.as_slice() != self.head.as_slice() {
+            return Err(ChainError::BrokenLink { seq: stub.seq });
+        }
+        let digest: Hash = stub
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| ChainError::DecodeWithheld(format!("digest of {} bytes, not {HASH_LEN}", stub.digest.len())))?;
+        self.seq = stub.seq;
+        self.head = link_hash(&stub.prev_hash, &digest);
+        Ok(stub)
     }
 
     /// Verifies a signed checkpoint against the key trusted for this origin (`None`: trust the
@@ -173,6 +198,19 @@ impl Chain {
     }
 }
 
+/// The `Withheld` stub that stands for a record (given as its exact bytes) on the way to a
+/// holder that may not see it.
+pub fn withhold(bytes: &[u8]) -> Result<Vec<u8>, ChainError> {
+    let record = Record::decode(bytes).map_err(|e| ChainError::DecodeRecord(e.to_string()))?;
+    Ok(Withheld {
+        origin: record.origin,
+        seq: record.seq,
+        prev_hash: record.prev_hash,
+        digest: record_digest(bytes).to_vec(),
+    }
+    .encode_to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +240,39 @@ mod tests {
         let cp = writer.checkpoint(&key(1), UtcNanos::from_nanos(2));
         reader.verify_checkpoint(&cp, Some(&key(1).verifying_key())).unwrap();
         assert_eq!((reader.seq(), reader.covered(), reader.head()), (5, 5, writer.head()));
+    }
+
+    #[test]
+    fn withheld_stubs_carry_the_chain_and_pin_what_was_sent() {
+        let usa = Nation::parse("USA").unwrap();
+        let mut writer = Chain::new(usa);
+        let recs: Vec<Sealed> = (0..4u8).map(|i| seal(&mut writer, &[i])).collect();
+        let cp = writer.checkpoint(&key(1), UtcNanos::from_nanos(2));
+        // Records 2 and 3 withheld: the chain and the checkpoint still verify.
+        let mut reader = Chain::new(usa);
+        reader.verify_next(&recs[0].bytes).unwrap();
+        reader.verify_withheld(&withhold(&recs[1].bytes).unwrap()).unwrap();
+        reader.verify_withheld(&withhold(&recs[2].bytes).unwrap()).unwrap();
+        reader.verify_next(&recs[3].bytes).unwrap();
+        reader.verify_checkpoint(&cp, Some(&key(1).verifying_key())).unwrap();
+        // A forged record followed by the honest stub of the next one: the stub's prev_hash is
+        // the honest link of record 1, so the stub — or, if the forger rewrites it, the
+        // checkpoint — refuses.
+        let mut forged = Record::decode(recs[0].bytes.as_slice()).unwrap();
+        forged.body = b"z".to_vec();
+        let mut reader = Chain::new(usa);
+        reader.verify_next(&forged.encode_to_vec()).unwrap();
+        assert_eq!(reader.verify_withheld(&withhold(&recs[1].bytes).unwrap()), Err(ChainError::BrokenLink { seq: 2 }));
+        let mut rewritten = Withheld::decode(withhold(&recs[1].bytes).unwrap().as_slice()).unwrap();
+        rewritten.prev_hash = reader.head().to_vec();
+        reader.verify_withheld(&rewritten.encode_to_vec()).unwrap();
+        reader.verify_withheld(&withhold(&recs[2].bytes).unwrap()).unwrap_err();
+        // A stub with another digest cannot stand for the record either.
+        let mut lie = Withheld::decode(withhold(&recs[0].bytes).unwrap().as_slice()).unwrap();
+        lie.digest = vec![7; 32];
+        let mut reader = Chain::new(usa);
+        reader.verify_withheld(&lie.encode_to_vec()).unwrap();
+        assert_eq!(reader.verify_next(&recs[1].bytes), Err(ChainError::BrokenLink { seq: 2 }));
     }
 
     #[test]
@@ -249,6 +320,10 @@ mod tests {
             let mut chain = Chain::new(usa);
             let before = chain.clone();
             if chain.verify_next(&bytes).is_err() {
+                proptest::prop_assert_eq!(&chain, &before);
+            }
+            let mut chain = before.clone();
+            if chain.verify_withheld(&bytes).is_err() {
                 proptest::prop_assert_eq!(&chain, &before);
             }
             let mut chain = before.clone();

@@ -9,6 +9,7 @@ pub const HEADER_BYTES: usize = 9;
 pub enum FrameType {
     Record = 1,
     Checkpoint = 2,
+    Withheld = 3,
 }
 
 /// Why a frame could not be read at an offset.
@@ -62,6 +63,7 @@ pub fn decode(buf: &[u8]) -> Result<(FrameType, &[u8], usize), FrameError> {
     let kind = match kind {
         1 => FrameType::Record,
         2 => FrameType::Checkpoint,
+        3 => FrameType::Withheld,
         other => return Err(FrameError::UnknownType(other)),
     };
     Ok((kind, payload, HEADER_BYTES + want))

@@ -3,9 +3,11 @@
 //! # The log format
 //!
 //! A record (`wire::Record`) is the unit of keeping and sharing; its identity is (origin, seq),
-//! seq gap-free from 1. Its hash is SHA-256 over exactly the encoded bytes that are stored and
-//! sent, and record N carries the hash of record N−1 (`prev_hash`; 32 zero bytes for record 1),
-//! so the chain commits to every record before it. The origin signs checkpoints
+//! seq gap-free from 1. Its digest is SHA-256 over exactly the encoded bytes that are stored
+//! and sent, its link hash is SHA-256(prev_hash ‖ digest), and record N carries the link hash of
+//! record N−1 (`prev_hash`; 32 zero bytes for record 1), so the chain commits to every record
+//! before it. A replica holds a `wire::Withheld` stub (prev_hash and digest only) in place of a
+//! record its marking keeps from this node; the chain verifies across it all the same. The origin signs checkpoints
 //! (`wire::Checkpoint`: "my chain up to seq has head hash H") with Ed25519; a record counts as
 //! accepted only once a verified checkpoint covers it. Bytes are never re-serialised to verify:
 //! hashes and signatures are over the stored bytes themselves.
@@ -19,6 +21,7 @@
 //! ```text
 //! u32 LE payload length | u32 LE CRC-32C of (type byte ‖ payload) | u8 type | payload
 //! type 1: an encoded Record    type 2: an encoded SignedCheckpoint
+//! type 3: an encoded Withheld (a partner's record this node may not hold)
 //! ```
 //!
 //! The writer appends the records of many requests, then one checkpoint over them, then syncs
@@ -38,7 +41,7 @@ pub mod keys;
 pub mod store;
 
 pub use chain::{Chain, ChainError, Sealed};
-pub use store::{FileStore, LogStore, ReadPlan, StoreError, StoredRecord};
+pub use store::{Entry, FileStore, LogStore, ReadPlan, StoreError, StoredRecord};
 
 /// Segments roll at this size: small enough to copy and verify piecewise, large enough that a
 /// day of one nation's sensor traffic is a few hundred files.
@@ -51,8 +54,20 @@ pub const HASH_LEN: usize = 32;
 
 pub type Hash = [u8; HASH_LEN];
 
-/// SHA-256 of a record's encoded bytes.
-pub fn record_hash(bytes: &[u8]) -> Hash {
+/// SHA-256 of a record's encoded bytes: what a `Withheld` stub reveals of it.
+pub fn record_digest(bytes: &[u8]) -> Hash {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
+}
+
+/// A record's link hash, which the next record carries as `prev_hash`: SHA-256(prev_hash ‖
+/// digest). Committing to the previous link outside the digest lets a `Withheld` stub (prev
+/// hash and digest, no content) carry the chain across a record its holder may not see, while
+/// every record that is sent still pins everything before it.
+pub fn link_hash(prev: &[u8], digest: &Hash) -> Hash {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(prev);
+    h.update(digest);
+    h.finalize().into()
 }

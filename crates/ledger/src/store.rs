@@ -55,6 +55,12 @@ pub(crate) fn scan_segment(data: &[u8], chain: &mut Chain, trusted: Option<&Veri
                     scan.index.push((chain.seq(), offset as u64));
                 }
             }),
+            FrameType::Withheld => chain.verify_withheld(payload).map(|_| {
+                scan.records += 1;
+                if (chain.seq() - 1).is_multiple_of(INDEX_STRIDE) {
+                    scan.index.push((chain.seq(), offset as u64));
+                }
+            }),
             FrameType::Checkpoint => chain.verify_checkpoint(payload, trusted).map(|_| {
                 scan.checkpoints += 1;
                 scan.good_end = offset + n;
@@ -113,6 +119,27 @@ pub struct StoredRecord {
     pub bytes: Vec<u8>,
 }
 
+/// One frame of an origin's log as read back for sharing: what a receiver needs to verify the
+/// chain from a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Record(StoredRecord),
+    /// A `wire::Withheld` stub standing for record `seq`.
+    Withheld { seq: u64, bytes: Vec<u8> },
+    /// A `wire::SignedCheckpoint` over the chain up to `seq`.
+    Checkpoint { seq: u64, bytes: Vec<u8> },
+}
+
+impl Entry {
+    /// The seq a record or stub holds, or the seq a checkpoint covers.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Entry::Record(r) => r.seq,
+            Entry::Withheld { seq, .. } | Entry::Checkpoint { seq, .. } => *seq,
+        }
+    }
+}
+
 /// What recovery found when it opened a log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -129,6 +156,9 @@ pub trait LogStore: Send {
     fn heads(&self) -> Vec<Chain>;
     /// Buffers `origin`'s next record; it must extend the chain (checked).
     fn append_record(&mut self, origin: Nation, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Buffers the `Withheld` stub of `origin`'s next record (a replica's stand-in for a record
+    /// this node may not hold); it must extend the chain (checked).
+    fn append_withheld(&mut self, origin: Nation, bytes: &[u8]) -> Result<(), StoreError>;
     /// Buffers a signed checkpoint over `origin`'s current head (checked against `trusted`).
     fn append_checkpoint(
         &mut self,
@@ -140,6 +170,11 @@ pub trait LogStore: Send {
     fn commit(&mut self) -> Result<(), StoreError>;
     /// Up to `max` (capped at `MAX_READ_RECORDS`) committed, covered records of `origin` from `from_seq`.
     fn read(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, StoreError>;
+    /// Committed entries of `origin` from `from_seq` — records, stubs and the checkpoints among
+    /// them — ending with a checkpoint, so that a receiver holding `from_seq - 1` can verify all
+    /// of them. About `max` records (capped at `MAX_READ_RECORDS`); more only to reach the next
+    /// checkpoint.
+    fn read_entries(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<Entry>, StoreError>;
     /// The latest committed signed checkpoint of `origin`.
     fn last_checkpoint(&self, origin: Nation) -> Option<Vec<u8>>;
 }
@@ -225,22 +260,44 @@ impl FileStore {
 }
 
 impl ReadPlan {
-    /// Reads the planned records. Segments are append-only and only their durable prefix is
-    /// read, so running after the store has moved on still gives exactly the planned records.
+    /// Reads the planned records (stubs are skipped). Segments are append-only and only their
+    /// durable prefix is read, so running after the store has moved on still gives exactly the
+    /// planned records.
     pub fn run(&self) -> Result<Vec<StoredRecord>, StoreError> {
+        Ok(self
+            .scan(false)?
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Record(r) => Some(r),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Reads the planned entries, checkpoints included, through the first checkpoint at or
+    /// after the planned number of records (see `LogStore::read_entries`).
+    pub fn run_entries(&self) -> Result<Vec<Entry>, StoreError> {
+        self.scan(true)
+    }
+
+    fn scan(&self, with_checkpoints: bool) -> Result<Vec<Entry>, StoreError> {
         let (origin, from_seq, last, max) = (self.origin, self.from_seq, self.last, self.max);
         let (mut offset, mut seq) = (self.offset, self.seq);
         let mut out = Vec::new();
+        // Records and stubs read (checkpoints are not counted against `max`).
+        let mut count = 0usize;
+        // With checkpoints, a read stops only just after one, so that it verifies on its own.
+        let mut done = false;
         // One frame buffer for the whole read: header, then payload.
         let mut frame_buf = Vec::new();
         for (path, len) in &self.segments {
-            if out.len() >= max || seq > last {
+            if done {
                 break;
             }
             let mut f = File::open(path).map_err(io_err("open", path))?;
             f.seek(SeekFrom::Start(offset)).map_err(io_err("seek", path))?;
             let mut r = io::BufReader::with_capacity(256 * 1024, f.take(len - offset));
-            while out.len() < max && seq <= last {
+            while !done {
                 frame_buf.resize(HEADER_BYTES, 0);
                 match r.read_exact(&mut frame_buf) {
                     Ok(()) => {}
@@ -256,14 +313,43 @@ impl ReadPlan {
                 r.read_exact(&mut frame_buf[HEADER_BYTES..]).map_err(io_err("read", path))?;
                 let (kind, body, _) = frame::decode(&frame_buf).map_err(|e| corrupt(e.to_string()))?;
                 offset += frame_buf.len() as u64;
-                if kind == FrameType::Record {
-                    if seq >= from_seq {
-                        out.push(StoredRecord { seq, bytes: body.to_vec() });
+                match kind {
+                    FrameType::Record | FrameType::Withheld => {
+                        if seq > last {
+                            done = true;
+                            break;
+                        }
+                        if seq >= from_seq {
+                            let bytes = body.to_vec();
+                            out.push(if kind == FrameType::Record {
+                                Entry::Record(StoredRecord { seq, bytes })
+                            } else {
+                                Entry::Withheld { seq, bytes }
+                            });
+                            count += 1;
+                        }
+                        seq += 1;
+                        if !with_checkpoints && (count >= max || seq > last) {
+                            done = true;
+                        }
                     }
-                    seq += 1;
+                    FrameType::Checkpoint => {
+                        if with_checkpoints && count > 0 {
+                            out.push(Entry::Checkpoint { seq: seq - 1, bytes: body.to_vec() });
+                            if count >= max || seq > last {
+                                done = true;
+                            }
+                        }
+                    }
                 }
             }
             offset = 0;
+        }
+        if with_checkpoints {
+            // Never end on records no checkpoint in hand covers.
+            while out.last().is_some_and(|e| !matches!(e, Entry::Checkpoint { .. })) {
+                out.pop();
+            }
         }
         Ok(out)
     }
@@ -494,6 +580,21 @@ impl OriginLog {
         Ok(())
     }
 
+    /// Indexes the record just verified into `chain` if it falls on the stride; call before
+    /// buffering its frame.
+    fn note_index(&mut self) {
+        let seq = self.chain.seq();
+        if (seq - 1).is_multiple_of(INDEX_STRIDE) {
+            // The frame will be written at the end of the durable tail plus the buffer, in the
+            // current segment, or at the start of a new one if the tail is full.
+            let (seg, base) = match self.segments.last() {
+                Some(s) if s.len < MAX_SEGMENT_BYTES || self.file.is_some() => (self.segments.len() - 1, s.len),
+                _ => (self.segments.len(), 0),
+            };
+            self.index.push((seq, seg, base + self.buf.len() as u64));
+        }
+    }
+
     /// The offset where frames of `seq` can be found by scanning forward.
     fn locate(&self, seq: u64) -> Option<(usize, u64, u64)> {
         let i = self.index.partition_point(|&(s, _, _)| s <= seq);
@@ -520,17 +621,16 @@ impl LogStore for FileStore {
     fn append_record(&mut self, origin: Nation, bytes: &[u8]) -> Result<(), StoreError> {
         let log = self.origin_mut(origin)?;
         log.chain.verify_next(bytes).map_err(|source| StoreError::Rejected { origin, source })?;
-        let seq = log.chain.seq();
-        if (seq - 1).is_multiple_of(INDEX_STRIDE) {
-            // The record will be written at the end of the durable tail plus the buffer, in
-            // the current segment, or at the start of a new one if the tail is full.
-            let (seg, base) = match log.segments.last() {
-                Some(s) if s.len < MAX_SEGMENT_BYTES || log.file.is_some() => (log.segments.len() - 1, s.len),
-                _ => (log.segments.len(), 0),
-            };
-            log.index.push((seq, seg, base + log.buf.len() as u64));
-        }
+        log.note_index();
         frame::encode(FrameType::Record, bytes, &mut log.buf);
+        Ok(())
+    }
+
+    fn append_withheld(&mut self, origin: Nation, bytes: &[u8]) -> Result<(), StoreError> {
+        let log = self.origin_mut(origin)?;
+        log.chain.verify_withheld(bytes).map_err(|source| StoreError::Rejected { origin, source })?;
+        log.note_index();
+        frame::encode(FrameType::Withheld, bytes, &mut log.buf);
         Ok(())
     }
 
@@ -574,6 +674,10 @@ impl LogStore for FileStore {
 
     fn read(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, StoreError> {
         self.plan_read(origin, from_seq, max).run()
+    }
+
+    fn read_entries(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<Entry>, StoreError> {
+        self.plan_read(origin, from_seq, max).run_entries()
     }
 
     fn last_checkpoint(&self, origin: Nation) -> Option<Vec<u8>> {

@@ -151,10 +151,11 @@ pub fn measurement_json(w: &wire::Measurement) -> Value {
 /// A stored record as JSON: envelope, hash and decoded body.
 pub fn record_json(bytes: &[u8]) -> Value {
     use prost::Message;
-    let hash = hex::encode(ledger::record_hash(bytes));
+    let digest = ledger::record_digest(bytes);
     let Ok(r) = wire::Record::decode(bytes) else {
-        return json!({"hash": hash, "error": "undecodable record"});
+        return json!({"digest": hex::encode(digest), "error": "undecodable record"});
     };
+    let hash = hex::encode(ledger::link_hash(&r.prev_hash, &digest));
     let kind = wire::RecordKind::try_from(r.kind).unwrap_or(wire::RecordKind::Unspecified);
     let body = match kind {
         wire::RecordKind::MeasurementBatch => wire::MeasurementBatch::decode(r.body.as_slice())
@@ -181,6 +182,7 @@ pub fn record_json(bytes: &[u8]) -> Value {
         "releasable_to": r.releasable_to,
         "prev_hash": hex::encode(&r.prev_hash),
         "hash": hash,
+        "digest": hex::encode(digest),
         "body": body,
     })
 }

@@ -190,3 +190,71 @@ fn audit_names_the_first_bad_record() {
     let fault = verify_dir(dir.path(), &other).unwrap()[0].fault.clone().expect("fault found");
     assert!(fault.why.contains("checkpoint at seq 5") && fault.why.contains("not by the key trusted"), "{}", fault.why);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// A replica fed from any cursor by `read_entries` — with some records replaced by their
+    /// `Withheld` stubs, as a sender does for a receiver that may not hold them — verifies
+    /// every batch on its own, ends each batch on a checkpoint, and reads back as the origin's
+    /// log with the stubs skipped; reopened, it still verifies.
+    #[test]
+    fn replicas_copy_from_any_cursor_with_stubs(groups in proptest::collection::vec(1usize..30, 1..10),
+                                                batch in 1usize..40, withhold_every in 2u64..7) {
+        let origin_dir = tempfile::tempdir().unwrap();
+        let replica_dir = tempfile::tempdir().unwrap();
+        let (mut origin, _) = FileStore::open(origin_dir.path(), &trusted()).unwrap();
+        let mut chain = resume(&origin);
+        for n in groups {
+            group(&mut origin, &mut chain, n, 10);
+        }
+        let (mut replica, _) = FileStore::open(replica_dir.path(), &trusted()).unwrap();
+        let mut expected = Vec::new();
+        loop {
+            let cursor = resume(&replica).seq();
+            let entries = origin.read_entries(usa(), cursor + 1, batch).unwrap();
+            if entries.is_empty() {
+                break;
+            }
+            let ends_on_checkpoint = matches!(entries.last(), Some(ledger::Entry::Checkpoint { .. }));
+            prop_assert!(ends_on_checkpoint);
+            prop_assert_eq!(entries[0].seq(), cursor + 1);
+            for e in entries {
+                match e {
+                    ledger::Entry::Record(r) if r.seq % withhold_every == 0 => {
+                        replica.append_withheld(usa(), &ledger::chain::withhold(&r.bytes).unwrap()).unwrap();
+                    }
+                    ledger::Entry::Record(r) => {
+                        replica.append_record(usa(), &r.bytes).unwrap();
+                        expected.push(r.bytes);
+                    }
+                    ledger::Entry::Withheld { bytes, .. } => replica.append_withheld(usa(), &bytes).unwrap(),
+                    ledger::Entry::Checkpoint { bytes, .. } => {
+                        replica.append_checkpoint(usa(), &bytes, Some(&key().verifying_key())).unwrap()
+                    }
+                }
+            }
+            replica.commit().unwrap();
+        }
+        prop_assert_eq!(resume(&replica).seq(), chain.seq());
+        let got: Vec<Vec<u8>> = replica.read(usa(), 1, 100_000).unwrap().into_iter().map(|r| r.bytes).collect();
+        prop_assert_eq!(&got, &expected);
+        // The replica's own entries carry its stubs onward (a relay).
+        let relayed = replica.read_entries(usa(), 1, 100_000).unwrap();
+        let mut check = Chain::new(usa());
+        for e in &relayed {
+            match e {
+                ledger::Entry::Record(r) => { check.verify_next(&r.bytes).unwrap(); }
+                ledger::Entry::Withheld { bytes, .. } => { check.verify_withheld(bytes).unwrap(); }
+                ledger::Entry::Checkpoint { bytes, .. } => { check.verify_checkpoint(bytes, Some(&key().verifying_key())).unwrap(); }
+            }
+        }
+        prop_assert_eq!(check.covered(), chain.seq());
+        drop(replica);
+        let (reopened, rec) = FileStore::open(replica_dir.path(), &trusted()).unwrap();
+        prop_assert_eq!(rec.torn_bytes_cut, 0);
+        prop_assert_eq!(resume(&reopened).seq(), chain.seq());
+        let clean = verify_dir(replica_dir.path(), &trusted()).unwrap().iter().all(|a| a.fault.is_none());
+        prop_assert!(clean);
+    }
+}
