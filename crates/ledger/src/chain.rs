@@ -146,11 +146,9 @@ impl Chain {
         if stub.prev_hash.as_slice() != self.head.as_slice() {
             return Err(ChainError::BrokenLink { seq: stub.seq });
         }
-        let digest: Hash = stub
-            .digest
-            .as_slice()
-            .try_into()
-            .map_err(|_| ChainError::DecodeWithheld(format!("digest of {} bytes, not {HASH_LEN}", stub.digest.len())))?;
+        let digest: Hash = stub.digest.as_slice().try_into().map_err(|_| {
+            ChainError::DecodeWithheld(format!("digest of {} bytes, not {HASH_LEN}", stub.digest.len()))
+        })?;
         self.seq = stub.seq;
         self.head = link_hash(&stub.prev_hash, &digest);
         Ok(stub)

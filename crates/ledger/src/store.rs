@@ -125,9 +125,15 @@ pub struct StoredRecord {
 pub enum Entry {
     Record(StoredRecord),
     /// A `wire::Withheld` stub standing for record `seq`.
-    Withheld { seq: u64, bytes: Vec<u8> },
+    Withheld {
+        seq: u64,
+        bytes: Vec<u8>,
+    },
     /// A `wire::SignedCheckpoint` over the chain up to `seq`.
-    Checkpoint { seq: u64, bytes: Vec<u8> },
+    Checkpoint {
+        seq: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Entry {

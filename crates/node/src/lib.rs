@@ -11,10 +11,12 @@
 //! Only this crate (and the binary) knows tokio.
 
 pub mod config;
+pub mod federation;
 mod grpc;
 mod http;
 pub mod metrics;
 mod picture;
+pub mod pki;
 pub mod products;
 mod writer;
 

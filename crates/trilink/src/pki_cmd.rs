@@ -8,10 +8,18 @@ use std::path::PathBuf;
 #[derive(Subcommand, Debug)]
 pub enum PkiCommand {
     /// Make a node's Ed25519 signing key: DIR/node.key (secret, mode 0600) and DIR/node.pub.
+    /// With --nations, make a whole test PKI for a federation instead: per nation a CA, a node
+    /// TLS certificate naming the nation, and a signing key, in DIR/<nation>/ (docs/federation.md).
     Init {
         /// Directory for the key files (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Comma-separated nations (e.g. USA,JPN,KOR): make a federation PKI.
+        #[arg(long, value_delimiter = ',')]
+        nations: Vec<String>,
+        /// Validity of the certificates made with --nations, in days.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
         /// Replace existing key files (a new key cannot sign the existing log's chain on).
         #[arg(long)]
         force: bool,
@@ -29,7 +37,33 @@ fn random32() -> anyhow::Result<[u8; 32]> {
 
 pub fn run(cmd: &PkiCommand) -> Result<(), Failure> {
     match cmd {
-        PkiCommand::Init { out, force } => {
+        PkiCommand::Init { out, force, nations, days } if !nations.is_empty() => {
+            let nations = nations
+                .iter()
+                .map(|n| vocab::Nation::parse(n.trim()).map_err(|e| anyhow::anyhow!("--nations: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .map_err(Failure::Input)?;
+            if !(1..=3650).contains(days) {
+                return Err(Failure::Input(anyhow::anyhow!("--days {days} is not between 1 and 3650")));
+            }
+            for n in &nations {
+                let existing = out.join(n.as_str().to_lowercase()).join("node.key");
+                if existing.exists() && !force {
+                    return Err(Failure::Input(anyhow::anyhow!(
+                        "{} exists; pass --force to replace the PKI (logs signed with the old keys then need the old public keys to verify)",
+                        existing.display()
+                    )));
+                }
+            }
+            node::pki::init_federation(&nations, out, node::pki::Validity::days_from_now(*days))
+                .map_err(Failure::Run)?;
+            for n in &nations {
+                println!("{}: {}/", n, out.join(n.as_str().to_lowercase()).display());
+            }
+            println!("each holds ca.crt ca.key tls.crt tls.key node.key node.pub (keys mode 0600)");
+            Ok(())
+        }
+        PkiCommand::Init { out, force, .. } => {
             let key_path = out.join("node.key");
             if key_path.exists() && !force {
                 return Err(Failure::Input(anyhow::anyhow!(

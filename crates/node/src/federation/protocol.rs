@@ -1,0 +1,418 @@
+//! The federation protocol's decisions, sans IO: what a sender may put on a link for a
+//! partner (egress), and whether a batch a receiver got may be applied (ingress). The link
+//! tasks (`serve`, `link`) only move bytes; everything that can refuse is here, where a test
+//! or the deterministic simulation drives it directly.
+
+use ed25519_dalek::VerifyingKey;
+use ledger::{Chain, ChainError, Entry, LogStore, StoreError};
+use prost::Message;
+use std::collections::{BTreeMap, BTreeSet};
+use vocab::Nation;
+use wire::{link_entry, LinkBatch, LinkEntry, Record, RecordKind, ReleaseDecision};
+
+/// Most bytes of entries one batch carries (one entry alone may exceed it).
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Largest message either side decodes: a batch plus one record of the largest size.
+pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES + ledger::MAX_FRAME_BYTES as usize + 64 * 1024;
+
+/// What a node releases to one partner, besides what each record's marking allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressPolicy {
+    /// Kinds sent in full; records of other kinds go as `Withheld` stubs.
+    pub kinds: BTreeSet<RecordKind>,
+}
+
+impl Default for EgressPolicy {
+    fn default() -> Self {
+        EgressPolicy { kinds: shareable_kinds().into_iter().collect() }
+    }
+}
+
+/// Every kind a log may share (the release audit's own kind never leaves the node).
+pub fn shareable_kinds() -> Vec<RecordKind> {
+    vec![
+        RecordKind::MeasurementBatch,
+        RecordKind::LocalTrackUpdate,
+        RecordKind::LaunchEvent,
+        RecordKind::ImpactPrediction,
+        RecordKind::Alert,
+        RecordKind::CyberBundle,
+        RecordKind::Heartbeat,
+    ]
+}
+
+/// Why a record did not go in full.
+pub fn withhold_reason(record: &Record, partner: Nation, policy: &EgressPolicy) -> Option<String> {
+    if !record.releasable_to.iter().any(|n| n == partner.as_str()) {
+        return Some(format!("marking releasable_to [{}] excludes {partner}", record.releasable_to.join(",")));
+    }
+    let kind = RecordKind::try_from(record.kind).unwrap_or(RecordKind::Unspecified);
+    if !policy.kinds.contains(&kind) {
+        return Some(format!("policy withholds {} from {partner}", kind.as_str_name()));
+    }
+    None
+}
+
+/// Turns entries read from the log into what `partner` may receive: records in full where
+/// marking and policy allow, `Withheld` stubs otherwise (stubs stay stubs). Returns the batch
+/// and the release decision to audit. `entries` must be non-empty and end with a checkpoint.
+pub fn egress(
+    origin: Nation,
+    entries: Vec<Entry>,
+    partner: Nation,
+    policy: &EgressPolicy,
+) -> (LinkBatch, ReleaseDecision) {
+    let mut decision = ReleaseDecision {
+        partner: partner.as_str().to_string(),
+        origin: origin.as_str().to_string(),
+        first_seq: entries.first().map(Entry::seq).unwrap_or(0),
+        last_seq: entries.last().map(Entry::seq).unwrap_or(0),
+        withheld_seqs: Vec::new(),
+        withheld_reasons: Vec::new(),
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let entry = match e {
+            Entry::Record(r) => {
+                let why = match Record::decode(r.bytes.as_slice()) {
+                    Ok(rec) => withhold_reason(&rec, partner, policy),
+                    Err(e) => Some(format!("undecodable record: {e}")),
+                };
+                match why {
+                    None => link_entry::Entry::Record(r.bytes),
+                    Some(why) => match ledger::chain::withhold(&r.bytes) {
+                        Ok(stub) => {
+                            decision.withheld_seqs.push(r.seq);
+                            decision.withheld_reasons.push(why);
+                            link_entry::Entry::Withheld(stub)
+                        }
+                        // A record the log verified always decodes; if not, nothing of it goes.
+                        Err(_) => break,
+                    },
+                }
+            }
+            Entry::Withheld { seq, bytes } => {
+                decision.withheld_seqs.push(seq);
+                decision.withheld_reasons.push("withheld from this node by its sender".into());
+                link_entry::Entry::Withheld(bytes)
+            }
+            Entry::Checkpoint { bytes, .. } => link_entry::Entry::Checkpoint(bytes),
+        };
+        out.push(LinkEntry { entry: Some(entry) });
+    }
+    (LinkBatch { origin: origin.as_str().to_string(), entries: out }, decision)
+}
+
+/// Why a receiver refused a batch. Every refusal is logged and counted; `Gap` is the only one
+/// that is not the sender's fault (a resubscription fixes it), the others end the link.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("origin {origin:?} is not a nation")]
+    BadOrigin { origin: String },
+    #[error("{peer} may not send records of {origin} (not its own, and relay from {peer} is not accepted)")]
+    NotEntitled { peer: Nation, origin: Nation },
+    #[error("records of {0} are this node's own; a partner cannot send them")]
+    OwnOrigin(Nation),
+    #[error("no signing key is trusted for origin {0}")]
+    UnknownOrigin(Nation),
+    #[error("batch of {origin} starts at seq {first} but this node holds up to {held}")]
+    Gap { origin: Nation, held: u64, first: u64 },
+    #[error("record {origin}/{seq} is marked releasable to [{marking}], not to {me}: a marking violation")]
+    Marking { origin: Nation, seq: u64, marking: String, me: Nation },
+    #[error("record {origin}/{seq} fails verification: {source}")]
+    Chain { origin: Nation, seq: u64, source: ChainError },
+    #[error("batch of {origin} has {n} entries after its last checkpoint (nothing may be applied unsigned)")]
+    Uncovered { origin: Nation, n: usize },
+    #[error("batch of {origin} has an empty entry")]
+    EmptyEntry { origin: Nation },
+    #[error("the log refused the batch: {0}")]
+    Store(String),
+}
+
+impl Refusal {
+    /// The metric label of the refusal.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::BadOrigin { .. } | Refusal::EmptyEntry { .. } => "malformed",
+            Refusal::NotEntitled { .. } | Refusal::OwnOrigin(_) => "not_entitled",
+            Refusal::UnknownOrigin(_) => "unknown_origin",
+            Refusal::Gap { .. } => "gap",
+            Refusal::Marking { .. } => "marking",
+            Refusal::Chain { .. } | Refusal::Uncovered { .. } => "verification",
+            Refusal::Store(_) => "store",
+        }
+    }
+}
+
+/// What the receiver's rules are.
+#[derive(Debug, Clone)]
+pub struct Ingress<'a> {
+    pub me: Nation,
+    /// The peer's nation, from its certificate.
+    pub peer: Nation,
+    /// Whether this peer may relay other origins' records.
+    pub accept_relay: bool,
+    pub trusted: &'a BTreeMap<Nation, VerifyingKey>,
+}
+
+/// A record newly applied: for fusion.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub seq: u64,
+    pub kind: RecordKind,
+    pub body: Vec<u8>,
+}
+
+/// The outcome of a good batch: the origin's new durable head and the records it added
+/// (entries at or below the head already held are skipped: a batch is applied exactly once
+/// however many paths deliver it).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub origin: Nation,
+    pub head: u64,
+    pub applied: Vec<Applied>,
+    pub stubs: u64,
+}
+
+/// Verifies a batch completely, and only then appends and commits it. A refused batch leaves
+/// the store as it was.
+pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) -> Result<Outcome, Refusal> {
+    let origin = Nation::parse(&batch.origin).map_err(|_| Refusal::BadOrigin { origin: batch.origin.clone() })?;
+    if origin == rules.me {
+        return Err(Refusal::OwnOrigin(origin));
+    }
+    if origin != rules.peer && !rules.accept_relay {
+        return Err(Refusal::NotEntitled { peer: rules.peer, origin });
+    }
+    let key = rules.trusted.get(&origin).ok_or(Refusal::UnknownOrigin(origin))?;
+    let held = store.heads().into_iter().find(|c| c.origin() == origin).unwrap_or_else(|| Chain::new(origin));
+    let mut chain = held.clone();
+    let mut ops: Vec<(u8, Vec<u8>)> = Vec::new();
+    let mut applied = Vec::new();
+    let mut stubs = 0;
+    // Entries up to and including the last checkpoint seen; anything after is refused.
+    let mut covered_ops = 0usize;
+    let mut skipping = true;
+    for e in batch.entries {
+        let Some(entry) = e.entry else { return Err(Refusal::EmptyEntry { origin }) };
+        let (is_record, bytes) = match entry {
+            link_entry::Entry::Record(b) => (true, b),
+            link_entry::Entry::Withheld(b) => (false, b),
+            link_entry::Entry::Checkpoint(bytes) => {
+                if skipping {
+                    continue;
+                }
+                chain.verify_checkpoint(&bytes, Some(key)).map_err(|source| Refusal::Chain {
+                    origin,
+                    seq: chain.seq(),
+                    source,
+                })?;
+                ops.push((2, bytes));
+                covered_ops = ops.len();
+                continue;
+            }
+        };
+        if skipping {
+            // What is already held is skipped; the first new entry must follow the head (an
+            // undecodable one goes on to fail verification by name).
+            let seq = if is_record {
+                Record::decode(bytes.as_slice()).map(|r| r.seq).unwrap_or(0)
+            } else {
+                wire::Withheld::decode(bytes.as_slice()).map(|w| w.seq).unwrap_or(0)
+            };
+            if seq != 0 && seq <= held.seq() {
+                continue;
+            }
+            if seq != 0 && seq != held.seq() + 1 {
+                return Err(Refusal::Gap { origin, held: held.seq(), first: seq });
+            }
+            skipping = false;
+        }
+        step(&mut chain, origin, rules, bytes, is_record, &mut ops, &mut applied, &mut stubs)?;
+    }
+    if ops.len() != covered_ops {
+        return Err(Refusal::Uncovered { origin, n: ops.len() - covered_ops });
+    }
+    if ops.is_empty() {
+        return Ok(Outcome { origin, head: held.seq(), applied: Vec::new(), stubs: 0 });
+    }
+    let store_err = |e: StoreError| Refusal::Store(e.to_string());
+    for (kind, bytes) in &ops {
+        match kind {
+            1 => store.append_record(origin, bytes).map_err(store_err)?,
+            3 => store.append_withheld(origin, bytes).map_err(store_err)?,
+            _ => store.append_checkpoint(origin, bytes, Some(key)).map_err(store_err)?,
+        }
+    }
+    store.commit().map_err(store_err)?;
+    Ok(Outcome { origin, head: chain.seq(), applied, stubs })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn step(
+    chain: &mut Chain,
+    origin: Nation,
+    rules: &Ingress<'_>,
+    bytes: Vec<u8>,
+    is_record: bool,
+    ops: &mut Vec<(u8, Vec<u8>)>,
+    applied: &mut Vec<Applied>,
+    stubs: &mut u64,
+) -> Result<(), Refusal> {
+    let seq = chain.seq() + 1;
+    if is_record {
+        let record = chain.verify_next(&bytes).map_err(|source| Refusal::Chain { origin, seq, source })?;
+        if !record.releasable_to.iter().any(|n| n == rules.me.as_str()) {
+            return Err(Refusal::Marking { origin, seq, marking: record.releasable_to.join(","), me: rules.me });
+        }
+        let kind = RecordKind::try_from(record.kind).unwrap_or(RecordKind::Unspecified);
+        applied.push(Applied { seq, kind, body: record.body });
+        ops.push((1, bytes));
+    } else {
+        chain.verify_withheld(&bytes).map_err(|source| Refusal::Chain { origin, seq, source })?;
+        *stubs += 1;
+        ops.push((3, bytes));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use ledger::chain::NewRecord;
+    use ledger::FileStore;
+    use vocab::UtcNanos;
+
+    fn n(s: &str) -> Nation {
+        Nation::parse(s).unwrap()
+    }
+
+    /// USA's log with records of alternating markings (KOR+JPN, KOR only) and kinds.
+    fn usa_log(dir: &std::path::Path, key: &SigningKey, groups: usize) -> FileStore {
+        let (mut store, _) = FileStore::open(dir, &BTreeMap::new()).unwrap();
+        let mut chain = Chain::new(n("USA"));
+        for g in 0..groups {
+            for i in 0..5u64 {
+                let marking = if i % 2 == 0 { vec![n("JPN"), n("KOR")] } else { vec![n("KOR")] };
+                let kind = if i == 4 { RecordKind::Alert } else { RecordKind::MeasurementBatch };
+                let s = chain.seal(NewRecord {
+                    time: UtcNanos::from_nanos(1),
+                    releasable_to: &marking,
+                    kind,
+                    body: vec![g as u8, i as u8],
+                });
+                store.append_record(n("USA"), &s.bytes).unwrap();
+            }
+            let cp = chain.checkpoint(key, UtcNanos::from_nanos(2));
+            store.append_checkpoint(n("USA"), &cp, Some(&key.verifying_key())).unwrap();
+            store.commit().unwrap();
+        }
+        store
+    }
+
+    fn rules<'a>(me: &str, peer: &str, relay: bool, trusted: &'a BTreeMap<Nation, VerifyingKey>) -> Ingress<'a> {
+        Ingress { me: n(me), peer: n(peer), accept_relay: relay, trusted }
+    }
+
+    #[test]
+    fn egress_withholds_by_marking_and_policy_and_the_receiver_verifies_across_stubs() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let trusted = BTreeMap::from([(n("USA"), key.verifying_key())]);
+        let src = tempfile::tempdir().unwrap();
+        let usa = usa_log(src.path(), &key, 3);
+        let policy = EgressPolicy { kinds: [RecordKind::MeasurementBatch].into_iter().collect() };
+        let entries = usa.read_entries(n("USA"), 1, 100).unwrap();
+        let (batch, decision) = egress(n("USA"), entries, n("JPN"), &policy);
+        // Of each 5: 0 and 2 go (JPN-marked measurements), 1 and 3 are KOR-only, 4 is an alert.
+        assert_eq!(decision.withheld_seqs.len(), 9);
+        assert!(decision.withheld_reasons[0].contains("excludes JPN"));
+        assert!(decision.withheld_reasons.iter().any(|r| r.contains("policy withholds RECORD_KIND_ALERT")));
+        let dst = tempfile::tempdir().unwrap();
+        let (mut jpn, _) = FileStore::open(dst.path(), &trusted).unwrap();
+        let out = apply(&mut jpn, &rules("JPN", "USA", false, &trusted), batch.clone()).unwrap();
+        assert_eq!((out.head, out.applied.len(), out.stubs), (15, 6, 9));
+        // Applying the same batch again (a replay, or a second path) changes nothing.
+        let again = apply(&mut jpn, &rules("JPN", "USA", false, &trusted), batch.clone()).unwrap();
+        assert_eq!((again.head, again.applied.len()), (15, 0));
+        assert_eq!(jpn.read(n("USA"), 1, 100).unwrap().len(), 6);
+        // JPN relays to KOR: stubs stay stubs, and KOR's copy verifies end to end.
+        let relayed = jpn.read_entries(n("USA"), 1, 100).unwrap();
+        let (batch, _) = egress(n("USA"), relayed, n("KOR"), &EgressPolicy::default());
+        let kdir = tempfile::tempdir().unwrap();
+        let (mut kor, _) = FileStore::open(kdir.path(), &trusted).unwrap();
+        let out = apply(&mut kor, &rules("KOR", "JPN", true, &trusted), batch.clone()).unwrap();
+        assert_eq!(out.head, 15);
+        // Without relay accepted from JPN, KOR refuses USA's records from it.
+        let kdir2 = tempfile::tempdir().unwrap();
+        let (mut kor2, _) = FileStore::open(kdir2.path(), &trusted).unwrap();
+        let err = apply(&mut kor2, &rules("KOR", "JPN", false, &trusted), batch).unwrap_err();
+        assert_eq!(err.reason(), "not_entitled");
+    }
+
+    #[test]
+    fn attacks_are_refused_and_leave_the_replica_untouched() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let trusted = BTreeMap::from([(n("USA"), key.verifying_key())]);
+        let src = tempfile::tempdir().unwrap();
+        let usa = usa_log(src.path(), &key, 2);
+        let entries = usa.read_entries(n("USA"), 1, 100).unwrap();
+        let (good, _) = egress(n("USA"), entries.clone(), n("KOR"), &EgressPolicy::default());
+        let dst = tempfile::tempdir().unwrap();
+        let (mut kor, _) = FileStore::open(dst.path(), &trusted).unwrap();
+        let r = rules("KOR", "USA", false, &trusted);
+        let held = |s: &FileStore| s.heads().iter().find(|c| c.origin() == n("USA")).map(|c| c.seq()).unwrap_or(0);
+
+        // A relay (or the origin) sending a record whose marking excludes the receiver:
+        // egress to JPN of the full entries (policy bypassed) is what a bad relay would do.
+        let mut violating = good.clone();
+        let jr = rules("JPN", "USA", false, &trusted);
+        let jdir = tempfile::tempdir().unwrap();
+        let (mut jpn, _) = FileStore::open(jdir.path(), &trusted).unwrap();
+        assert_eq!(apply(&mut jpn, &jr, violating.clone()).unwrap_err().reason(), "marking");
+        assert!(jpn.heads().is_empty() || held(&jpn) == 0);
+
+        // An altered record.
+        if let Some(link_entry::Entry::Record(b)) = violating.entries[1].entry.as_mut() {
+            let mut rec = Record::decode(b.as_slice()).unwrap();
+            rec.body = b"forged".to_vec();
+            *b = rec.encode_to_vec();
+        }
+        assert_eq!(apply(&mut kor, &r, violating).unwrap_err().reason(), "verification");
+        assert_eq!(held(&kor), 0);
+
+        // Another nation's records under USA's name (signed by another key).
+        let other = SigningKey::from_bytes(&[9; 32]);
+        let fdir = tempfile::tempdir().unwrap();
+        let fake = usa_log(fdir.path(), &other, 1);
+        let (forged, _) =
+            egress(n("USA"), fake.read_entries(n("USA"), 1, 100).unwrap(), n("KOR"), &EgressPolicy::default());
+        assert_eq!(apply(&mut kor, &r, forged).unwrap_err().reason(), "verification");
+
+        // A peer sending an origin that is not its own, or the receiver's own.
+        assert_eq!(
+            apply(&mut kor, &rules("KOR", "JPN", false, &trusted), good.clone()).unwrap_err().reason(),
+            "not_entitled"
+        );
+        assert_eq!(
+            apply(&mut kor, &rules("USA", "JPN", true, &trusted), good.clone()).unwrap_err().reason(),
+            "not_entitled"
+        );
+
+        // Records without their checkpoint.
+        let mut uncovered = good.clone();
+        uncovered.entries.pop();
+        assert_eq!(apply(&mut kor, &r, uncovered).unwrap_err().reason(), "verification");
+
+        // A batch that skips ahead is a gap, not applied.
+        let (later, _) =
+            egress(n("USA"), usa.read_entries(n("USA"), 6, 100).unwrap(), n("KOR"), &EgressPolicy::default());
+        assert!(matches!(apply(&mut kor, &r, later.clone()), Err(Refusal::Gap { held: 0, first: 6, .. })));
+        assert_eq!(held(&kor), 0);
+
+        // The good batch still applies after all that; an old one replayed later is a no-op.
+        assert_eq!(apply(&mut kor, &r, good.clone()).unwrap().head, 10);
+        assert_eq!(apply(&mut kor, &r, later).unwrap().applied.len(), 0);
+        assert_eq!(kor.read(n("USA"), 1, 100).unwrap().len(), 10);
+    }
+}
