@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 cargo build --release --locked -q
 BIN=$PWD/target/release/trilink
-[ -f run/jpn/node.key ] || $BIN pki init --out run/jpn
+[ -f run/pki/jpn/node.key ] || $BIN pki init --nations USA,JPN,KOR --out run/pki
 if curl -sf localhost:8082/healthz >/dev/null; then
   echo "something already serves on port 8082 (an earlier demo?); stop it first" >&2
   exit 1

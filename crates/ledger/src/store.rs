@@ -181,6 +181,7 @@ pub trait LogStore: Send {
     /// of them. About `max` records (capped at `MAX_READ_RECORDS`); more only to reach the next
     /// checkpoint.
     fn read_entries(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<Entry>, StoreError>;
+
     /// The latest committed signed checkpoint of `origin`.
     fn last_checkpoint(&self, origin: Nation) -> Option<Vec<u8>>;
 }
@@ -236,6 +237,8 @@ pub struct ReadPlan {
     from_seq: u64,
     last: u64,
     max: usize,
+    /// With checkpoints: stop at the first checkpoint after this many bytes of entries.
+    max_bytes: usize,
 }
 
 impl FileStore {
@@ -250,6 +253,7 @@ impl FileStore {
             from_seq: from_seq.max(1),
             last: 0,
             max: max.min(MAX_READ_RECORDS),
+            max_bytes: usize::MAX,
         };
         let Some(log) = self.origins.get(&origin) else { return plan };
         plan.last = log.durable.covered().min(log.durable.seq());
@@ -262,6 +266,14 @@ impl FileStore {
             plan.seq = seq;
         }
         plan
+    }
+}
+
+impl FileStore {
+    /// Plans `read_entries` (ending at the first checkpoint after `max` records or `max_bytes`)
+    /// under the caller's lock, to run without it (`ReadPlan::run_entries`).
+    pub fn plan_entries(&self, origin: Nation, from_seq: u64, max: usize, max_bytes: usize) -> ReadPlan {
+        self.plan_read(origin, from_seq, max).with_max_bytes(max_bytes)
     }
 }
 
@@ -280,6 +292,12 @@ impl ReadPlan {
             .collect())
     }
 
+    /// Ends an entry read at the first checkpoint after `n` bytes of entries.
+    pub fn with_max_bytes(mut self, n: usize) -> ReadPlan {
+        self.max_bytes = n;
+        self
+    }
+
     /// Reads the planned entries, checkpoints included, through the first checkpoint at or
     /// after the planned number of records (see `LogStore::read_entries`).
     pub fn run_entries(&self) -> Result<Vec<Entry>, StoreError> {
@@ -292,6 +310,7 @@ impl ReadPlan {
         let mut out = Vec::new();
         // Records and stubs read (checkpoints are not counted against `max`).
         let mut count = 0usize;
+        let mut bytes_read = 0usize;
         // With checkpoints, a read stops only just after one, so that it verifies on its own.
         let mut done = false;
         // One frame buffer for the whole read: header, then payload.
@@ -327,6 +346,7 @@ impl ReadPlan {
                         }
                         if seq >= from_seq {
                             let bytes = body.to_vec();
+                            bytes_read += bytes.len();
                             out.push(if kind == FrameType::Record {
                                 Entry::Record(StoredRecord { seq, bytes })
                             } else {
@@ -342,7 +362,7 @@ impl ReadPlan {
                     FrameType::Checkpoint => {
                         if with_checkpoints && count > 0 {
                             out.push(Entry::Checkpoint { seq: seq - 1, bytes: body.to_vec() });
-                            if count >= max || seq > last {
+                            if count >= max || bytes_read >= self.max_bytes || seq > last {
                                 done = true;
                             }
                         }

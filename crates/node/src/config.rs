@@ -30,6 +30,69 @@ struct File {
     sensors: Vec<FileSensor>,
     #[serde(default, rename = "area")]
     areas: Vec<FileArea>,
+    federation: Option<FileFederation>,
+    #[serde(default, rename = "partner")]
+    partners: Vec<FilePartner>,
+    #[serde(default, rename = "origin_key")]
+    origin_keys: Vec<FileOriginKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFederation {
+    listen: SocketAddr,
+    tls_cert: PathBuf,
+    tls_key: PathBuf,
+    #[serde(default)]
+    relay: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePartner {
+    nation: String,
+    address: Option<SocketAddr>,
+    ca: PathBuf,
+    signing_key: PathBuf,
+    #[serde(default)]
+    accept_relay: bool,
+    release_kinds: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOriginKey {
+    nation: String,
+    signing_key: PathBuf,
+}
+
+/// A partner node: who it is, where to dial it, what it is trusted with and what it is sent.
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub nation: Nation,
+    /// Where its federation port is; `None`: it dials this node, this node never dials it.
+    pub address: Option<SocketAddr>,
+    /// The partner nation's CA certificate (PEM): the only issuer trusted for its nodes.
+    pub ca: PathBuf,
+    /// Its Ed25519 log signing key (`node.pub`).
+    pub signing_key: PathBuf,
+    /// Accept other origins' records relayed by this partner.
+    pub accept_relay: bool,
+    /// Kinds released to it in full (others go as Withheld stubs).
+    pub release: crate::federation::protocol::EgressPolicy,
+}
+
+/// The `[federation]` section and the `[[partner]]` and `[[origin_key]]` tables.
+#[derive(Debug, Clone)]
+pub struct Federation {
+    pub listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Serve partners the records of other origins this node holds (a hub).
+    pub relay: bool,
+    pub partners: Vec<Partner>,
+    /// Signing keys of origins reached only through a relay.
+    pub origin_keys: BTreeMap<Nation, PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +216,7 @@ pub struct Config {
     /// Sensors by token hash.
     pub sensors: BTreeMap<[u8; 32], Sensor>,
     pub area_files: Vec<PathBuf>,
+    pub federation: Option<Federation>,
 }
 
 impl Config {
@@ -208,7 +272,70 @@ impl Config {
             }
         }
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let federation = match &f.federation {
+            None if !f.partners.is_empty() || !f.origin_keys.is_empty() => {
+                bail!("[[partner]] and [[origin_key]] need a [federation] section (listen, tls_cert, tls_key)")
+            }
+            None => None,
+            Some(fed) => {
+                let mut partners: Vec<Partner> = Vec::new();
+                for p in &f.partners {
+                    let pn = Nation::parse(&p.nation).context("[[partner]] key `nation`")?;
+                    if pn == nation {
+                        bail!("[[partner]] {pn} is this node's own nation");
+                    }
+                    if partners.iter().any(|q| q.nation == pn) {
+                        bail!("[[partner]] {pn} is listed twice");
+                    }
+                    let kinds = match &p.release_kinds {
+                        None => crate::federation::protocol::EgressPolicy::default().kinds,
+                        Some(names) => names
+                            .iter()
+                            .map(|k| {
+                                wire::RecordKind::from_str_name(&format!("RECORD_KIND_{}", k.to_uppercase()))
+                                    .filter(|k| crate::federation::protocol::shareable_kinds().contains(k))
+                                    .ok_or_else(|| {
+                                        anyhow!(
+                                            "[[partner]] {pn}: key `release_kinds`: {k:?} is not one of {}",
+                                            crate::federation::protocol::shareable_kinds()
+                                                .iter()
+                                                .map(|k| k.as_str_name().trim_start_matches("RECORD_KIND_"))
+                                                .collect::<Vec<_>>()
+                                                .join(", ")
+                                        )
+                                    })
+                            })
+                            .collect::<anyhow::Result<_>>()?,
+                    };
+                    partners.push(Partner {
+                        nation: pn,
+                        address: p.address,
+                        ca: resolve(&p.ca),
+                        signing_key: resolve(&p.signing_key),
+                        accept_relay: p.accept_relay,
+                        release: crate::federation::protocol::EgressPolicy { kinds },
+                    });
+                }
+                let mut origin_keys = BTreeMap::new();
+                for o in &f.origin_keys {
+                    let on = Nation::parse(&o.nation).context("[[origin_key]] key `nation`")?;
+                    if on == nation || partners.iter().any(|p| p.nation == on) {
+                        bail!("[[origin_key]] {on}: its key is already known (own nation or a partner)");
+                    }
+                    origin_keys.insert(on, resolve(&o.signing_key));
+                }
+                Some(Federation {
+                    listen: fed.listen,
+                    tls_cert: resolve(&fed.tls_cert),
+                    tls_key: resolve(&fed.tls_key),
+                    relay: fed.relay,
+                    partners,
+                    origin_keys,
+                })
+            }
+        };
         Ok(Config {
+            federation,
             nation,
             data_dir: resolve(&f.data_dir),
             signing_key: resolve(&f.signing_key),

@@ -53,7 +53,10 @@ async fn openapi() -> Response {
 }
 
 async fn metrics(State(app): Shared) -> Response {
-    let text = app.metrics.render(app.head.load(Relaxed));
+    let mut text = app.metrics.render(app.head.load(Relaxed));
+    if let Some(fed) = &app.fed {
+        fed.render_metrics(&mut text);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -127,6 +130,8 @@ async fn status(State(app): Shared) -> Response {
             })
         })
         .collect();
+    let heads = app.store.lock().map(|s| ledger::LogStore::heads(&*s)).unwrap_or_default();
+    let origins: Vec<Value> = heads.iter().map(|c| json!({"origin": c.origin().as_str(), "seq": c.seq()})).collect();
     let (fused_seq, counters, tracks, alerts) = match app.picture.read() {
         Ok(p) => (p.fused_seq, p.counters.clone(), p.tracks.len(), p.alerts.len()),
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "picture lock poisoned"),
@@ -140,6 +145,8 @@ async fn status(State(app): Shared) -> Response {
         "log": {"seq": app.head.load(Relaxed), "fused_seq": fused_seq, "dir": app.config.data_dir.display().to_string()},
         "fusion": {"reorder_window_s": app.config.reorder_window_s, "tracks": tracks, "alerts": alerts, "counters": counters},
         "sensors": sensors,
+        "origins": origins,
+        "federation": app.fed.as_ref().map(|f| f.status_json()),
     }))
     .into_response()
 }

@@ -66,6 +66,8 @@ pub struct App {
     pub areas_geojson: serde_json::Value,
     /// Turns true when the node shuts down (long-lived streams close on it).
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Federation state, when configured.
+    pub fed: Option<Arc<federation::state::Fed>>,
 }
 
 /// One refused measurement: its index in the batch and why.
@@ -234,7 +236,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
         .await
         .with_context(|| format!("failed to listen on {}", config.grpc))?;
-    let trusted = BTreeMap::from([(config.nation, key.verifying_key())]);
+    let fed_listener = match &config.federation {
+        Some(f) => Some(
+            tokio::net::TcpListener::bind(f.listen)
+                .await
+                .with_context(|| format!("failed to listen for partners on {}", f.listen))?,
+        ),
+        None => None,
+    };
+    let mut trusted = BTreeMap::from([(config.nation, key.verifying_key())]);
+    if let Some(f) = &config.federation {
+        let keys =
+            f.partners.iter().map(|p| (p.nation, &p.signing_key)).chain(f.origin_keys.iter().map(|(n, p)| (*n, p)));
+        for (nation, path) in keys {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read {nation}'s signing key {}", path.display()))?;
+            let k = ledger::keys::parse_public_key(&text).with_context(|| format!("in {}", path.display()))?;
+            trusted.insert(nation, k);
+        }
+    }
     let (store, recovery) = FileStore::open(&config.data_dir, &trusted)
         .with_context(|| format!("failed to open the log in {}", config.data_dir.display()))?;
     if recovery.torn_bytes_cut > 0 {
@@ -249,6 +269,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let start_seq = chain.seq();
     tracing::info!(nation = %config.nation, seq = start_seq, dir = %config.data_dir.display(), "log opened");
     let store = Arc::new(Mutex::new(store));
+    let version = Arc::new(tokio::sync::watch::channel(0u64).0);
     let metrics = Arc::new(Metrics::default());
     let head = Arc::new(AtomicU64::new(start_seq));
     let (log_tx, log_rx) = mpsc::channel(config.queue_records);
@@ -273,6 +294,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         origin: config.nation,
         head: head.clone(),
+        partner_seq: BTreeMap::new(),
+        federated: config.federation.is_some(),
     };
     let fusion_thread = std::thread::Builder::new().name("fusion".into()).spawn(move || fusion.run(fusion_rx))?;
     // Fusion starts behind the log's head and reads the log up to it (the replay) before it
@@ -286,11 +309,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_group_records: config.max_group_records,
         metrics: metrics.clone(),
         head: head.clone(),
+        version: version.clone(),
     };
+    let to_fusion = fusion_tx.clone();
     let writer_thread =
         std::thread::Builder::new().name("log-writer".into()).spawn(move || writer.run(log_rx, fusion_tx))?;
 
     let (stop_watch, stop) = tokio::sync::watch::channel(false);
+    let fed = match &config.federation {
+        None => None,
+        Some(f) => {
+            let cas: Vec<_> = f.partners.iter().map(|p| (p.nation, p.ca.as_path())).collect();
+            let tls = federation::tls::Tls::load(config.nation, &f.tls_cert, &f.tls_key, &cas)
+                .context("failed to load the federation TLS identity")?;
+            let releases_dir = config.data_dir.join("releases");
+            let releases = federation::state::ReleaseLog::open(&releases_dir, key.clone(), config.nation)
+                .with_context(|| format!("failed to open the release audit log in {}", releases_dir.display()))?;
+            Some(Arc::new(federation::state::Fed {
+                me: config.nation,
+                relay: f.relay,
+                partners: f.partners.iter().map(|p| (p.nation, p.clone())).collect(),
+                trusted: trusted.clone(),
+                tls: Arc::new(tls),
+                releases: Mutex::new(releases),
+                links: Mutex::new(BTreeMap::new()),
+                serving: Mutex::new(BTreeMap::new()),
+                refused: Mutex::new(BTreeMap::new()),
+                batches_refused: Mutex::new(BTreeMap::new()),
+            }))
+        }
+    };
     let app = Arc::new(App {
         stop,
         public_key: hex::encode(key.verifying_key().to_bytes()),
@@ -304,6 +352,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sensors: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
         areas_geojson,
+        fed: fed.clone(),
     });
 
     let (stop_tx, _) = broadcast::channel::<()>(1);
@@ -320,12 +369,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         });
     let http_task = tokio::spawn(async move { http_server.await });
     let grpc_task = tokio::spawn(grpc_server);
+    let mut fed_tasks = Vec::new();
+    if let (Some(fed), Some(listener)) = (fed, fed_listener) {
+        let ctx =
+            federation::Ctx { fed: fed.clone(), store: app.store.clone(), version, stop: app.stop.clone(), to_fusion };
+        tracing::info!(federation = %listener.local_addr()?, partners = fed.partners.len(), relay = fed.relay, "federation listening");
+        fed_tasks.extend(federation::start(ctx, listener));
+    }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(());
     let _ = stop_watch.send(true);
     let _ = http_task.await;
     let _ = grpc_task.await;
+    for t in fed_tasks {
+        let _ = t.await;
+    }
     // Dropping the last senders lets the writer drain its queue, commit and stop. Only the
     // writer is waited for — durability is its job; fusion's state is rebuilt from the log at
     // the next start, so a fusion step still running does not hold up the exit.

@@ -7,6 +7,7 @@ use crate::products::{alert_json, launch_json, track_json};
 use crate::writer::{Append, Committed};
 use alert::{AlertBook, AlertChange, Prediction};
 use fusion::{Engine, TrackStatus, TrackView};
+use ledger::LogStore;
 use prost::Message;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -77,6 +78,10 @@ pub struct Fusion {
     pub origin: vocab::Nation,
     /// The writer's durable head.
     pub head: Arc<std::sync::atomic::AtomicU64>,
+    /// Partners' records fused so far, per origin.
+    pub partner_seq: BTreeMap<vocab::Nation, u64>,
+    /// Whether the log holds partners' records (federation configured).
+    pub federated: bool,
 }
 
 impl std::fmt::Debug for Fusion {
@@ -131,6 +136,9 @@ impl Fusion {
             if got == 0 && self.head.load(Relaxed) > last_seq {
                 got += self.catch_up(last_seq + 1, u64::MAX, &mut newest_time, &mut last_seq);
             }
+            if got == 0 && self.federated {
+                got += self.catch_up_partners(&mut newest_time);
+            }
             if disconnected && got == 0 {
                 break;
             }
@@ -177,6 +185,45 @@ impl Fusion {
         tracing::info!(seq = last_seq, "fusion stopped");
     }
 
+    /// Takes a partner's record handed over by a link, first reading from the log any it
+    /// skipped; then, when idle, any the log holds beyond what fusion has (a restart's replay,
+    /// a full hand-over queue).
+    fn take_partner(&mut self, c: Committed, newest_time: &mut UtcNanos) {
+        let origin = c.origin;
+        let mut seq = self.partner_seq.get(&origin).copied().unwrap_or(0);
+        if c.seq <= seq {
+            return;
+        }
+        while seq + 1 < c.seq {
+            if self.catch_up_origin(origin, seq + 1, c.seq - 1, newest_time, &mut seq) == 0 {
+                tracing::error!(%origin, from = seq + 1, to = c.seq - 1, "partner records missing from the log; fusion skips them");
+                break;
+            }
+        }
+        let mut none = None;
+        self.take(c, newest_time, &mut none, &mut seq);
+        self.partner_seq.insert(origin, seq);
+    }
+
+    /// Reads partner records the log holds beyond what fusion has; returns how many.
+    fn catch_up_partners(&mut self, newest_time: &mut UtcNanos) -> usize {
+        let heads = match self.store.lock() {
+            Ok(store) => store.heads(),
+            Err(_) => return 0,
+        };
+        let mut n = 0;
+        let own = self.origin;
+        for h in heads.iter().filter(|h| h.origin() != own) {
+            let origin = h.origin();
+            let mut seq = self.partner_seq.get(&origin).copied().unwrap_or(0);
+            if h.seq() > seq {
+                n += self.catch_up_origin(origin, seq + 1, h.seq(), newest_time, &mut seq);
+                self.partner_seq.insert(origin, seq);
+            }
+        }
+        n
+    }
+
     /// Takes a record handed over by the writer, first reading from the log any it skipped.
     fn take_in_order(
         &mut self,
@@ -185,6 +232,10 @@ impl Fusion {
         newest_arrival: &mut Option<Instant>,
         last_seq: &mut u64,
     ) {
+        if c.origin != self.origin {
+            self.take_partner(c, newest_time);
+            return;
+        }
         if c.seq <= *last_seq {
             return;
         }
@@ -203,10 +254,22 @@ impl Fusion {
 
     /// Reads up to one chunk of records `from..=to` from the log into fusion; returns how many.
     fn catch_up(&mut self, from: u64, to: u64, newest_time: &mut UtcNanos, last_seq: &mut u64) -> usize {
+        self.catch_up_origin(self.origin, from, to, newest_time, last_seq)
+    }
+
+    /// Reads up to one chunk of `origin`'s records `from..=to` from the log into fusion.
+    fn catch_up_origin(
+        &mut self,
+        origin: vocab::Nation,
+        from: u64,
+        to: u64,
+        newest_time: &mut UtcNanos,
+        last_seq: &mut u64,
+    ) -> usize {
         let want = usize::try_from(to.saturating_sub(from) + 1).unwrap_or(usize::MAX).min(CATCH_UP_CHUNK);
         // The lock is held only to plan the read; the file I/O runs without it.
         let plan = match self.store.lock() {
-            Ok(store) => store.plan_read(self.origin, from, want),
+            Ok(store) => store.plan_read(origin, from, want),
             Err(_) => return 0,
         };
         let records = plan.run();
@@ -224,14 +287,14 @@ impl Fusion {
                 Ok(rec) => {
                     let kind = RecordKind::try_from(rec.kind).unwrap_or(RecordKind::Unspecified);
                     self.take(
-                        Committed { seq: r.seq, kind, body: rec.body, arrived: None },
+                        Committed { origin, seq: r.seq, kind, body: rec.body, arrived: None },
                         newest_time,
                         &mut none,
                         last_seq,
                     );
                 }
                 Err(e) => {
-                    tracing::error!(seq = r.seq, error = %e, "undecodable record in the log; skipped");
+                    tracing::error!(%origin, seq = r.seq, error = %e, "undecodable record in the log; skipped");
                     *last_seq = r.seq;
                 }
             }

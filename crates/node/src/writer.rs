@@ -31,6 +31,7 @@ pub struct Append {
 /// A durable record, handed to fusion in log order.
 #[derive(Debug)]
 pub struct Committed {
+    pub origin: vocab::Nation,
     pub seq: u64,
     pub kind: RecordKind,
     pub body: Vec<u8>,
@@ -46,6 +47,8 @@ pub struct Writer {
     pub metrics: Arc<Metrics>,
     /// The last durable seq, for readers that must not wait on the store's lock.
     pub head: Arc<std::sync::atomic::AtomicU64>,
+    /// Bumped after every commit: federation senders wake on it.
+    pub version: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -82,6 +85,7 @@ impl Writer {
                     self.metrics.group_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.metrics.records_appended.fetch_add(group.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     self.head.store(self.chain.seq(), std::sync::atomic::Ordering::Release);
+                    self.version.send_modify(|v| *v += 1);
                     for (i, a) in group.drain(..).enumerate() {
                         let seq = first_seq + i as u64;
                         if let Some(r) = a.reply {
@@ -91,8 +95,13 @@ impl Writer {
                         // Handed over without waiting: when fusion is behind and the queue is
                         // full, it reads the record from the log instead, so ingest never
                         // waits for fusion. (Fusion gone means the node is stopping.)
-                        let _ =
-                            to_fusion.try_send(Committed { seq, kind: a.kind, body: a.body, arrived: Some(a.arrived) });
+                        let _ = to_fusion.try_send(Committed {
+                            origin: self.chain.origin(),
+                            seq,
+                            kind: a.kind,
+                            body: a.body,
+                            arrived: Some(a.arrived),
+                        });
                     }
                 }
                 Err(e) => {

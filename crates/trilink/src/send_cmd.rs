@@ -26,8 +26,43 @@ struct TokenFile {
     tokens: BTreeMap<String, String>,
 }
 
+/// Where reports go: one URL for all, or a URL per nation.
+#[derive(Debug, Clone)]
+pub enum Routes {
+    All(String),
+    PerNation(BTreeMap<Nation, String>),
+}
+
+impl Routes {
+    fn url_for(&self, nation: Nation) -> Option<&str> {
+        match self {
+            Routes::All(u) => Some(u),
+            Routes::PerNation(m) => m.get(&nation).map(String::as_str),
+        }
+    }
+}
+
+/// `--send URL` or `--send NATION=URL` (repeated).
+pub fn parse_routes(args: &[String]) -> anyhow::Result<Routes> {
+    if let [one] = args {
+        if !one.contains('=') {
+            return Ok(Routes::All(one.clone()));
+        }
+    }
+    let mut m = BTreeMap::new();
+    for a in args {
+        let (n, url) =
+            a.split_once('=').ok_or_else(|| anyhow!("--send {a:?}: with several --send, each must be NATION=URL"))?;
+        let n = Nation::parse(n).map_err(|e| anyhow!("--send {a:?}: {e}"))?;
+        if m.insert(n, url.to_string()).is_some() {
+            return Err(anyhow!("--send: {n} given twice"));
+        }
+    }
+    Ok(Routes::PerNation(m))
+}
+
 pub struct SendOptions<'a> {
-    pub url: &'a str,
+    pub routes: Routes,
     pub speed: f64,
     pub tokens: &'a Path,
     pub nations: &'a [Nation],
@@ -52,18 +87,21 @@ pub fn send(reports: Vec<Measurement>, opts: &SendOptions<'_>) -> Result<(), Fai
     let tokens: TokenFile = toml::from_str(&text)
         .with_context(|| format!("failed to parse {} (expected [tokens] SENSOR = \"TOKEN\")", opts.tokens.display()))
         .map_err(Failure::Input)?;
-    let reports: Vec<Measurement> =
-        reports.into_iter().filter(|m| opts.nations.is_empty() || opts.nations.contains(&m.nation)).collect();
+    let reports: Vec<Measurement> = reports
+        .into_iter()
+        .filter(|m| opts.nations.is_empty() || opts.nations.contains(&m.nation))
+        .filter(|m| opts.routes.url_for(m.nation).is_some())
+        .collect();
     let (Some(first), Some(last)) = (reports.first().map(|m| m.time), reports.last().map(|m| m.time)) else {
         return Err(Failure::Input(anyhow!("no reports to send (check --nation)")));
     };
-    let sensors: Vec<String> = {
-        let mut s: Vec<String> = reports.iter().map(|m| m.sensor.clone()).collect();
+    let sensors: Vec<(String, Nation)> = {
+        let mut s: Vec<(String, Nation)> = reports.iter().map(|m| (m.sensor.clone(), m.nation)).collect();
         s.sort();
         s.dedup();
         s
     };
-    for s in &sensors {
+    for (s, _) in &sensors {
         if !tokens.tokens.contains_key(s) {
             return Err(Failure::Input(anyhow!("no token for sensor {s} in {}", opts.tokens.display())));
         }
@@ -77,25 +115,33 @@ pub fn send(reports: Vec<Measurement>, opts: &SendOptions<'_>) -> Result<(), Fai
 
 async fn run(
     reports: Vec<Measurement>,
-    sensors: Vec<String>,
+    sensors: Vec<(String, Nation)>,
     tokens: BTreeMap<String, String>,
     first: UtcNanos,
     last: UtcNanos,
     opts: &SendOptions<'_>,
 ) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(opts.url.to_string())
-        .with_context(|| {
-            format!("bad --send URL {:?} (expected http://HOST:PORT of the node's gRPC listener)", opts.url)
-        })?
-        .connect()
-        .await
-        .with_context(|| format!("failed to connect to {}", opts.url))?;
+    let mut channels = BTreeMap::new();
+    for (_, nation) in &sensors {
+        let url = opts.routes.url_for(*nation).ok_or_else(|| anyhow!("no --send URL for {nation}"))?.to_string();
+        if channels.contains_key(&url) {
+            continue;
+        }
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .with_context(|| format!("bad --send URL {url:?} (expected http://HOST:PORT of the node's gRPC listener)"))?
+            .connect()
+            .await
+            .with_context(|| format!("failed to connect to {url}"))?;
+        channels.insert(url, channel);
+    }
     let tally = std::sync::Arc::new(std::sync::Mutex::new(Tally::default()));
     let mut queues = BTreeMap::new();
     let mut tasks = Vec::new();
-    for s in &sensors {
+    for (s, nation) in &sensors {
         let (tx, rx) = mpsc::channel::<wire::MeasurementBatch>(QUEUE_BATCHES);
         queues.insert(s.clone(), tx);
+        let url = opts.routes.url_for(*nation).unwrap_or_default();
+        let channel = channels.get(url).ok_or_else(|| anyhow!("no channel for {nation}"))?;
         let mut client = wire::ingest_client::IngestClient::new(channel.clone());
         let auth: MetadataValue<_> =
             format!("Bearer {}", tokens[s]).parse().map_err(|_| anyhow!("token of {s} is not a valid header value"))?;

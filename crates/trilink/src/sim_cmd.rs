@@ -20,9 +20,10 @@ pub struct SimArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Instead of writing files, stream the sensor reports to a node's gRPC listener
-    /// (http://HOST:PORT), paced in scenario time.
+    /// (http://HOST:PORT), paced in scenario time. Repeat as NATION=URL to send each nation's
+    /// sensors to its own node (one time base for all).
     #[arg(long, value_name = "URL")]
-    send: Option<String>,
+    send: Vec<String>,
     /// With --send: how many times faster than real time.
     #[arg(long, default_value_t = 1.0, requires = "send")]
     speed: f64,
@@ -72,8 +73,9 @@ pub fn run(args: &SimArgs) -> Result<(), Failure> {
     let truth = sim::truth_all(&scenario, &flown, end);
     progress.set(1);
     let computed = started.elapsed();
-    if let Some(url) = &args.send {
+    if !args.send.is_empty() {
         progress.finish();
+        let routes = crate::send_cmd::parse_routes(&args.send).map_err(Failure::Input)?;
         let nations = args
             .nations
             .iter()
@@ -88,7 +90,7 @@ pub fn run(args: &SimArgs) -> Result<(), Failure> {
             .map(ingest::parse_line)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Failure::Run(anyhow!("simulator produced an unparseable report: {e}")))?;
-        let opts = crate::send_cmd::SendOptions { url, speed: args.speed, tokens: &args.tokens, nations: &nations };
+        let opts = crate::send_cmd::SendOptions { routes, speed: args.speed, tokens: &args.tokens, nations: &nations };
         return crate::send_cmd::send(reports, &opts);
     }
 

@@ -5,4 +5,66 @@
 //! receiving side (one task per partner that dials, subscribes, applies and acknowledges);
 //! `releases` the signed audit log of release decisions.
 
+pub mod link;
 pub mod protocol;
+pub mod serve;
+pub mod state;
+pub mod tls;
+
+use crate::writer::Committed;
+use ledger::FileStore;
+use state::Fed;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Entries per batch (before the byte budget `protocol::MAX_BATCH_BYTES`).
+pub const BATCH_RECORDS: usize = 1024;
+/// Entries a sender may have in flight per origin before it waits for an acknowledgement.
+pub const WINDOW_RECORDS: u64 = 16_384;
+/// Heartbeat period, both for lag measurement and liveness.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+/// A link with no message (batch or heartbeat) for this long is dead.
+pub const SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the link tasks share with the node.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub fed: Arc<Fed>,
+    pub store: Arc<Mutex<FileStore>>,
+    /// Bumped after every commit to the log (own or replica): senders wake on it.
+    pub version: Arc<watch::Sender<u64>>,
+    pub stop: watch::Receiver<bool>,
+    pub to_fusion: std::sync::mpsc::SyncSender<Committed>,
+}
+
+/// Starts the federation server (accepting verified partners) and one link per partner with
+/// an address; returns their tasks, which end when `ctx.stop` turns.
+pub fn start(ctx: Ctx, listener: tokio::net::TcpListener) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let fed = ctx.fed.clone();
+    let refused: Arc<dyn Fn(&'static str) + Send + Sync> = Arc::new(move |r| fed.count_refused(r));
+    tasks.push(tokio::spawn(ctx.fed.tls.clone().accept_loop(listener, tx, refused, ctx.stop.clone())));
+    let service = wire::federation_server::FederationServer::new(serve::Service { ctx: ctx.clone() })
+        .max_decoding_message_size(protocol::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(protocol::MAX_MESSAGE_BYTES);
+    let mut stop = ctx.stop.clone();
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(5)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .add_service(service)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), async move {
+            let _ = stop.changed().await;
+        });
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "federation server failed");
+        }
+    }));
+    for p in ctx.fed.partners.values() {
+        if let Some(addr) = p.address {
+            tasks.push(tokio::spawn(link::run(ctx.clone(), p.nation, addr)));
+        }
+    }
+    tasks
+}

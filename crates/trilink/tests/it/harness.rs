@@ -44,7 +44,9 @@ impl Node {
         let mut skip_table = false;
         for line in example.lines() {
             if line.starts_with('[') {
-                skip_table = extra.contains(line.trim());
+                // A single node: the example's federation tables are left out.
+                let federation = ["[federation]", "[[partner]]", "[[origin_key]]"].contains(&line.trim());
+                skip_table = federation || extra.contains(line.trim());
             }
             if skip_table {
                 continue;

@@ -1,0 +1,187 @@
+//! The receiving side of a link: one task per partner with an `address`. It dials, subscribes
+//! to the origins this node wants from that partner from its own cursors (the partner's own
+//! origin, and every other trusted origin if relay from it is accepted), applies each batch
+//! (`protocol::apply`: verified whole, appended, synced) and acknowledges it, hands new records
+//! to fusion, and measures lag from heartbeats. A dropped link is redialled with backoff and
+//! resumes from the log's cursors: nothing is lost, nothing applied twice.
+
+use super::protocol::{apply, Ingress, Refusal, MAX_MESSAGE_BYTES};
+use super::{Ctx, SILENCE_LIMIT};
+use crate::writer::Committed;
+use ledger::LogStore;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use vocab::Nation;
+use wire::{link_down, link_up, LinkAck, LinkUp, OriginCursor, Subscription};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Origins wanted from `partner`, with this node's cursors.
+fn cursors(ctx: &Ctx, partner: Nation, only: Option<Nation>) -> Vec<OriginCursor> {
+    let accept_relay = ctx.fed.partners.get(&partner).is_some_and(|p| p.accept_relay);
+    let heads = ctx.store.lock().map(|s| s.heads()).unwrap_or_default();
+    ctx.fed
+        .trusted
+        .keys()
+        .filter(|&&o| o != ctx.fed.me && (o == partner || accept_relay))
+        .filter(|&&o| only.is_none_or(|x| x == o))
+        .map(|&o| OriginCursor {
+            origin: o.to_string(),
+            seq: heads.iter().find(|c| c.origin() == o).map_or(0, |c| c.seq()),
+        })
+        .collect()
+}
+
+/// Runs the link to `partner` until the node stops.
+pub async fn run(ctx: Ctx, partner: Nation, addr: SocketAddr) {
+    let mut stop = ctx.stop.clone();
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        ctx.fed.link(partner, |l| l.state = "connecting".into());
+        let result = tokio::select! {
+            r = session(&ctx, partner, addr) => r,
+            _ = stop.changed() => return,
+        };
+        let why = match result {
+            Ok(()) => "the partner closed the stream".to_string(),
+            Err(e) => e,
+        };
+        tracing::warn!(%partner, %addr, why, "federation link down; redialling");
+        ctx.fed.link(partner, |l| {
+            l.state = "down".into();
+            l.last_error = Some(why);
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr) -> Result<(), String> {
+    let tls = ctx.fed.tls.clone();
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+        let tls = tls.clone();
+        async move { tls.connect(partner, addr).await.map(hyper_util::rt::TokioIo::new) }
+    });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(10))
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| {
+            format!(
+                "failed to connect: {e}: {}",
+                std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()
+            )
+        })?;
+    let mut client = wire::federation_client::FederationClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let (up, up_rx) = mpsc::channel::<LinkUp>(64);
+    let wanted = cursors(ctx, partner, None);
+    tracing::info!(%partner, %addr, cursors = ?wanted.iter().map(|c| (c.origin.clone(), c.seq)).collect::<Vec<_>>(), "subscribing");
+    up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors: wanted })) })
+        .await
+        .map_err(|_| "subscription not sent")?;
+    let mut down = client
+        .subscribe(ReceiverStream::new(up_rx))
+        .await
+        .map_err(|e| format!("subscription refused: {e}"))?
+        .into_inner();
+    ctx.fed.link(partner, |l| {
+        l.state = "up".into();
+        l.connects += 1;
+        l.last_error = None;
+    });
+    let accept_relay = ctx.fed.partners.get(&partner).is_some_and(|p| p.accept_relay);
+    loop {
+        let msg = tokio::time::timeout(SILENCE_LIMIT, down.message())
+            .await
+            .map_err(|_| format!("nothing heard for {} s", SILENCE_LIMIT.as_secs()))?
+            .map_err(|e| format!("stream failed: {e}"))?;
+        let Some(msg) = msg else { return Ok(()) };
+        match msg.msg {
+            Some(link_down::Msg::Batch(batch)) => {
+                let c = ctx.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    let rules = Ingress { me: c.fed.me, peer: partner, accept_relay, trusted: &c.fed.trusted };
+                    let mut store = c.store.lock().map_err(|_| Refusal::Store("store lock poisoned".into()))?;
+                    apply(&mut *store, &rules, batch)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                match result {
+                    Ok(out) => {
+                        let origin = out.origin;
+                        up.send(LinkUp {
+                            msg: Some(link_up::Msg::Ack(LinkAck { origin: origin.to_string(), seq: out.head })),
+                        })
+                        .await
+                        .map_err(|_| "stream closed")?;
+                        if out.applied.is_empty() && out.stubs == 0 {
+                            continue;
+                        }
+                        ctx.version.send_modify(|v| *v += 1);
+                        let n = out.applied.len() as u64;
+                        ctx.fed.link(partner, |l| {
+                            l.batches += 1;
+                            l.records += n;
+                            l.stubs += out.stubs;
+                            let lag = l.lag.entry(origin.to_string()).or_default();
+                            let partner_head = lag.held + lag.records;
+                            lag.update(out.head, partner_head.max(out.head));
+                        });
+                        for a in out.applied {
+                            // Fusion reads the log itself when this queue is full.
+                            let _ = ctx.to_fusion.try_send(Committed {
+                                origin,
+                                seq: a.seq,
+                                kind: a.kind,
+                                body: a.body,
+                                arrived: None,
+                            });
+                        }
+                    }
+                    Err(Refusal::Gap { origin, held, first }) => {
+                        // Another path delivered past this stream's position, or this one
+                        // skipped: restart the origin from what is held.
+                        tracing::info!(%partner, %origin, held, first, "gap in a batch; resubscribing from the log's cursor");
+                        up.send(LinkUp {
+                            msg: Some(link_up::Msg::Subscribe(Subscription {
+                                cursors: cursors(ctx, partner, Some(origin)),
+                            })),
+                        })
+                        .await
+                        .map_err(|_| "stream closed")?;
+                    }
+                    Err(refusal) => {
+                        if let Ok(mut m) = ctx.fed.batches_refused.lock() {
+                            *m.entry(refusal.reason()).or_default() += 1;
+                        }
+                        ctx.fed.link(partner, |l| l.refused += 1);
+                        tracing::error!(%partner, reason = refusal.reason(), error = %refusal, "batch from partner refused; dropping the link");
+                        return Err(format!("batch refused: {refusal}"));
+                    }
+                }
+            }
+            Some(link_down::Msg::Heartbeat(hb)) => {
+                let heads = ctx.store.lock().map(|s| s.heads()).unwrap_or_default();
+                ctx.fed.link(partner, |l| {
+                    for h in &hb.heads {
+                        let Ok(o) = Nation::parse(&h.origin) else { continue };
+                        let held = heads.iter().find(|c| c.origin() == o).map_or(0, |c| c.seq());
+                        l.lag.entry(o.to_string()).or_default().update(held, h.seq);
+                    }
+                });
+            }
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The sending side of links: the `trilink.v1.Federation/Subscribe` service. A verified
+//! partner subscribes to origins from its cursors; this node streams what the partner may
+//! hold (records in full, stubs otherwise), each batch ending on a checkpoint and recorded in
+//! the release audit log before it leaves; the partner acknowledges what it made durable.
+//! At most `WINDOW_RECORDS` unacknowledged per origin: a receiver that stops acknowledging
+//! stops the flow (explicit backpressure), and one silent past `SILENCE_LIMIT` is dropped.
+
+use super::protocol::{egress, MAX_BATCH_BYTES};
+use super::tls::PeerInfo;
+use super::{Ctx, BATCH_RECORDS, HEARTBEAT, SILENCE_LIMIT, WINDOW_RECORDS};
+use ledger::LogStore;
+use std::collections::BTreeMap;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use vocab::Nation;
+use wire::{link_down, link_up, LinkDown, LinkHeartbeat, LinkUp, OriginCursor};
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub ctx: Ctx,
+}
+
+#[tonic::async_trait]
+impl wire::federation_server::Federation for Service {
+    type SubscribeStream = ReceiverStream<Result<LinkDown, Status>>;
+
+    async fn subscribe(&self, req: Request<Streaming<LinkUp>>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let Some(peer) = req.extensions().get::<PeerInfo>().cloned() else {
+            return Err(Status::unauthenticated("federation requires a verified partner certificate"));
+        };
+        let (tx, rx) = mpsc::channel(2);
+        let ctx = self.ctx.clone();
+        let up = req.into_inner();
+        tokio::spawn(async move {
+            let nation = peer.nation;
+            ctx.fed.serve(nation, |s| s.connected = true);
+            if let Err(why) = publish(&ctx, &peer, up, &tx).await {
+                tracing::warn!(peer = %nation, addr = %peer.addr, why, "federation stream to partner closed");
+                let _ = tx.send(Err(Status::aborted(why))).await;
+            }
+            ctx.fed.serve(nation, |s| s.connected = false);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Per subscribed origin: last seq sent and last acknowledged.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    sent: u64,
+    acked: u64,
+}
+
+/// Which of the requested origins this node serves `peer`: its own always, others only as a
+/// relay, never the peer's own records back to it.
+fn admit(ctx: &Ctx, peer: Nation, cursors: &[OriginCursor], into: &mut BTreeMap<Nation, Cursor>) {
+    for c in cursors {
+        let Ok(origin) = Nation::parse(&c.origin) else {
+            tracing::warn!(%peer, origin = c.origin, "subscription to a malformed origin ignored");
+            continue;
+        };
+        if origin == peer || (origin != ctx.fed.me && !ctx.fed.relay) {
+            tracing::info!(%peer, %origin, "subscription not served (not this node's origin and relay is off, or the peer's own)");
+            continue;
+        }
+        into.insert(origin, Cursor { sent: c.seq, acked: c.seq });
+    }
+}
+
+async fn send(tx: &mpsc::Sender<Result<LinkDown, Status>>, msg: LinkDown) -> Result<(), String> {
+    match tokio::time::timeout(SILENCE_LIMIT, tx.send(Ok(msg))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("the partner closed the stream".into()),
+        Err(_) => Err(format!("the partner read nothing for {} s", SILENCE_LIMIT.as_secs())),
+    }
+}
+
+async fn publish(
+    ctx: &Ctx,
+    peer: &PeerInfo,
+    mut up: Streaming<LinkUp>,
+    tx: &mpsc::Sender<Result<LinkDown, Status>>,
+) -> Result<(), String> {
+    let nation = peer.nation;
+    let policy = ctx.fed.partners.get(&nation).map(|p| p.release.clone()).ok_or("not a configured partner")?;
+    let first = tokio::time::timeout(SILENCE_LIMIT, up.message())
+        .await
+        .map_err(|_| format!("no subscription within {} s", SILENCE_LIMIT.as_secs()))?
+        .map_err(|e| format!("stream failed: {e}"))?
+        .ok_or("stream closed before subscribing")?;
+    let mut cursors = BTreeMap::new();
+    match first.msg {
+        Some(link_up::Msg::Subscribe(s)) => admit(ctx, nation, &s.cursors, &mut cursors),
+        _ => return Err("the first message must be a subscription".into()),
+    }
+    tracing::info!(peer = %nation, origins = ?cursors.keys().collect::<Vec<_>>(), "partner subscribed");
+    let mut version = ctx.version.subscribe();
+    let mut stop = ctx.stop.clone();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        // Send everything there is room for, one batch per origin in turn.
+        let mut sent_any = false;
+        for (&origin, cur) in cursors.iter_mut() {
+            if cur.sent.saturating_sub(cur.acked) >= WINDOW_RECORDS {
+                continue;
+            }
+            let plan = {
+                let store = ctx.store.lock().map_err(|_| "store lock poisoned")?;
+                store.plan_entries(origin, cur.sent + 1, BATCH_RECORDS, MAX_BATCH_BYTES)
+            };
+            let entries = tokio::task::spawn_blocking(move || plan.run_entries())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("failed to read the log: {e}"))?;
+            let Some(last) = entries.last().map(|e| e.seq()) else { continue };
+            let n = entries.iter().filter(|e| !matches!(e, ledger::Entry::Checkpoint { .. })).count() as u64;
+            let (batch, decision) = egress(origin, entries, nation, &policy);
+            // The decision is durable in the release audit before the batch leaves.
+            let fed = ctx.fed.clone();
+            let d = decision.clone();
+            tokio::task::spawn_blocking(move || {
+                fed.releases
+                    .lock()
+                    .map_err(|_| "release log poisoned".to_string())?
+                    .record(&d)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("failed to record the release decision, nothing sent: {e}"))?;
+            send(tx, LinkDown { msg: Some(link_down::Msg::Batch(batch)) }).await?;
+            cur.sent = last;
+            sent_any = true;
+            let withheld = decision.withheld_seqs.len() as u64;
+            ctx.fed.serve(nation, |s| {
+                s.batches += 1;
+                s.records_sent += n;
+                s.withheld += withheld;
+                s.sent.insert(origin.to_string(), last);
+            });
+        }
+        // Take whatever the partner said meanwhile without waiting.
+        if sent_any {
+            while let Some(Some(msg)) = futures::FutureExt::now_or_never(up.message()).map(|r| r.ok().flatten()) {
+                last_heard = tokio::time::Instant::now();
+                handle_up(ctx, nation, msg, &mut cursors);
+            }
+            continue;
+        }
+        tokio::select! {
+            msg = up.message() => match msg {
+                Ok(Some(msg)) => {
+                    last_heard = tokio::time::Instant::now();
+                    handle_up(ctx, nation, msg, &mut cursors);
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("stream failed: {e}")),
+            },
+            _ = version.changed() => {}
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT * 6 && cursors.values().any(|c| c.sent > c.acked) {
+                    return Err(format!("no acknowledgement for {} s", (SILENCE_LIMIT * 6).as_secs()));
+                }
+                let heads = {
+                    let store = ctx.store.lock().map_err(|_| "store lock poisoned")?;
+                    store.heads()
+                };
+                let heads = heads
+                    .iter()
+                    .filter(|c| cursors.contains_key(&c.origin()))
+                    .map(|c| OriginCursor { origin: c.origin().to_string(), seq: c.seq() })
+                    .collect();
+                let hb = LinkHeartbeat { time_unix_ns: crate::wall_clock().as_nanos(), heads };
+                send(tx, LinkDown { msg: Some(link_down::Msg::Heartbeat(hb)) }).await?;
+            }
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+fn handle_up(ctx: &Ctx, nation: Nation, msg: LinkUp, cursors: &mut BTreeMap<Nation, Cursor>) {
+    match msg.msg {
+        Some(link_up::Msg::Ack(a)) => {
+            if let Some(c) = Nation::parse(&a.origin).ok().and_then(|o| cursors.get_mut(&o)) {
+                // An ack never moves backwards, nor past what was sent.
+                c.acked = c.acked.max(a.seq.min(c.sent));
+                ctx.fed.serve(nation, |s| {
+                    s.acked.insert(a.origin.clone(), c.acked);
+                });
+            }
+        }
+        Some(link_up::Msg::Subscribe(s)) => {
+            // A resubscription restarts those origins from the receiver's cursor (after a gap).
+            admit(ctx, nation, &s.cursors, cursors);
+        }
+        None => {}
+    }
+}
