@@ -294,6 +294,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         origin: config.nation,
         head: head.clone(),
+        arrivals: std::collections::VecDeque::new(),
+        waited_until: UtcNanos::from_nanos(i64::MIN),
         partner_seq: BTreeMap::new(),
         federated: config.federation.is_some(),
     };

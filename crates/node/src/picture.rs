@@ -78,11 +78,18 @@ pub struct Fusion {
     pub origin: vocab::Nation,
     /// The writer's durable head.
     pub head: Arc<std::sync::atomic::AtomicU64>,
+    /// (arrival, newest data time) of batches still inside their wall-clock reorder wait.
+    pub arrivals: VecDeque<(Instant, UtcNanos)>,
+    /// Newest data time of batches whose wait is over.
+    pub waited_until: UtcNanos,
     /// Partners' records fused so far, per origin.
     pub partner_seq: BTreeMap<vocab::Nation, u64>,
     /// Whether the log holds partners' records (federation configured).
     pub federated: bool,
 }
+
+/// Batches whose reorder wait is tracked at once; older ones are released early.
+const MAX_ARRIVALS: usize = 100_000;
 
 impl std::fmt::Debug for Fusion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,12 +150,17 @@ impl Fusion {
                 break;
             }
             // The engine runs on data time: a measurement is fused once one a reorder window
-            // newer has arrived, or once the wall clock is a window past the newest data (a
-            // quiet sensor must not hold back the picture; with live stamps this fuses each
-            // measurement a window after it was made). A replay or a faster-than-real-time feed,
-            // stamped in the past, is fused as it arrives, in order.
-            let deadline = newest_time.add_secs_f64(self.reorder_window_s + 1e-6);
-            let now = newest_time.max(crate::wall_clock().min(deadline));
+            // newer has arrived, or once it has waited a reorder window of wall time since it
+            // reached fusion (a quiet sensor must not hold back the picture). So a partner's
+            // report that crosses a link a few milliseconds after the node's own newer ones is
+            // still fused in order — whether the feed is live or faster than real time.
+            let window = Duration::from_secs_f64(self.reorder_window_s);
+            while self.arrivals.front().is_some_and(|(at, _)| at.elapsed() >= window) {
+                if let Some((_, t)) = self.arrivals.pop_front() {
+                    self.waited_until = self.waited_until.max(t);
+                }
+            }
+            let now = newest_time.max(self.waited_until.add_secs_f64(self.reorder_window_s + 1e-6));
             let changed = if newest_time.as_nanos() == i64::MIN { Vec::new() } else { self.engine.advance(now) };
             let replaying = last_seq <= self.replay_until;
             st.newest_arrival = newest_arrival;
@@ -321,13 +333,26 @@ impl Fusion {
                 return;
             }
         };
+        let mut batch_newest = UtcNanos::from_nanos(i64::MIN);
         for w in &batch.measurements {
             match ingest::from_wire(w) {
                 Ok(m) => {
-                    *newest_time = (*newest_time).max(m.time);
+                    batch_newest = batch_newest.max(m.time);
                     self.engine.ingest(m);
                 }
                 Err(e) => tracing::error!(seq = c.seq, error = %e, "invalid measurement in the log; skipped"),
+            }
+        }
+        if batch_newest.as_nanos() != i64::MIN {
+            *newest_time = (*newest_time).max(batch_newest);
+            // Arrival order is nearly data order; one entry per batch, bounded by the queue.
+            if self.arrivals.back().is_none_or(|(_, t)| *t < batch_newest) {
+                self.arrivals.push_back((Instant::now(), batch_newest));
+            }
+            while self.arrivals.len() > MAX_ARRIVALS {
+                if let Some((_, t)) = self.arrivals.pop_front() {
+                    self.waited_until = self.waited_until.max(t);
+                }
             }
         }
         if c.arrived.is_some() {

@@ -4,6 +4,7 @@
 mod audit_cmd;
 mod bench_cmd;
 mod bench_ingest;
+mod demo_cmd;
 mod eval_cmd;
 mod node_cmd;
 mod pki_cmd;
@@ -24,6 +25,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// A whole federation on this machine: three nodes, their links, and each nation's
+    /// simulated sensors streaming a bundled scenario; Ctrl-C stops everything.
+    Demo(demo_cmd::DemoArgs),
     /// Simulate a scenario: fly its launches and write truth and sensor measurements as NDJSON.
     Sim(sim_cmd::SimArgs),
     /// Judge the fusion engine against simulator truth over Monte Carlo runs.
@@ -64,6 +68,7 @@ pub fn engine_config(impact_predictions_per_s: f64, unscented: bool) -> Result<f
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo_cmd::run(&args),
         Command::Sim(args) => sim_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Track(args) => track_cmd::run(&args),

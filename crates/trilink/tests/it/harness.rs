@@ -18,13 +18,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// A node under test: its directory, addresses and process.
 pub struct Node {
-    pub dir: tempfile::TempDir,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
     pub http: SocketAddr,
     pub grpc: SocketAddr,
     pub config: PathBuf,
@@ -67,17 +68,24 @@ impl Node {
         std::fs::write(&config, text).expect("write config");
         let out = trilink().args(["pki", "init", "--out"]).arg(dir.path()).output().expect("pki");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut node = Node { dir, http, grpc, config, child: None };
+        let mut node = Node { dir: dir.path().to_path_buf(), _tmp: Some(dir), http, grpc, config, child: None };
+        node.start();
+        node
+    }
+
+    /// A node of a config written by the caller in `dir` (which the caller keeps), started.
+    pub fn at(dir: &Path, http: SocketAddr, grpc: SocketAddr, config: PathBuf) -> Node {
+        let mut node = Node { dir: dir.to_path_buf(), _tmp: None, http, grpc, config, child: None };
         node.start();
         node
     }
 
     pub fn log_dir(&self) -> PathBuf {
-        self.dir.path().join("log")
+        self.dir.join("log")
     }
 
     pub fn start(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("node.log")).expect("node log");
+        let log = std::fs::File::create(self.dir.join("node.log")).expect("node log");
         let child = trilink()
             .args(["node", "--log", "info", "--config"])
             .arg(&self.config)
@@ -100,7 +108,7 @@ impl Node {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
     }
 
     /// kill -9.

@@ -2,6 +2,7 @@
 
 mod bench_cli;
 mod eval_cli;
+mod federation_e2e;
 mod harness;
 mod node_e2e;
 mod sim_cli;

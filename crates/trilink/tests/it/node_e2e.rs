@@ -186,7 +186,7 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     assert!(node.stop());
     let acked = acked.lock().expect("lock");
     assert!(acked.len() > 50, "too little load to prove anything: {} acks", acked.len());
-    let key = ledger::keys::parse_public_key(&std::fs::read_to_string(node.dir.path().join("node.pub")).expect("pub"))
+    let key = ledger::keys::parse_public_key(&std::fs::read_to_string(&node.dir.join("node.pub")).expect("pub"))
         .expect("key");
     let jpn = vocab::Nation::parse("JPN").expect("nation");
     let (store, _) = ledger::FileStore::open(&node.log_dir(), &BTreeMap::from([(jpn, key)])).expect("open log");
@@ -308,7 +308,7 @@ fn api_conforms_to_its_openapi_document() {
         .args(["run", &format!("{base}/openapi.json"), "--url", &base, "--max-examples", "40", "--seed", "1"])
         .args(["--exclude-path", "/v1/stream", "--exclude-path", "/v1/ingest"])
         // Its example database goes with the node's temporary directory, not into the repo.
-        .current_dir(node.dir.path())
+        .current_dir(&node.dir)
         .env("SCHEMATHESIS_HOOKS", "")
         .env("NO_COLOR", "1")
         .output()
