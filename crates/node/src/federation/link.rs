@@ -41,10 +41,15 @@ pub async fn run(ctx: Ctx, partner: Nation, addr: SocketAddr) {
     let mut backoff = BACKOFF_MIN;
     loop {
         ctx.fed.link(partner, |l| l.state = "connecting".into());
+        let mut was_up = false;
         let result = tokio::select! {
-            r = session(&ctx, partner, addr) => r,
+            r = session(&ctx, partner, addr, &mut was_up) => r,
             _ = stop.changed() => return,
         };
+        if was_up {
+            // A link that came up and then dropped is redialled promptly.
+            backoff = BACKOFF_MIN;
+        }
         let why = match result {
             Ok(()) => "the partner closed the stream".to_string(),
             Err(e) => e,
@@ -62,7 +67,7 @@ pub async fn run(ctx: Ctx, partner: Nation, addr: SocketAddr) {
     }
 }
 
-async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr) -> Result<(), String> {
+async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool) -> Result<(), String> {
     let tls = ctx.fed.tls.clone();
     let connector = tower::service_fn(move |_: tonic::transport::Uri| {
         let tls = tls.clone();
@@ -95,6 +100,7 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr) -> Result<(), Str
         .await
         .map_err(|e| format!("subscription refused: {e}"))?
         .into_inner();
+    *was_up = true;
     ctx.fed.link(partner, |l| {
         l.state = "up".into();
         l.connects += 1;

@@ -38,12 +38,12 @@ fn sensor(n: &str) -> (&'static str, &'static str) {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Topology {
+pub(crate) enum Topology {
     HubAndSpoke,
     Mesh,
 }
 
-struct Federation {
+pub(crate) struct Federation {
     dir: tempfile::TempDir,
     nodes: BTreeMap<&'static str, Node>,
     fed_addr: BTreeMap<&'static str, SocketAddr>,
@@ -55,6 +55,12 @@ fn lower(n: &str) -> String {
 
 impl Federation {
     fn start(topology: Topology) -> Federation {
+        Federation::start_without(topology, &[])
+    }
+
+    /// The federation with the `absent` nations' nodes not started (an impostor takes their
+    /// place in the attack tests).
+    fn start_without(topology: Topology, absent: &[&str]) -> Federation {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = dir.path().join("pki");
         let out = trilink().args(["pki", "init", "--nations", "USA,JPN,KOR", "--out"]).arg(&pki).output().expect("pki");
@@ -70,10 +76,12 @@ impl Federation {
             let text = config_text(n, &pki, &home, http, grpc, &fed_addr, topology);
             let config = home.join("node.toml");
             std::fs::write(&config, text).expect("config");
-            nodes.insert(n, Node::at(&home, http, grpc, config));
+            if !absent.contains(&n) {
+                nodes.insert(n, Node::at(&home, http, grpc, config));
+            }
         }
         let fed = Federation { dir, nodes, fed_addr };
-        fed.wait_links_up();
+        fed.wait_links_up(absent);
         fed
     }
 
@@ -81,7 +89,7 @@ impl Federation {
         self.dir.path().join("pki")
     }
 
-    fn wait_links_up(&self) {
+    fn wait_links_up(&self, absent: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let all_up = self.nodes.values().all(|node| {
@@ -90,7 +98,7 @@ impl Federation {
                     .as_array()
                     .expect("partners")
                     .iter()
-                    .filter(|p| !p["address"].is_null())
+                    .filter(|p| !p["address"].is_null() && !absent.iter().any(|a| p["nation"] == *a))
                     .all(|p| p["receiving"]["state"] == "up")
             });
             if all_up {
@@ -386,4 +394,348 @@ fn hub_and_spoke_relays_under_marking_and_survives_kill_9() {
 #[test]
 fn full_mesh_survives_kill_9_and_delivers_each_record_once() {
     run_with_kills(Topology::Mesh);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attacks
+// ---------------------------------------------------------------------------------------------
+
+fn refused(node: &Node, reason: &str) -> u64 {
+    let s = get_json(node.http, "/v1/status");
+    s["federation"]["connections_refused"][reason].as_u64().unwrap_or(0)
+}
+
+fn batches_refused(node: &Node, reason: &str) -> u64 {
+    let s = get_json(node.http, "/v1/status");
+    s["federation"]["batches_refused"][reason].as_u64().unwrap_or(0)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn pem(dir: &Path, stem: &str) -> node::pki::Pem {
+    node::pki::Pem {
+        cert: std::fs::read_to_string(dir.join(format!("{stem}.crt"))).expect("cert"),
+        key: std::fs::read_to_string(dir.join(format!("{stem}.key"))).expect("key"),
+    }
+}
+
+/// Dials `target` (USA's federation port) as JPN with the given identity and tries to
+/// subscribe; returns whether any message came back.
+fn dial_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr) -> bool {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("tls.crt"), &cert.cert).expect("w");
+    std::fs::write(dir.path().join("tls.key"), &cert.key).expect("w");
+    let usa = Nation::parse("USA").expect("n");
+    let jpn = Nation::parse("JPN").expect("n");
+    let ca = pki.join("usa/ca.crt");
+    let tls = match node::federation::tls::Tls::load(
+        jpn,
+        &dir.path().join("tls.crt"),
+        &dir.path().join("tls.key"),
+        &[(usa, &ca)],
+    ) {
+        Ok(t) => Arc::new(t),
+        Err(_) => return false,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    rt.block_on(async move {
+        let connector = tower_fn(tls, usa, target);
+        let Ok(channel) = tonic::transport::Endpoint::from_static("http://usa").connect_with_connector(connector).await
+        else {
+            return false;
+        };
+        let mut client = wire::federation_client::FederationClient::new(channel);
+        let sub = wire::LinkUp {
+            msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription {
+                cursors: vec![wire::OriginCursor { origin: "USA".into(), seq: 0 }],
+            })),
+        };
+        // The stream stays open (a receiver that hangs up is done), so a heartbeat comes back.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let _ = tx.send(sub).await;
+        let Ok(resp) = client.subscribe(tokio_stream::wrappers::ReceiverStream::new(rx)).await else { return false };
+        let mut down = resp.into_inner();
+        let got = matches!(tokio::time::timeout(Duration::from_secs(3), down.message()).await, Ok(Ok(Some(_))));
+        drop(tx);
+        got
+    })
+}
+
+fn tower_fn(
+    tls: Arc<node::federation::tls::Tls>,
+    partner: Nation,
+    addr: SocketAddr,
+) -> impl tower::Service<
+    tonic::transport::Uri,
+    Response = hyper_util::rt::TokioIo<
+        node::federation::tls::PeerStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    >,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Send
+       + Clone
+       + 'static {
+    tower::service_fn(move |_| {
+        let tls = tls.clone();
+        async move { tls.connect(partner, addr).await.map(hyper_util::rt::TokioIo::new) }
+    })
+}
+
+#[test]
+fn identity_attacks_are_refused_counted_and_harmless() {
+    let fed = Federation::start(Topology::HubAndSpoke);
+    let pki = fed.pki();
+    let usa = &fed.nodes["USA"];
+    let usa_fed = fed.fed_addr["USA"];
+    let jpn = Nation::parse("JPN").expect("n");
+    let kor = Nation::parse("KOR").expect("n");
+    let year = node::pki::Validity::days_from_now(30);
+
+    // The real JPN identity works (the control).
+    assert!(dial_as_jpn(&pki, &pem(&pki.join("jpn"), "tls"), usa_fed), "the genuine JPN identity must be served");
+
+    // A certificate naming JPN from a CA nobody configured.
+    let rogue_ca = node::pki::make_ca(jpn, year).expect("ca");
+    let rogue = node::pki::make_node_cert(jpn, &rogue_ca, year, None).expect("cert");
+    let before = refused(usa, "tls");
+    assert!(!dial_as_jpn(&pki, &rogue, usa_fed));
+    wait_for("the untrusted certificate to be refused", Duration::from_secs(5), || refused(usa, "tls") > before);
+
+    // JPN's own CA, but the certificate expired.
+    let jpn_ca = pem(&pki.join("jpn"), "ca");
+    let expired = node::pki::Validity {
+        not_before: time::OffsetDateTime::now_utc() - time::Duration::days(400),
+        not_after: time::OffsetDateTime::now_utc() - time::Duration::days(35),
+    };
+    let old = node::pki::make_node_cert(jpn, &jpn_ca, expired, None).expect("cert");
+    let before = refused(usa, "tls");
+    assert!(!dial_as_jpn(&pki, &old, usa_fed));
+    wait_for("the expired certificate to be refused", Duration::from_secs(5), || refused(usa, "tls") > before);
+
+    // KOR's CA (trusted, for KOR) vouching for a node that claims to be JPN.
+    let kor_ca = pem(&pki.join("kor"), "ca");
+    let liar = node::pki::make_node_cert(kor, &kor_ca, year, Some("JPN")).expect("cert");
+    let before = refused(usa, "identity");
+    assert!(!dial_as_jpn(&pki, &liar, usa_fed));
+    wait_for("the cross-nation certificate to be refused", Duration::from_secs(5), || {
+        refused(usa, "identity") > before
+    });
+
+    // A slow-loris peer: connects and never speaks TLS. Cut off after the handshake timeout.
+    let before = refused(usa, "handshake_timeout");
+    let idle = std::net::TcpStream::connect(usa_fed).expect("connect");
+    // An oversized message from a genuine identity meanwhile: refused by the decoder.
+    let big = {
+        let dir = tempfile::tempdir().expect("tmp");
+        let id = pem(&pki.join("jpn"), "tls");
+        std::fs::write(dir.path().join("tls.crt"), &id.cert).expect("w");
+        std::fs::write(dir.path().join("tls.key"), &id.key).expect("w");
+        let tls = Arc::new(
+            node::federation::tls::Tls::load(
+                jpn,
+                &dir.path().join("tls.crt"),
+                &dir.path().join("tls.key"),
+                &[(Nation::parse("USA").expect("n"), &pki.join("usa/ca.crt"))],
+            )
+            .expect("tls"),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        rt.block_on(async move {
+            let channel = tonic::transport::Endpoint::from_static("http://usa")
+                .connect_with_connector(tower_fn(tls, Nation::parse("USA").expect("n"), usa_fed))
+                .await
+                .expect("connect");
+            let mut client =
+                wire::federation_client::FederationClient::new(channel).max_encoding_message_size(usize::MAX);
+            let huge = wire::LinkUp {
+                msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription {
+                    cursors: vec![wire::OriginCursor {
+                        origin: "X".repeat(node::federation::protocol::MAX_MESSAGE_BYTES + 1),
+                        seq: 0,
+                    }],
+                })),
+            };
+            match client.subscribe(tokio_stream::iter(vec![huge])).await {
+                Err(_) => true,
+                Ok(r) => !matches!(
+                    tokio::time::timeout(Duration::from_secs(5), r.into_inner().message()).await,
+                    Ok(Ok(Some(_)))
+                ),
+            }
+        })
+    };
+    assert!(big, "an oversized message must not be served");
+    wait_for("the silent connection to be cut", Duration::from_secs(20), || refused(usa, "handshake_timeout") > before);
+    drop(idle);
+
+    // Nothing harmed: the real links are up and records still flow from JPN to USA and KOR.
+    fed.wait_links_up(&[]);
+    let jpn_node = &fed.nodes["JPN"];
+    let now = node::wall_clock().to_string();
+    let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", "Bearer demo-jpn-fps5-sado")];
+    let (status, body) =
+        request(jpn_node.http, "POST", "/v1/ingest", &headers, (radar_line("JPN", &now, 600_000.0) + "\n").as_bytes())
+            .expect("post");
+    assert_eq!(status, 200, "{body}");
+    fed.wait_converged(Duration::from_secs(20));
+    assert!(get(usa.http, "/healthz").is_ok_and(|(s, _)| s == 200));
+}
+
+/// What the impostor sends on its n-th connection from the victim.
+#[derive(Clone)]
+struct Impostor {
+    script: Arc<Vec<wire::LinkBatch>>,
+    connection: Arc<std::sync::atomic::AtomicUsize>,
+    victim: Nation,
+}
+
+#[tonic::async_trait]
+impl wire::federation_server::Federation for Impostor {
+    type SubscribeStream = tokio_stream::wrappers::ReceiverStream<Result<wire::LinkDown, tonic::Status>>;
+
+    async fn subscribe(
+        &self,
+        req: tonic::Request<tonic::Streaming<wire::LinkUp>>,
+    ) -> Result<tonic::Response<Self::SubscribeStream>, tonic::Status> {
+        let peer = req.extensions().get::<node::federation::tls::PeerInfo>().cloned().expect("peer");
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut up = req.into_inner();
+        let batch = if peer.nation == self.victim {
+            let i = self.connection.fetch_add(1, Ordering::SeqCst);
+            self.script.get(i).cloned()
+        } else {
+            None
+        };
+        tokio::spawn(async move {
+            let _ = up.message().await; // the subscription
+            if let Some(b) = batch {
+                let _ = tx.send(Ok(wire::LinkDown { msg: Some(wire::link_down::Msg::Batch(b)) })).await;
+            }
+            // Heartbeats for a second, then hang up: the victim redials for the next act.
+            for _ in 0..3 {
+                let hb = wire::LinkHeartbeat { time_unix_ns: node::wall_clock().as_nanos(), heads: vec![] };
+                if tx.send(Ok(wire::LinkDown { msg: Some(wire::link_down::Msg::Heartbeat(hb)) })).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    m = up.message() => if !matches!(m, Ok(Some(_))) { return },
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                }
+            }
+        });
+        Ok(tonic::Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+}
+
+/// `n` records of `origin` marked for `marking`, signed by `key`, as one batch.
+fn signed_batch(origin: &str, marking: &[&str], key: &ed25519_dalek::SigningKey, n: usize) -> wire::LinkBatch {
+    let o = Nation::parse(origin).expect("n");
+    let marking: Vec<Nation> = marking.iter().map(|m| Nation::parse(m).expect("n")).collect();
+    let mut chain = ledger::Chain::new(o);
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let now = node::wall_clock().to_string();
+        let m = ingest::parse_line(&radar_line(origin, &now, 700_000.0 + i as f64)).expect("line");
+        let body = wire::MeasurementBatch { measurements: vec![ingest::to_wire(&m)] }.encode_to_vec();
+        let s = chain.seal(ledger::chain::NewRecord {
+            time: node::wall_clock(),
+            releasable_to: &marking,
+            kind: wire::RecordKind::MeasurementBatch,
+            body,
+        });
+        entries.push(wire::LinkEntry { entry: Some(wire::link_entry::Entry::Record(s.bytes)) });
+    }
+    let cp = chain.checkpoint(key, node::wall_clock());
+    entries.push(wire::LinkEntry { entry: Some(wire::link_entry::Entry::Checkpoint(cp)) });
+    wire::LinkBatch { origin: origin.into(), entries }
+}
+
+/// A partner gone bad (it holds USA's genuine certificate and signing key) sends JPN, over a
+/// link JPN itself dialled: another origin's records it may not relay, records signed by a
+/// key not USA's, records whose marking excludes JPN, then a good batch, then that batch
+/// again. JPN refuses the first three by name, applies the good one once, and its other link
+/// carries on.
+#[test]
+fn a_partner_gone_bad_cannot_push_what_it_may_not() {
+    let fed = Federation::start_without(Topology::Mesh, &["USA"]);
+    let pki = fed.pki();
+    let key = |n: &str| {
+        ledger::keys::parse_signing_key(&std::fs::read_to_string(pki.join(lower(n)).join("node.key")).expect("key"))
+            .expect("key")
+    };
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let good = signed_batch("USA", &["JPN", "KOR"], &key("USA"), 5);
+    let script = vec![
+        signed_batch("KOR", &["USA", "JPN"], &key("KOR"), 3), // not USA's to relay in a mesh
+        signed_batch("USA", &["JPN", "KOR"], &stranger, 3),   // forged signature
+        signed_batch("USA", &["KOR"], &key("USA"), 3),        // marking excludes JPN
+        good.clone(),
+        good, // replayed
+    ];
+    let usa = Nation::parse("USA").expect("n");
+    let jpn = Nation::parse("JPN").expect("n");
+    let kor = Nation::parse("KOR").expect("n");
+    let tls = Arc::new(
+        node::federation::tls::Tls::load(
+            usa,
+            &pki.join("usa/tls.crt"),
+            &pki.join("usa/tls.key"),
+            &[(jpn, &pki.join("jpn/ca.crt")), (kor, &pki.join("kor/ca.crt"))],
+        )
+        .expect("tls"),
+    );
+    let impostor = Impostor { script: Arc::new(script), connection: Arc::default(), victim: jpn };
+    let connections = impostor.connection.clone();
+    let listen = fed.fed_addr["USA"];
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(tls.accept_loop(listener, tx, Arc::new(|_| {}), stop_rx));
+        let _ = tonic::transport::Server::builder()
+            .add_service(wire::federation_server::FederationServer::new(impostor))
+            .serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+    });
+    let victim = &fed.nodes["JPN"];
+    wait_for("the victim to dial the impostor five times", Duration::from_secs(30), || {
+        connections.load(Ordering::SeqCst) >= 6
+    });
+    assert_eq!(batches_refused(victim, "not_entitled"), 1);
+    assert_eq!(batches_refused(victim, "verification"), 1);
+    assert_eq!(batches_refused(victim, "marking"), 1);
+    let heads = fed.heads();
+    assert_eq!(heads.get(&("JPN", "USA".into())), Some(&5), "{heads:?}");
+    // Nothing of the refused batches was kept: no KOR records from USA, and USA's five are the good ones.
+    assert_eq!(
+        heads.get(&("JPN", "KOR".into())).copied().unwrap_or(0),
+        heads.get(&("KOR", "KOR".into())).copied().unwrap_or(0)
+    );
+    let s = get_json(victim.http, "/v1/status");
+    let usa_link =
+        s["federation"]["partners"].as_array().expect("p").iter().find(|p| p["nation"] == "USA").cloned().expect("usa");
+    assert_eq!(usa_link["receiving"]["records"], 5, "{usa_link}");
+    // The link to KOR was never disturbed.
+    let (status, body) = request(
+        fed.nodes["KOR"].http,
+        "POST",
+        "/v1/ingest",
+        &[("Content-Type", "application/x-ndjson"), ("Authorization", "Bearer demo-kor-gp-1")],
+        (radar_line("KOR", &node::wall_clock().to_string(), 650_000.0) + "\n").as_bytes(),
+    )
+    .expect("post");
+    assert_eq!(status, 200, "{body}");
+    wait_for("KOR's record at JPN", Duration::from_secs(10), || {
+        let h = fed.heads();
+        h.get(&("JPN", "KOR".into())).is_some_and(|&s| s >= 1)
+            && h.get(&("JPN", "KOR".into())) == h.get(&("KOR", "KOR".into()))
+    });
+    let _ = stop_tx.send(true);
 }

@@ -186,8 +186,8 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     assert!(node.stop());
     let acked = acked.lock().expect("lock");
     assert!(acked.len() > 50, "too little load to prove anything: {} acks", acked.len());
-    let key = ledger::keys::parse_public_key(&std::fs::read_to_string(&node.dir.join("node.pub")).expect("pub"))
-        .expect("key");
+    let key =
+        ledger::keys::parse_public_key(&std::fs::read_to_string(node.dir.join("node.pub")).expect("pub")).expect("key");
     let jpn = vocab::Nation::parse("JPN").expect("nation");
     let (store, _) = ledger::FileStore::open(&node.log_dir(), &BTreeMap::from([(jpn, key)])).expect("open log");
     for (seq, ranges) in acked.iter() {
