@@ -26,6 +26,8 @@ pub struct OriginAudit {
     pub key_trusted: bool,
     /// The first fault, if any: the file, byte offset, the last good seq and what is wrong.
     pub fault: Option<Fault>,
+    /// Records filled into stubs (`fills.dat`), each checked against its stub's digest.
+    pub fills: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +70,10 @@ pub fn verify_dir(dir: &Path, trusted: &BTreeMap<Nation, VerifyingKey>) -> Resul
             signer: None,
             key_trusted: trusted.contains_key(&origin),
             fault: None,
+            fills: 0,
         };
         let mut chain = Chain::new(origin);
+        let mut stubs = BTreeMap::new();
         let mut pinned = trusted.get(&origin).copied();
         for (first_seq, seg) in &segments {
             if *first_seq != chain.seq() + 1 {
@@ -85,13 +89,29 @@ pub fn verify_dir(dir: &Path, trusted: &BTreeMap<Nation, VerifyingKey>) -> Resul
             if pinned.is_none() {
                 pinned = first_signer(&data, &chain);
             }
-            let scan = scan_segment(&data, &mut chain, pinned.as_ref());
+            let scan = scan_segment(&data, &mut chain, pinned.as_ref(), None);
+            stubs.extend(scan.stubs.iter().copied());
             audit.records += scan.records;
             audit.checkpoints += scan.checkpoints;
             audit.covered = scan.good_chain.covered().max(audit.covered);
             if let Some((offset, why)) = scan.failure {
                 audit.fault = Some(Fault { path: seg.clone(), offset: offset as u64, bad_seq: chain.seq() + 1, why });
                 break;
+            }
+        }
+        // Records filled into stubs must be exactly the records the stubs stand for.
+        let fills = path.join(crate::store::FILLS_FILE);
+        if audit.fault.is_none() && fills.exists() {
+            let data = fs::read(&fills).map_err(io(&fills))?;
+            let (good, len) = crate::store::scan_fills(&data, &stubs);
+            audit.fills = good.len() as u64;
+            if len != data.len() {
+                audit.fault = Some(Fault {
+                    path: fills.clone(),
+                    offset: len as u64,
+                    bad_seq: 0,
+                    why: "a filled record that is not the one its stub stands for, or a torn frame".into(),
+                });
             }
         }
         audit.signer = pinned.map(|k| hex::encode(k.to_bytes()));

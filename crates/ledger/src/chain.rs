@@ -94,7 +94,7 @@ impl Chain {
             body: new.body,
         };
         let bytes = record.encode_to_vec();
-        let hash = link_hash(&self.head, &record_digest(&bytes));
+        let hash = link_hash(&self.head, &record.releasable_to, &record_digest(&bytes));
         self.seq += 1;
         self.head = hash;
         Sealed { seq: self.seq, bytes, hash }
@@ -129,7 +129,7 @@ impl Chain {
             return Err(ChainError::BrokenLink { seq: record.seq });
         }
         self.seq = record.seq;
-        self.head = link_hash(&record.prev_hash, &record_digest(bytes));
+        self.head = link_hash(&record.prev_hash, &record.releasable_to, &record_digest(bytes));
         Ok(record)
     }
 
@@ -150,7 +150,7 @@ impl Chain {
             ChainError::DecodeWithheld(format!("digest of {} bytes, not {HASH_LEN}", stub.digest.len()))
         })?;
         self.seq = stub.seq;
-        self.head = link_hash(&stub.prev_hash, &digest);
+        self.head = link_hash(&stub.prev_hash, &stub.releasable_to, &digest);
         Ok(stub)
     }
 
@@ -205,6 +205,7 @@ pub fn withhold(bytes: &[u8]) -> Result<Vec<u8>, ChainError> {
         seq: record.seq,
         prev_hash: record.prev_hash,
         digest: record_digest(bytes).to_vec(),
+        releasable_to: record.releasable_to,
     }
     .encode_to_vec())
 }
@@ -265,6 +266,13 @@ mod tests {
         rewritten.prev_hash = reader.head().to_vec();
         reader.verify_withheld(&rewritten.encode_to_vec()).unwrap();
         reader.verify_withheld(&withhold(&recs[2].bytes).unwrap()).unwrap_err();
+        // Nor can a relay misstate the marking of what it withholds.
+        let mut misstated = Withheld::decode(withhold(&recs[1].bytes).unwrap().as_slice()).unwrap();
+        misstated.releasable_to = vec!["KOR".into()];
+        let mut reader = Chain::new(usa);
+        reader.verify_next(&recs[0].bytes).unwrap();
+        reader.verify_withheld(&misstated.encode_to_vec()).unwrap();
+        assert_eq!(reader.verify_next(&recs[2].bytes), Err(ChainError::BrokenLink { seq: 3 }));
         // A stub with another digest cannot stand for the record either.
         let mut lie = Withheld::decode(withhold(&recs[0].bytes).unwrap().as_slice()).unwrap();
         lie.digest = vec![7; 32];

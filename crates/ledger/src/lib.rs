@@ -4,10 +4,13 @@
 //!
 //! A record (`wire::Record`) is the unit of keeping and sharing; its identity is (origin, seq),
 //! seq gap-free from 1. Its digest is SHA-256 over exactly the encoded bytes that are stored
-//! and sent, its link hash is SHA-256(prev_hash ‖ digest), and record N carries the link hash of
-//! record N−1 (`prev_hash`; 32 zero bytes for record 1), so the chain commits to every record
-//! before it. A replica holds a `wire::Withheld` stub (prev_hash and digest only) in place of a
-//! record its marking keeps from this node; the chain verifies across it all the same. The origin signs checkpoints
+//! and sent, its link hash is SHA-256(prev_hash ‖ marking hash ‖ digest), and record N carries
+//! the link hash of record N−1 (`prev_hash`; 32 zero bytes for record 1), so the chain commits
+//! to every record before it. A replica holds a `wire::Withheld` stub (prev_hash, marking and
+//! digest) in place of a record it may not hold or was not sent; the chain verifies across it
+//! all the same. A stub whose marking names the holder is owed: when the record arrives by a
+//! path that can carry it, it is kept as a *fill* (per origin, `fills.dat`, the same frames)
+//! and reads return it in the stub's place. The origin signs checkpoints
 //! (`wire::Checkpoint`: "my chain up to seq has head hash H") with Ed25519; a record counts as
 //! accepted only once a verified checkpoint covers it. Bytes are never re-serialised to verify:
 //! hashes and signatures are over the stored bytes themselves.
@@ -60,14 +63,22 @@ pub fn record_digest(bytes: &[u8]) -> Hash {
     sha2::Sha256::digest(bytes).into()
 }
 
-/// A record's link hash, which the next record carries as `prev_hash`: SHA-256(prev_hash ‖
-/// digest). Committing to the previous link outside the digest lets a `Withheld` stub (prev
-/// hash and digest, no content) carry the chain across a record its holder may not see, while
-/// every record that is sent still pins everything before it.
-pub fn link_hash(prev: &[u8], digest: &Hash) -> Hash {
+/// SHA-256 of a marking: the `releasable_to` codes joined by "," in their order.
+pub fn marking_hash(releasable_to: &[String]) -> Hash {
+    use sha2::Digest;
+    sha2::Sha256::digest(releasable_to.join(",").as_bytes()).into()
+}
+
+/// A record's link hash, which the next record carries as `prev_hash`:
+/// SHA-256(prev_hash ‖ marking hash ‖ digest). Committing to the previous link and the marking
+/// outside the digest lets a `Withheld` stub (prev hash, marking, digest; no content) carry the
+/// chain across a record its holder may not see — with a marking no relay can misstate —
+/// while every record that is sent still pins everything before it.
+pub fn link_hash(prev: &[u8], releasable_to: &[String], digest: &Hash) -> Hash {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     h.update(prev);
+    h.update(marking_hash(releasable_to));
     h.update(digest);
     h.finalize().into()
 }

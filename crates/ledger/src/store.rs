@@ -4,7 +4,7 @@
 
 use crate::chain::{Chain, ChainError};
 use crate::frame::{self, FrameType, HEADER_BYTES};
-use crate::MAX_SEGMENT_BYTES;
+use crate::{Hash, MAX_SEGMENT_BYTES};
 use ed25519_dalek::VerifyingKey;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -25,12 +25,20 @@ pub(crate) struct Scan {
     pub last_checkpoint: Option<Vec<u8>>,
     pub records: u64,
     pub checkpoints: u64,
+    /// Digests of the stubs read whose marking names `owner` (all stubs when no owner).
+    pub stubs: Vec<(u64, Hash)>,
 }
 
 /// Verifies a segment's frames against `chain` (advanced as it goes), stopping at the first
 /// bad frame.
-pub(crate) fn scan_segment(data: &[u8], chain: &mut Chain, trusted: Option<&VerifyingKey>) -> Scan {
+pub(crate) fn scan_segment(
+    data: &[u8],
+    chain: &mut Chain,
+    trusted: Option<&VerifyingKey>,
+    owner: Option<Nation>,
+) -> Scan {
     let mut scan = Scan {
+        stubs: Vec::new(),
         good_end: 0,
         good_chain: chain.clone(),
         failure: None,
@@ -55,7 +63,12 @@ pub(crate) fn scan_segment(data: &[u8], chain: &mut Chain, trusted: Option<&Veri
                     scan.index.push((chain.seq(), offset as u64));
                 }
             }),
-            FrameType::Withheld => chain.verify_withheld(payload).map(|_| {
+            FrameType::Withheld => chain.verify_withheld(payload).map(|stub| {
+                if owner.is_none_or(|o| stub.releasable_to.iter().any(|n| n == o.as_str())) {
+                    if let Ok(d) = <Hash>::try_from(stub.digest.as_slice()) {
+                        scan.stubs.push((stub.seq, d));
+                    }
+                }
                 scan.records += 1;
                 if (chain.seq() - 1).is_multiple_of(INDEX_STRIDE) {
                     scan.index.push((chain.seq(), offset as u64));
@@ -104,6 +117,8 @@ pub enum StoreError {
     Corrupt { path: PathBuf, offset: u64, origin: Nation, seq: u64, why: String },
     #[error("failed to append to {origin}'s log: {source}")]
     Rejected { origin: Nation, source: ChainError },
+    #[error("failed to fill {origin}/{seq}: {why}")]
+    NotOwed { origin: Nation, seq: u64, why: String },
     #[error("failed to append: the log failed earlier ({0}) and accepts nothing until restarted")]
     Failed(String),
 }
@@ -153,6 +168,9 @@ pub struct Recovery {
     pub torn_bytes_cut: u64,
     /// Records in that cut tail that were whole but not yet covered by a checkpoint.
     pub uncovered_records_cut: u64,
+    /// Fill frames cut from a `fills.dat` (torn, or not matching an owed stub): the records are
+    /// owed again and fetched again.
+    pub fills_cut: u64,
 }
 
 /// Where an origin's records are kept. `append_*` buffer; `commit` makes everything buffered
@@ -165,6 +183,14 @@ pub trait LogStore: Send {
     /// Buffers the `Withheld` stub of `origin`'s next record (a replica's stand-in for a record
     /// this node may not hold); it must extend the chain (checked).
     fn append_withheld(&mut self, origin: Nation, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Buffers the full record for a stub this store's owner is owed (its marking names the
+    /// owner): the record's digest must equal the stub's. Reads return it in the stub's place.
+    fn append_fill(&mut self, origin: Nation, bytes: &[u8]) -> Result<u64, StoreError>;
+    /// Seqs of `origin` held as stubs whose marking names the owner, not yet filled.
+    fn owed(&self, origin: Nation) -> Vec<u64>;
+    /// Forgets that `origin`/`seq` is owed: its origin itself withheld it (by policy), so no
+    /// path will bring it. In memory only: after a restart it is asked for once more.
+    fn disown(&mut self, origin: Nation, seq: u64);
     /// Buffers a signed checkpoint over `origin`'s current head (checked against `trusted`).
     fn append_checkpoint(
         &mut self,
@@ -213,12 +239,21 @@ struct OriginLog {
     pending_checkpoint: Option<Vec<u8>>,
     /// Chain state at the last buffered checkpoint: what a commit makes durable.
     checkpointed: Chain,
+    /// Stubs naming the owner without their record yet: seq → the stub's digest.
+    owed: BTreeMap<u64, Hash>,
+    /// Records filled into stubs: seq → offset of its frame in `fills.dat` (durable).
+    fills: BTreeMap<u64, u64>,
+    fills_len: u64,
+    fills_buf: Vec<u8>,
+    pending_fills: Vec<(u64, u64)>,
 }
 
 /// The embedded store: a directory of segment files per origin.
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    /// The nation whose node keeps this log: stubs naming it are owed (see `append_fill`).
+    owner: Option<Nation>,
     origins: BTreeMap<Nation, OriginLog>,
     failed: Option<String>,
     _lock: File,
@@ -239,6 +274,9 @@ pub struct ReadPlan {
     max: usize,
     /// With checkpoints: stop at the first checkpoint after this many bytes of entries.
     max_bytes: usize,
+    /// Filled stubs in the planned range: seq → offset in `fills_path`.
+    fills: BTreeMap<u64, u64>,
+    fills_path: PathBuf,
 }
 
 impl FileStore {
@@ -254,12 +292,16 @@ impl FileStore {
             last: 0,
             max: max.min(MAX_READ_RECORDS),
             max_bytes: usize::MAX,
+            fills: BTreeMap::new(),
+            fills_path: PathBuf::new(),
         };
         let Some(log) = self.origins.get(&origin) else { return plan };
         plan.last = log.durable.covered().min(log.durable.seq());
         if plan.from_seq > plan.last || plan.max == 0 {
             return plan;
         }
+        plan.fills = log.fills.range(plan.from_seq..=plan.last).map(|(&s, &o)| (s, o)).collect();
+        plan.fills_path = log.dir.join(FILLS_FILE);
         if let Some((seg, offset, seq)) = log.locate(plan.from_seq) {
             plan.segments = log.segments[seg..].iter().map(|s| (s.path.clone(), s.len)).collect();
             plan.offset = offset;
@@ -345,13 +387,19 @@ impl ReadPlan {
                             break;
                         }
                         if seq >= from_seq {
-                            let bytes = body.to_vec();
-                            bytes_read += bytes.len();
-                            out.push(if kind == FrameType::Record {
-                                Entry::Record(StoredRecord { seq, bytes })
-                            } else {
-                                Entry::Withheld { seq, bytes }
-                            });
+                            let entry = match (kind, self.fills.get(&seq)) {
+                                (FrameType::Record, _) => Entry::Record(StoredRecord { seq, bytes: body.to_vec() }),
+                                (_, Some(&at)) => Entry::Record(StoredRecord {
+                                    seq,
+                                    bytes: read_fill(&self.fills_path, at, origin, seq)?,
+                                }),
+                                _ => Entry::Withheld { seq, bytes: body.to_vec() },
+                            };
+                            bytes_read += match &entry {
+                                Entry::Record(r) => r.bytes.len(),
+                                Entry::Withheld { bytes, .. } | Entry::Checkpoint { bytes, .. } => bytes.len(),
+                            };
+                            out.push(entry);
                             count += 1;
                         }
                         seq += 1;
@@ -379,6 +427,45 @@ impl ReadPlan {
         }
         Ok(out)
     }
+}
+
+/// Per origin, the records filled into owed stubs.
+pub(crate) const FILLS_FILE: &str = "fills.dat";
+
+/// The record of the fill frame at `at` in `path`.
+fn read_fill(path: &Path, at: u64, origin: Nation, seq: u64) -> Result<Vec<u8>, StoreError> {
+    let mut f = File::open(path).map_err(io_err("open", path))?;
+    f.seek(SeekFrom::Start(at)).map_err(io_err("seek", path))?;
+    let mut head = [0u8; HEADER_BYTES];
+    f.read_exact(&mut head).map_err(io_err("read", path))?;
+    let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let corrupt = |why: String| StoreError::Corrupt { path: path.to_path_buf(), offset: at, origin, seq, why };
+    if n > crate::MAX_FRAME_BYTES {
+        return Err(corrupt("fill frame too long".into()));
+    }
+    let mut buf = head.to_vec();
+    buf.resize(HEADER_BYTES + n as usize, 0);
+    f.read_exact(&mut buf[HEADER_BYTES..]).map_err(io_err("read", path))?;
+    let (_, payload, _) = frame::decode(&buf).map_err(|e| corrupt(e.to_string()))?;
+    Ok(payload.to_vec())
+}
+
+/// Reads a `fills.dat`: each whole frame whose record's digest matches a stub in `stubs`
+/// (seq → digest), up to the first that does not. Returns (seq, offset) of the good ones and
+/// the length they span.
+pub(crate) fn scan_fills(data: &[u8], stubs: &BTreeMap<u64, Hash>) -> (Vec<(u64, u64)>, usize) {
+    let mut good = Vec::new();
+    let mut offset = 0;
+    while offset < data.len() {
+        let Ok((FrameType::Record, payload, n)) = frame::decode(&data[offset..]) else { break };
+        let Ok(record) = <wire::Record as prost::Message>::decode(payload) else { break };
+        if stubs.get(&record.seq) != Some(&crate::record_digest(payload)) {
+            break;
+        }
+        good.push((record.seq, offset as u64));
+        offset += n;
+    }
+    (good, offset)
 }
 
 /// The origin directories of a log (`USA/`, `JPN/`, …), sorted; other entries are ignored.
@@ -417,6 +504,16 @@ impl FileStore {
     /// Opens (or creates) the log in `dir`, verifying every origin's chain and checkpoints
     /// (against `trusted` keys where given) and cutting any torn tail.
     pub fn open(dir: &Path, trusted: &BTreeMap<Nation, VerifyingKey>) -> Result<(FileStore, Recovery), StoreError> {
+        FileStore::open_for(dir, trusted, None)
+    }
+
+    /// `open`, for the node of `owner`: stubs whose marking names it are owed and can be
+    /// filled (`append_fill`).
+    pub fn open_for(
+        dir: &Path,
+        trusted: &BTreeMap<Nation, VerifyingKey>,
+        owner: Option<Nation>,
+    ) -> Result<(FileStore, Recovery), StoreError> {
         fs::create_dir_all(dir).map_err(io_err("create", dir))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
@@ -433,10 +530,10 @@ impl FileStore {
         let mut recovery = Recovery::default();
         let mut origins = BTreeMap::new();
         for (origin, path) in list_origins(dir).map_err(io_err("list", dir))? {
-            let log = OriginLog::recover(origin, &path, trusted.get(&origin), &mut recovery)?;
+            let log = OriginLog::recover(origin, &path, trusted.get(&origin), owner, &mut recovery)?;
             origins.insert(origin, log);
         }
-        Ok((FileStore { dir: dir.to_path_buf(), origins, failed: None, _lock: lock }, recovery))
+        Ok((FileStore { dir: dir.to_path_buf(), owner, origins, failed: None, _lock: lock }, recovery))
     }
 
     fn origin_mut(&mut self, origin: Nation) -> Result<&mut OriginLog, StoreError> {
@@ -467,6 +564,11 @@ impl OriginLog {
             last_checkpoint: None,
             pending_checkpoint: None,
             checkpointed: Chain::new(origin),
+            owed: BTreeMap::new(),
+            fills: BTreeMap::new(),
+            fills_len: 0,
+            fills_buf: Vec::new(),
+            pending_fills: Vec::new(),
         }
     }
 
@@ -476,9 +578,11 @@ impl OriginLog {
         origin: Nation,
         dir: &Path,
         trusted: Option<&VerifyingKey>,
+        owner: Option<Nation>,
         recovery: &mut Recovery,
     ) -> Result<OriginLog, StoreError> {
         let mut log = OriginLog::empty(origin, dir.to_path_buf());
+        let mut stubs: BTreeMap<u64, Hash> = BTreeMap::new();
         let names = list_segments(dir).map_err(io_err("list", dir))?;
         let last = names.len().saturating_sub(1);
         let mut chain = Chain::new(origin);
@@ -494,7 +598,10 @@ impl OriginLog {
             if *first_seq != chain.seq() + 1 {
                 return Err(corrupt(0, chain.seq(), format!("segment starts at seq {first_seq}")));
             }
-            let scan = scan_segment(&data, &mut chain, trusted);
+            // With no owner nothing is owed: filtering by the origin (never in its own marking)
+            // collects no stubs.
+            let scan = scan_segment(&data, &mut chain, trusted, Some(owner.unwrap_or(origin)));
+            stubs.extend(scan.stubs.iter().copied());
             if scan.last_checkpoint.is_some() {
                 log.last_checkpoint = scan.last_checkpoint.clone();
             }
@@ -550,6 +657,26 @@ impl OriginLog {
         log.chain = chain.clone();
         log.durable = chain.clone();
         log.checkpointed = chain;
+        // Stubs are owed only if this node's owner is named (never for a log read without one).
+        stubs.retain(|&seq, _| owner.is_some() && seq <= log.durable.seq());
+        let fills_path = dir.join(FILLS_FILE);
+        if fills_path.exists() {
+            let data = fs::read(&fills_path).map_err(io_err("read", &fills_path))?;
+            let (good, len) = scan_fills(&data, &stubs);
+            if len != data.len() {
+                // A torn or unmatched tail: those records are owed again (and fetched again).
+                recovery.fills_cut += 1;
+                let f = OpenOptions::new().write(true).open(&fills_path).map_err(io_err("open", &fills_path))?;
+                f.set_len(len as u64).map_err(io_err("truncate", &fills_path))?;
+                f.sync_all().map_err(io_err("sync", &fills_path))?;
+            }
+            for (seq, at) in good {
+                stubs.remove(&seq);
+                log.fills.insert(seq, at);
+            }
+            log.fills_len = len as u64;
+        }
+        log.owed = stubs;
         Ok(log)
     }
 
@@ -580,6 +707,7 @@ impl OriginLog {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        self.commit_fills()?;
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -603,6 +731,24 @@ impl OriginLog {
         if seg.len >= MAX_SEGMENT_BYTES {
             self.file = None;
         }
+        Ok(())
+    }
+
+    fn commit_fills(&mut self) -> Result<(), StoreError> {
+        if self.fills_buf.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.join(FILLS_FILE);
+        let new = !path.exists();
+        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err("open", &path))?;
+        f.write_all(&self.fills_buf).map_err(io_err("write", &path))?;
+        f.sync_data().map_err(io_err("sync", &path))?;
+        if new {
+            sync_dir(&self.dir)?;
+        }
+        self.fills_len += self.fills_buf.len() as u64;
+        self.fills_buf.clear();
+        self.fills.extend(self.pending_fills.drain(..));
         Ok(())
     }
 
@@ -653,11 +799,42 @@ impl LogStore for FileStore {
     }
 
     fn append_withheld(&mut self, origin: Nation, bytes: &[u8]) -> Result<(), StoreError> {
+        let owner = self.owner;
         let log = self.origin_mut(origin)?;
-        log.chain.verify_withheld(bytes).map_err(|source| StoreError::Rejected { origin, source })?;
+        let stub = log.chain.verify_withheld(bytes).map_err(|source| StoreError::Rejected { origin, source })?;
+        if owner.is_some_and(|o| stub.releasable_to.iter().any(|n| n == o.as_str())) {
+            if let Ok(d) = <Hash>::try_from(stub.digest.as_slice()) {
+                log.owed.insert(stub.seq, d);
+            }
+        }
         log.note_index();
         frame::encode(FrameType::Withheld, bytes, &mut log.buf);
         Ok(())
+    }
+
+    fn append_fill(&mut self, origin: Nation, bytes: &[u8]) -> Result<u64, StoreError> {
+        let log = self.origin_mut(origin)?;
+        let not_owed = |seq: u64, why: &str| StoreError::NotOwed { origin, seq, why: why.to_string() };
+        let record = <wire::Record as prost::Message>::decode(bytes).map_err(|e| not_owed(0, &e.to_string()))?;
+        let seq = record.seq;
+        let Some(digest) = log.owed.get(&seq) else { return Err(not_owed(seq, "no stub owed at that seq")) };
+        if *digest != crate::record_digest(bytes) {
+            return Err(not_owed(seq, "the record's digest is not the stub's"));
+        }
+        log.owed.remove(&seq);
+        log.pending_fills.push((seq, log.fills_len + log.fills_buf.len() as u64));
+        frame::encode(FrameType::Record, bytes, &mut log.fills_buf);
+        Ok(seq)
+    }
+
+    fn owed(&self, origin: Nation) -> Vec<u64> {
+        self.origins.get(&origin).map(|o| o.owed.keys().copied().collect()).unwrap_or_default()
+    }
+
+    fn disown(&mut self, origin: Nation, seq: u64) {
+        if let Some(o) = self.origins.get_mut(&origin) {
+            o.owed.remove(&seq);
+        }
     }
 
     fn append_checkpoint(

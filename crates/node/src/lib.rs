@@ -255,7 +255,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             trusted.insert(nation, k);
         }
     }
-    let (store, recovery) = FileStore::open(&config.data_dir, &trusted)
+    let (store, recovery) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation))
         .with_context(|| format!("failed to open the log in {}", config.data_dir.display()))?;
     if recovery.torn_bytes_cut > 0 {
         tracing::warn!(

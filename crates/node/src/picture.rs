@@ -203,6 +203,14 @@ impl Fusion {
     fn take_partner(&mut self, c: Committed, newest_time: &mut UtcNanos) {
         let origin = c.origin;
         let mut seq = self.partner_seq.get(&origin).copied().unwrap_or(0);
+        if c.fill && c.seq <= seq {
+            // A record owed and filled after fusion passed its stub: fused now (or set aside
+            // as late, and counted, if the picture has moved on).
+            let mut none = None;
+            let mut ignored = seq;
+            self.take(c, newest_time, &mut none, &mut ignored);
+            return;
+        }
         if c.seq <= seq {
             return;
         }
@@ -299,7 +307,7 @@ impl Fusion {
                 Ok(rec) => {
                     let kind = RecordKind::try_from(rec.kind).unwrap_or(RecordKind::Unspecified);
                     self.take(
-                        Committed { origin, seq: r.seq, kind, body: rec.body, arrived: None },
+                        Committed { origin, seq: r.seq, kind, body: rec.body, arrived: None, fill: false },
                         newest_time,
                         &mut none,
                         last_seq,

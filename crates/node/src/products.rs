@@ -155,7 +155,7 @@ pub fn record_json(bytes: &[u8]) -> Value {
     let Ok(r) = wire::Record::decode(bytes) else {
         return json!({"digest": hex::encode(digest), "error": "undecodable record"});
     };
-    let hash = hex::encode(ledger::link_hash(&r.prev_hash, &digest));
+    let hash = hex::encode(ledger::link_hash(&r.prev_hash, &r.releasable_to, &digest));
     let kind = wire::RecordKind::try_from(r.kind).unwrap_or(wire::RecordKind::Unspecified);
     let body = match kind {
         wire::RecordKind::MeasurementBatch => wire::MeasurementBatch::decode(r.body.as_slice())

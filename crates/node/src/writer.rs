@@ -36,6 +36,8 @@ pub struct Committed {
     pub kind: RecordKind,
     pub body: Vec<u8>,
     pub arrived: Option<Instant>,
+    /// A partner's record that filled a stub fusion has already passed (owed, arrived later).
+    pub fill: bool,
 }
 
 pub struct Writer {
@@ -101,6 +103,7 @@ impl Writer {
                             kind: a.kind,
                             body: a.body,
                             arrived: Some(a.arrived),
+                            fill: false,
                         });
                     }
                 }

@@ -52,6 +52,9 @@ pub fn run(cmd: &AuditCommand) -> Result<(), Failure> {
             "{}: {} records, {} checkpoints, covered to seq {}; {who}",
             a.origin, a.records, a.checkpoints, a.covered
         );
+        if a.fills > 0 {
+            println!("  {} withheld records filled later, each matching its stub", a.fills);
+        }
         if a.uncovered_tail > 0 {
             println!(
                 "  {} records after the last checkpoint (an interrupted write; never acknowledged)",

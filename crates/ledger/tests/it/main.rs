@@ -9,6 +9,7 @@ use ledger::audit::verify_dir;
 use ledger::chain::NewRecord;
 use ledger::{Chain, FileStore, LogStore};
 use proptest::prelude::*;
+use prost::Message;
 use std::collections::BTreeMap;
 use std::path::Path;
 use vocab::{Nation, UtcNanos};
@@ -257,4 +258,67 @@ proptest! {
         let clean = verify_dir(replica_dir.path(), &trusted()).unwrap().iter().all(|a| a.fault.is_none());
         prop_assert!(clean);
     }
+}
+
+/// A stub whose marking names the store's owner is owed; the record it stands for (and only
+/// that record) fills it, reads return it in the stub's place, and both survive a reopen and
+/// the audit. A fill that is not the stub's record is refused.
+#[test]
+fn owed_stubs_are_filled_by_their_record_only() {
+    let jpn = Nation::parse("JPN").unwrap();
+    let origin_dir = tempfile::tempdir().unwrap();
+    let (mut origin, _) = FileStore::open(origin_dir.path(), &trusted()).unwrap();
+    let mut chain = resume(&origin);
+    let mut bytes = Vec::new();
+    for i in 0..4u8 {
+        let marking = if i == 1 { vec![jpn] } else { vec![] };
+        let s = chain.seal(NewRecord {
+            time: UtcNanos::from_nanos(1),
+            releasable_to: &marking,
+            kind: RecordKind::Heartbeat,
+            body: vec![i],
+        });
+        origin.append_record(usa(), &s.bytes).unwrap();
+        bytes.push(s.bytes);
+    }
+    let cp = chain.checkpoint(&key(), UtcNanos::from_nanos(2));
+    origin.append_checkpoint(usa(), &cp, Some(&key().verifying_key())).unwrap();
+    origin.commit().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut replica, _) = FileStore::open_for(dir.path(), &trusted(), Some(jpn)).unwrap();
+    for b in &bytes {
+        replica.append_withheld(usa(), &ledger::chain::withhold(b).unwrap()).unwrap();
+    }
+    replica.append_checkpoint(usa(), &cp, Some(&key().verifying_key())).unwrap();
+    replica.commit().unwrap();
+    // Only record 2's marking names JPN.
+    assert_eq!(replica.owed(usa()), vec![2]);
+    assert!(replica.append_fill(usa(), &bytes[2]).is_err(), "record 3 is not owed");
+    let mut other = wire::Record::decode(bytes[1].as_slice()).unwrap();
+    other.body = b"not it".to_vec();
+    assert!(replica.append_fill(usa(), &other.encode_to_vec()).is_err(), "a different record 2");
+    assert_eq!(replica.append_fill(usa(), &bytes[1]).unwrap(), 2);
+    replica.commit().unwrap();
+    assert!(replica.owed(usa()).is_empty());
+    let read = replica.read(usa(), 1, 10).unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!((read[0].seq, &read[0].bytes), (2, &bytes[1]));
+    drop(replica);
+    let (reopened, rec) = FileStore::open_for(dir.path(), &trusted(), Some(jpn)).unwrap();
+    assert_eq!(rec.fills_cut, 0);
+    assert!(reopened.owed(usa()).is_empty());
+    assert_eq!(reopened.read(usa(), 2, 1).unwrap()[0].bytes, bytes[1]);
+    let audit = verify_dir(dir.path(), &trusted()).unwrap();
+    assert!(audit[0].fault.is_none() && audit[0].fills == 1, "{audit:?}");
+    drop(reopened);
+    // A damaged fill is cut at open (the record is owed again), and named by the audit.
+    let fills = dir.path().join("USA").join("fills.dat");
+    let mut data = std::fs::read(&fills).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 1;
+    std::fs::write(&fills, &data).unwrap();
+    assert!(verify_dir(dir.path(), &trusted()).unwrap()[0].fault.is_some());
+    let (reopened, rec) = FileStore::open_for(dir.path(), &trusted(), Some(jpn)).unwrap();
+    assert_eq!((rec.fills_cut, reopened.owed(usa())), (1, vec![2]));
 }

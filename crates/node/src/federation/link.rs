@@ -5,7 +5,7 @@
 //! to fusion, and measures lag from heartbeats. A dropped link is redialled with backoff and
 //! resumes from the log's cursors: nothing is lost, nothing applied twice.
 
-use super::protocol::{apply, Ingress, Refusal, MAX_MESSAGE_BYTES};
+use super::protocol::{apply, wanted_cursors, Ingress, Refusal, MAX_MESSAGE_BYTES};
 use super::{Ctx, SILENCE_LIMIT};
 use crate::writer::Committed;
 use ledger::LogStore;
@@ -19,20 +19,13 @@ use wire::{link_down, link_up, LinkAck, LinkUp, OriginCursor, Subscription};
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// Origins wanted from `partner`, with this node's cursors.
+/// Origins wanted from `partner`, with this node's cursors (`only`: just that origin).
 fn cursors(ctx: &Ctx, partner: Nation, only: Option<Nation>) -> Vec<OriginCursor> {
     let accept_relay = ctx.fed.partners.get(&partner).is_some_and(|p| p.accept_relay);
-    let heads = ctx.store.lock().map(|s| s.heads()).unwrap_or_default();
-    ctx.fed
-        .trusted
-        .keys()
-        .filter(|&&o| o != ctx.fed.me && (o == partner || accept_relay))
-        .filter(|&&o| only.is_none_or(|x| x == o))
-        .map(|&o| OriginCursor {
-            origin: o.to_string(),
-            seq: heads.iter().find(|c| c.origin() == o).map_or(0, |c| c.seq()),
-        })
-        .collect()
+    let Ok(store) = ctx.store.lock() else { return Vec::new() };
+    let mut v = wanted_cursors(ctx.fed.me, partner, accept_relay, &ctx.fed.trusted, &*store);
+    v.retain(|c| only.is_none_or(|o| c.origin == o.as_str()));
+    v
 }
 
 /// Runs the link to `partner` until the node stops.
@@ -107,6 +100,8 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
         l.last_error = None;
     });
     let accept_relay = ctx.fed.partners.get(&partner).is_some_and(|p| p.accept_relay);
+    // The newest owed record of this partner already asked for (the subscription asked for all).
+    let mut asked_owed = ctx.store.lock().map(|s| s.owed(partner).last().copied().unwrap_or(0)).unwrap_or(0);
     loop {
         let msg = tokio::time::timeout(SILENCE_LIMIT, down.message())
             .await
@@ -131,14 +126,27 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                         })
                         .await
                         .map_err(|_| "stream closed")?;
-                        if out.applied.is_empty() && out.stubs == 0 {
+                        if out.applied.is_empty() && out.stubs == 0 && out.filled.is_empty() {
                             continue;
                         }
                         ctx.version.send_modify(|v| *v += 1);
                         let n = out.applied.len() as u64;
+                        let filled = out.filled.len() as u64;
+                        for a in out.filled {
+                            tracing::info!(%partner, %origin, seq = a.seq, "owed record filled");
+                            let _ = ctx.to_fusion.try_send(Committed {
+                                origin,
+                                seq: a.seq,
+                                kind: a.kind,
+                                body: a.body,
+                                arrived: None,
+                                fill: true,
+                            });
+                        }
                         ctx.fed.link(partner, |l| {
                             l.batches += 1;
                             l.records += n;
+                            l.filled += filled;
                             l.stubs += out.stubs;
                             let lag = l.lag.entry(origin.to_string()).or_default();
                             let partner_head = lag.held + lag.records;
@@ -152,6 +160,7 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                                 kind: a.kind,
                                 body: a.body,
                                 arrived: None,
+                                fill: false,
                             });
                         }
                     }
@@ -178,7 +187,23 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                 }
             }
             Some(link_down::Msg::Heartbeat(hb)) => {
-                let heads = ctx.store.lock().map(|s| s.heads()).unwrap_or_default();
+                let (heads, owed) = ctx.store.lock().map(|s| (s.heads(), s.owed(partner))).unwrap_or_default();
+                // Records of this partner owed since the last ask (stubs a relay brought): ask
+                // the partner itself again from just before them.
+                if let Some(&newest) = owed.last() {
+                    if newest > asked_owed {
+                        // From the first owed, not the first new one: the ask restarts the
+                        // stream, so it must cover what an earlier ask may not have reached.
+                        let first = owed[0];
+                        asked_owed = newest;
+                        let cursor = OriginCursor { origin: partner.to_string(), seq: first - 1 };
+                        tracing::info!(%partner, from = first, owed = owed.len(), "asking the origin for records a relay could not carry");
+                        up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors: vec![cursor] })) })
+                            .await
+                            .map_err(|_| "stream closed")?;
+                    }
+                }
+                ctx.fed.link(partner, |l| l.owed = owed.len() as u64);
                 ctx.fed.link(partner, |l| {
                     for h in &hb.heads {
                         let Ok(o) = Nation::parse(&h.origin) else { continue };

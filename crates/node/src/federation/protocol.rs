@@ -103,6 +103,101 @@ pub fn egress(
     (LinkBatch { origin: origin.as_str().to_string(), entries: out }, decision)
 }
 
+/// The sending side of one subscription, sans IO: which origins it serves the peer, how far
+/// each was sent and acknowledged, and where the next read starts. `serve` drives it over a
+/// gRPC stream; the deterministic simulation drives it over in-memory queues.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    me: Nation,
+    relay: bool,
+    peer: Nation,
+    cursors: BTreeMap<Nation, SendCursor>,
+}
+
+/// Per subscribed origin: last seq sent and last acknowledged durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendCursor {
+    pub sent: u64,
+    pub acked: u64,
+}
+
+impl Sender {
+    pub fn new(me: Nation, relay: bool, peer: Nation) -> Sender {
+        Sender { me, relay, peer, cursors: BTreeMap::new() }
+    }
+
+    /// Takes a subscription (first, or again to restart origins from new cursors). Origins not
+    /// served — not this node's and relay off, or the peer's own — are returned, to be logged.
+    pub fn subscribe(&mut self, cursors: &[wire::OriginCursor]) -> Vec<String> {
+        let mut ignored = Vec::new();
+        for c in cursors {
+            match Nation::parse(&c.origin) {
+                Ok(origin) if origin != self.peer && (origin == self.me || self.relay) => {
+                    self.cursors.insert(origin, SendCursor { sent: c.seq, acked: c.seq });
+                }
+                _ => ignored.push(c.origin.clone()),
+            }
+        }
+        ignored
+    }
+
+    /// Takes an acknowledgement; it never moves backwards, nor past what was sent.
+    pub fn ack(&mut self, origin: &str, seq: u64) -> Option<(Nation, u64)> {
+        let o = Nation::parse(origin).ok()?;
+        let c = self.cursors.get_mut(&o)?;
+        c.acked = c.acked.max(seq.min(c.sent));
+        Some((o, c.acked))
+    }
+
+    /// Origins with room in their window, and the seq each next read starts from.
+    pub fn wanted(&self, window: u64) -> Vec<(Nation, u64)> {
+        self.cursors
+            .iter()
+            .filter(|(_, c)| c.sent.saturating_sub(c.acked) < window)
+            .map(|(&o, c)| (o, c.sent + 1))
+            .collect()
+    }
+
+    /// Records that entries of `origin` up to `last` were sent.
+    pub fn sent(&mut self, origin: Nation, last: u64) {
+        if let Some(c) = self.cursors.get_mut(&origin) {
+            c.sent = c.sent.max(last);
+        }
+    }
+
+    pub fn cursors(&self) -> &BTreeMap<Nation, SendCursor> {
+        &self.cursors
+    }
+
+    /// Whether anything sent is still unacknowledged.
+    pub fn awaiting_ack(&self) -> bool {
+        self.cursors.values().any(|c| c.sent > c.acked)
+    }
+}
+
+/// The origins a receiver subscribes to at `partner`, with the seq it holds of each: the
+/// partner's own, and every other trusted origin but its own if it accepts the partner's relay.
+/// From the partner's own origin it asks again from just before the first record it is owed
+/// (a stub naming it, which a relay could not carry): the origin can.
+pub fn wanted_cursors(
+    me: Nation,
+    partner: Nation,
+    accept_relay: bool,
+    trusted: &BTreeMap<Nation, VerifyingKey>,
+    store: &dyn LogStore,
+) -> Vec<wire::OriginCursor> {
+    let heads = store.heads();
+    trusted
+        .keys()
+        .filter(|&&o| o != me && (o == partner || accept_relay))
+        .map(|&o| {
+            let held = heads.iter().find(|c| c.origin() == o).map_or(0, |c| c.seq());
+            let first_owed = if o == partner { store.owed(o).first().copied() } else { None };
+            wire::OriginCursor { origin: o.to_string(), seq: first_owed.map_or(held, |s| held.min(s - 1)) }
+        })
+        .collect()
+}
+
 /// Why a receiver refused a batch. Every refusal is logged and counted; `Gap` is the only one
 /// that is not the sender's fault (a resubscription fixes it), the others end the link.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -172,6 +267,8 @@ pub struct Outcome {
     pub head: u64,
     pub applied: Vec<Applied>,
     pub stubs: u64,
+    /// Records this node was owed (held as stubs naming it) that arrived now: kept as fills.
+    pub filled: Vec<Applied>,
 }
 
 /// Verifies a batch completely, and only then appends and commits it. A refused batch leaves
@@ -193,6 +290,9 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
     // Entries up to and including the last checkpoint seen; anything after is refused.
     let mut covered_ops = 0usize;
     let mut skipping = true;
+    let owed: std::collections::BTreeSet<u64> = store.owed(origin).into_iter().collect();
+    let mut fills: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut disowned: Vec<u64> = Vec::new();
     for e in batch.entries {
         let Some(entry) = e.entry else { return Err(Refusal::EmptyEntry { origin }) };
         let (is_record, bytes) = match entry {
@@ -221,6 +321,15 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
                 wire::Withheld::decode(bytes.as_slice()).map(|w| w.seq).unwrap_or(0)
             };
             if seq != 0 && seq <= held.seq() {
+                if owed.contains(&seq) {
+                    if is_record {
+                        // A record owed to this node, from a path that can carry it.
+                        fills.push((seq, bytes));
+                    } else if origin == rules.peer {
+                        // The origin itself withholds it: no path will bring it.
+                        disowned.push(seq);
+                    }
+                }
                 continue;
             }
             if seq != 0 && seq != held.seq() + 1 {
@@ -233,10 +342,29 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
     if ops.len() != covered_ops {
         return Err(Refusal::Uncovered { origin, n: ops.len() - covered_ops });
     }
-    if ops.is_empty() {
-        return Ok(Outcome { origin, head: held.seq(), applied: Vec::new(), stubs: 0 });
-    }
     let store_err = |e: StoreError| Refusal::Store(e.to_string());
+    for seq in disowned {
+        store.disown(origin, seq);
+    }
+    let mut filled = Vec::new();
+    for (seq, bytes) in fills {
+        // The store checks the record is the one the stub stands for (its digest).
+        store.append_fill(origin, &bytes).map_err(|e| Refusal::Chain {
+            origin,
+            seq,
+            source: ChainError::BadCheckpoint { seq, why: e.to_string() },
+        })?;
+        if let Ok(r) = Record::decode(bytes.as_slice()) {
+            let kind = RecordKind::try_from(r.kind).unwrap_or(RecordKind::Unspecified);
+            filled.push(Applied { seq, kind, body: r.body });
+        }
+    }
+    if ops.is_empty() {
+        if !filled.is_empty() {
+            store.commit().map_err(store_err)?;
+        }
+        return Ok(Outcome { origin, head: held.seq(), applied: Vec::new(), stubs: 0, filled });
+    }
     for (kind, bytes) in &ops {
         match kind {
             1 => store.append_record(origin, bytes).map_err(store_err)?,
@@ -244,8 +372,14 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
             _ => store.append_checkpoint(origin, bytes, Some(key)).map_err(store_err)?,
         }
     }
+    // Stubs straight from the origin are its own decision, not a relay's limit: not owed.
+    if origin == rules.peer {
+        for seq in held.seq() + 1..=chain.seq() {
+            store.disown(origin, seq);
+        }
+    }
     store.commit().map_err(store_err)?;
-    Ok(Outcome { origin, head: chain.seq(), applied, stubs })
+    Ok(Outcome { origin, head: chain.seq(), applied, stubs, filled })
 }
 
 #[allow(clippy::too_many_arguments)]

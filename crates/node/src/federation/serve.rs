@@ -5,11 +5,10 @@
 //! At most `WINDOW_RECORDS` unacknowledged per origin: a receiver that stops acknowledging
 //! stops the flow (explicit backpressure), and one silent past `SILENCE_LIMIT` is dropped.
 
-use super::protocol::{egress, MAX_BATCH_BYTES};
+use super::protocol::{egress, Sender, MAX_BATCH_BYTES};
 use super::tls::PeerInfo;
 use super::{Ctx, BATCH_RECORDS, HEARTBEAT, SILENCE_LIMIT, WINDOW_RECORDS};
 use ledger::LogStore;
-use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -45,29 +44,6 @@ impl wire::federation_server::Federation for Service {
     }
 }
 
-/// Per subscribed origin: last seq sent and last acknowledged.
-#[derive(Debug, Clone, Copy)]
-struct Cursor {
-    sent: u64,
-    acked: u64,
-}
-
-/// Which of the requested origins this node serves `peer`: its own always, others only as a
-/// relay, never the peer's own records back to it.
-fn admit(ctx: &Ctx, peer: Nation, cursors: &[OriginCursor], into: &mut BTreeMap<Nation, Cursor>) {
-    for c in cursors {
-        let Ok(origin) = Nation::parse(&c.origin) else {
-            tracing::warn!(%peer, origin = c.origin, "subscription to a malformed origin ignored");
-            continue;
-        };
-        if origin == peer || (origin != ctx.fed.me && !ctx.fed.relay) {
-            tracing::info!(%peer, %origin, "subscription not served (not this node's origin and relay is off, or the peer's own)");
-            continue;
-        }
-        into.insert(origin, Cursor { sent: c.seq, acked: c.seq });
-    }
-}
-
 async fn send(tx: &mpsc::Sender<Result<LinkDown, Status>>, msg: LinkDown) -> Result<(), String> {
     match tokio::time::timeout(SILENCE_LIMIT, tx.send(Ok(msg))).await {
         Ok(Ok(())) => Ok(()),
@@ -89,12 +65,12 @@ async fn publish(
         .map_err(|_| format!("no subscription within {} s", SILENCE_LIMIT.as_secs()))?
         .map_err(|e| format!("stream failed: {e}"))?
         .ok_or("stream closed before subscribing")?;
-    let mut cursors = BTreeMap::new();
+    let mut sender = Sender::new(ctx.fed.me, ctx.fed.relay, nation);
     match first.msg {
-        Some(link_up::Msg::Subscribe(s)) => admit(ctx, nation, &s.cursors, &mut cursors),
+        Some(link_up::Msg::Subscribe(s)) => subscribe(&mut sender, nation, &s.cursors),
         _ => return Err("the first message must be a subscription".into()),
     }
-    tracing::info!(peer = %nation, origins = ?cursors.keys().collect::<Vec<_>>(), "partner subscribed");
+    tracing::info!(peer = %nation, origins = ?sender.cursors().keys().collect::<Vec<_>>(), "partner subscribed");
     let mut version = ctx.version.subscribe();
     let mut stop = ctx.stop.clone();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -103,13 +79,10 @@ async fn publish(
     loop {
         // Send everything there is room for, one batch per origin in turn.
         let mut sent_any = false;
-        for (&origin, cur) in cursors.iter_mut() {
-            if cur.sent.saturating_sub(cur.acked) >= WINDOW_RECORDS {
-                continue;
-            }
+        for (origin, from) in sender.wanted(WINDOW_RECORDS) {
             let plan = {
                 let store = ctx.store.lock().map_err(|_| "store lock poisoned")?;
-                store.plan_entries(origin, cur.sent + 1, BATCH_RECORDS, MAX_BATCH_BYTES)
+                store.plan_entries(origin, from, BATCH_RECORDS, MAX_BATCH_BYTES)
             };
             let entries = tokio::task::spawn_blocking(move || plan.run_entries())
                 .await
@@ -132,7 +105,7 @@ async fn publish(
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("failed to record the release decision, nothing sent: {e}"))?;
             send(tx, LinkDown { msg: Some(link_down::Msg::Batch(batch)) }).await?;
-            cur.sent = last;
+            sender.sent(origin, last);
             sent_any = true;
             let withheld = decision.withheld_seqs.len() as u64;
             ctx.fed.serve(nation, |s| {
@@ -146,7 +119,7 @@ async fn publish(
         if sent_any {
             while let Some(Some(msg)) = futures::FutureExt::now_or_never(up.message()).map(|r| r.ok().flatten()) {
                 last_heard = tokio::time::Instant::now();
-                handle_up(ctx, nation, msg, &mut cursors);
+                handle_up(ctx, nation, msg, &mut sender);
             }
             continue;
         }
@@ -154,14 +127,14 @@ async fn publish(
             msg = up.message() => match msg {
                 Ok(Some(msg)) => {
                     last_heard = tokio::time::Instant::now();
-                    handle_up(ctx, nation, msg, &mut cursors);
+                    handle_up(ctx, nation, msg, &mut sender);
                 }
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(format!("stream failed: {e}")),
             },
             _ = version.changed() => {}
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT * 6 && cursors.values().any(|c| c.sent > c.acked) {
+                if last_heard.elapsed() > SILENCE_LIMIT * 6 && sender.awaiting_ack() {
                     return Err(format!("no acknowledgement for {} s", (SILENCE_LIMIT * 6).as_secs()));
                 }
                 let heads = {
@@ -170,7 +143,7 @@ async fn publish(
                 };
                 let heads = heads
                     .iter()
-                    .filter(|c| cursors.contains_key(&c.origin()))
+                    .filter(|c| sender.cursors().contains_key(&c.origin()))
                     .map(|c| OriginCursor { origin: c.origin().to_string(), seq: c.seq() })
                     .collect();
                 let hb = LinkHeartbeat { time_unix_ns: crate::wall_clock().as_nanos(), heads };
@@ -181,21 +154,23 @@ async fn publish(
     }
 }
 
-fn handle_up(ctx: &Ctx, nation: Nation, msg: LinkUp, cursors: &mut BTreeMap<Nation, Cursor>) {
+fn subscribe(sender: &mut Sender, peer: Nation, cursors: &[wire::OriginCursor]) {
+    for origin in sender.subscribe(cursors) {
+        tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, or not a nation)");
+    }
+}
+
+fn handle_up(ctx: &Ctx, nation: Nation, msg: LinkUp, sender: &mut Sender) {
     match msg.msg {
         Some(link_up::Msg::Ack(a)) => {
-            if let Some(c) = Nation::parse(&a.origin).ok().and_then(|o| cursors.get_mut(&o)) {
-                // An ack never moves backwards, nor past what was sent.
-                c.acked = c.acked.max(a.seq.min(c.sent));
+            if let Some((origin, acked)) = sender.ack(&a.origin, a.seq) {
                 ctx.fed.serve(nation, |s| {
-                    s.acked.insert(a.origin.clone(), c.acked);
+                    s.acked.insert(origin.to_string(), acked);
                 });
             }
         }
-        Some(link_up::Msg::Subscribe(s)) => {
-            // A resubscription restarts those origins from the receiver's cursor (after a gap).
-            admit(ctx, nation, &s.cursors, cursors);
-        }
+        // A resubscription restarts those origins from the receiver's cursor (after a gap).
+        Some(link_up::Msg::Subscribe(s)) => subscribe(sender, nation, &s.cursors),
         None => {}
     }
 }

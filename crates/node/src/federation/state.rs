@@ -23,6 +23,10 @@ pub struct LinkStatus {
     pub batches: u64,
     pub records: u64,
     pub stubs: u64,
+    /// Owed records (stubs naming this node, brought by a relay) later filled from this partner.
+    pub filled: u64,
+    /// Records of this partner held as stubs naming this node, not yet filled.
+    pub owed: u64,
     pub refused: u64,
     /// Per origin: records behind the partner's head, and seconds behind its clock.
     pub lag: BTreeMap<String, Lag>,
