@@ -146,7 +146,14 @@ async fn status(State(app): Shared) -> Response {
         "fusion": {"reorder_window_s": app.config.reorder_window_s, "tracks": tracks, "alerts": alerts, "counters": counters},
         "sensors": sensors,
         "origins": origins,
-        "federation": app.fed.as_ref().map(|f| f.status_json()),
+        "federation": app.fed.as_ref().map(|f| {
+            let mut v = f.status_json();
+            v["latency"] = json!({
+                "applied": app.metrics.partner_applied.summary(),
+                "fused": app.metrics.partner_fused.summary(),
+            });
+            v
+        }),
     }))
     .into_response()
 }

@@ -373,8 +373,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let grpc_task = tokio::spawn(grpc_server);
     let mut fed_tasks = Vec::new();
     if let (Some(fed), Some(listener)) = (fed, fed_listener) {
-        let ctx =
-            federation::Ctx { fed: fed.clone(), store: app.store.clone(), version, stop: app.stop.clone(), to_fusion };
+        let ctx = federation::Ctx {
+            fed: fed.clone(),
+            store: app.store.clone(),
+            version,
+            stop: app.stop.clone(),
+            to_fusion,
+            metrics: app.metrics.clone(),
+        };
         tracing::info!(federation = %listener.local_addr()?, partners = fed.partners.len(), relay = fed.relay, "federation listening");
         fed_tasks.extend(federation::start(ctx, listener));
     }

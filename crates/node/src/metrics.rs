@@ -56,6 +56,51 @@ impl Histogram {
     }
 }
 
+/// Latencies to a tenth of a millisecond up to one second, for benchmarks that need finer
+/// quantiles than the Prometheus buckets give (shown in `/v1/status`, not in `/metrics`).
+#[derive(Debug)]
+pub struct FineHistogram {
+    counts: Vec<AtomicU64>,
+}
+
+/// Buckets of 0.1 ms up to 1 s, and one beyond.
+const FINE_BUCKETS: usize = 10_001;
+
+impl Default for FineHistogram {
+    fn default() -> Self {
+        FineHistogram { counts: (0..FINE_BUCKETS).map(|_| AtomicU64::new(0)).collect() }
+    }
+}
+
+impl FineHistogram {
+    pub fn observe(&self, secs: f64) {
+        let i = ((secs.max(0.0) * 1e4) as usize).min(FINE_BUCKETS - 1);
+        self.counts[i].fetch_add(1, Relaxed);
+    }
+
+    /// count, and p50/p90/p99/max in ms (each the upper edge of its 0.1 ms bucket; ">1000"
+    /// beyond a second).
+    pub fn summary(&self) -> serde_json::Value {
+        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        let at = |q: f64| -> serde_json::Value {
+            if total == 0 {
+                return serde_json::Value::Null;
+            }
+            let want = (q * total as f64).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= want {
+                    return if i == FINE_BUCKETS - 1 { ">1000".into() } else { ((i + 1) as f64 / 10.0).into() };
+                }
+            }
+            serde_json::Value::Null
+        };
+        serde_json::json!({"count": total, "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": at(1.0)})
+    }
+}
+
 /// Why input was refused: a fixed set, so the label stays bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
@@ -115,6 +160,10 @@ pub struct Metrics {
     pub ingest_to_alert: Histogram,
     /// One fusion step: taking records, the engine's advance, alerts and publication.
     pub fusion_step: Histogram,
+    /// From a partner record's origin time (sealed at the origin, on the origin's clock) to
+    /// its being durable here, and to fusion taking it in.
+    pub partner_applied: FineHistogram,
+    pub partner_fused: FineHistogram,
 }
 
 impl Metrics {

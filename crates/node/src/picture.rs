@@ -214,6 +214,9 @@ impl Fusion {
         if c.seq <= seq {
             return;
         }
+        if let Some(t) = c.origin_time {
+            self.metrics.partner_fused.observe(crate::wall_clock().secs_since(t));
+        }
         while seq + 1 < c.seq {
             if self.catch_up_origin(origin, seq + 1, c.seq - 1, newest_time, &mut seq) == 0 {
                 tracing::error!(%origin, from = seq + 1, to = c.seq - 1, "partner records missing from the log; fusion skips them");
@@ -307,7 +310,15 @@ impl Fusion {
                 Ok(rec) => {
                     let kind = RecordKind::try_from(rec.kind).unwrap_or(RecordKind::Unspecified);
                     self.take(
-                        Committed { origin, seq: r.seq, kind, body: rec.body, arrived: None, fill: false },
+                        Committed {
+                            origin,
+                            seq: r.seq,
+                            kind,
+                            body: rec.body,
+                            arrived: None,
+                            fill: false,
+                            origin_time: None,
+                        },
                         newest_time,
                         &mut none,
                         last_seq,

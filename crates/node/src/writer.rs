@@ -38,6 +38,8 @@ pub struct Committed {
     pub arrived: Option<Instant>,
     /// A partner's record that filled a stub fusion has already passed (owed, arrived later).
     pub fill: bool,
+    /// A partner's record straight off a link: its origin time, for the latency measurement.
+    pub origin_time: Option<vocab::UtcNanos>,
 }
 
 pub struct Writer {
@@ -104,6 +106,7 @@ impl Writer {
                             body: a.body,
                             arrived: Some(a.arrived),
                             fill: false,
+                            origin_time: None,
                         });
                     }
                 }

@@ -16,6 +16,21 @@ pub enum BenchCommand {
     Fusion(FusionBench),
     /// A running node's durable ingest throughput and acknowledgement latency.
     Ingest(crate::bench_ingest::IngestBench),
+    /// A fault-injecting TCP proxy (one-way delay each way) in front of a node, until killed.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// Address to forward to.
+    #[arg(long)]
+    to: std::net::SocketAddr,
+    /// Delay added to every chunk, each way, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 #[derive(Args, Debug)]
@@ -57,6 +72,17 @@ const SITES: [(&str, &str, f64, f64); 5] = [
 
 pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
     let args = match cmd {
+        BenchCommand::Proxy(p) => {
+            if p.delay_ms > 60_000 {
+                return Err(Failure::Input(anyhow!("--delay-ms must be at most 60000")));
+            }
+            let proxy = crate::proxy::Proxy::start(p.listen, p.to, Duration::from_millis(p.delay_ms))
+                .map_err(|e| Failure::Run(anyhow!("failed to listen on {}: {e}", p.listen)))?;
+            eprintln!("proxy {} -> {} with {} ms each way; Ctrl-C stops it", proxy.addr, p.to, p.delay_ms);
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         BenchCommand::Fusion(args) => args,
         BenchCommand::Ingest(args) => return crate::bench_ingest::run(args),
     };

@@ -9,6 +9,7 @@ mod eval_cmd;
 mod node_cmd;
 mod pki_cmd;
 mod progress;
+mod proxy;
 mod send_cmd;
 mod sim_cmd;
 mod track_cmd;

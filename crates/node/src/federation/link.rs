@@ -141,6 +141,7 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                                 body: a.body,
                                 arrived: None,
                                 fill: true,
+                                origin_time: None,
                             });
                         }
                         ctx.fed.link(partner, |l| {
@@ -152,6 +153,12 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                             let partner_head = lag.held + lag.records;
                             lag.update(out.head, partner_head.max(out.head));
                         });
+                        let now = crate::wall_clock();
+                        for a in &out.applied {
+                            ctx.metrics
+                                .partner_applied
+                                .observe(now.secs_since(vocab::UtcNanos::from_nanos(a.origin_time)));
+                        }
                         for a in out.applied {
                             // Fusion reads the log itself when this queue is full.
                             let _ = ctx.to_fusion.try_send(Committed {
@@ -161,6 +168,7 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                                 body: a.body,
                                 arrived: None,
                                 fill: false,
+                                origin_time: Some(vocab::UtcNanos::from_nanos(a.origin_time)),
                             });
                         }
                     }

@@ -35,6 +35,7 @@ pub struct Ctx {
     pub version: Arc<watch::Sender<u64>>,
     pub stop: watch::Receiver<bool>,
     pub to_fusion: std::sync::mpsc::SyncSender<Committed>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Starts the federation server (accepting verified partners) and one link per partner with

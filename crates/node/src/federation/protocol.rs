@@ -256,6 +256,8 @@ pub struct Applied {
     pub seq: u64,
     pub kind: RecordKind,
     pub body: Vec<u8>,
+    /// When its origin sealed it (the origin's clock).
+    pub origin_time: i64,
 }
 
 /// The outcome of a good batch: the origin's new durable head and the records it added
@@ -356,7 +358,7 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
         })?;
         if let Ok(r) = Record::decode(bytes.as_slice()) {
             let kind = RecordKind::try_from(r.kind).unwrap_or(RecordKind::Unspecified);
-            filled.push(Applied { seq, kind, body: r.body });
+            filled.push(Applied { seq, kind, body: r.body, origin_time: r.origin_time_unix_ns });
         }
     }
     if ops.is_empty() {
@@ -400,7 +402,7 @@ fn step(
             return Err(Refusal::Marking { origin, seq, marking: record.releasable_to.join(","), me: rules.me });
         }
         let kind = RecordKind::try_from(record.kind).unwrap_or(RecordKind::Unspecified);
-        applied.push(Applied { seq, kind, body: record.body });
+        applied.push(Applied { seq, kind, body: record.body, origin_time: record.origin_time_unix_ns });
         ops.push((1, bytes));
     } else {
         chain.verify_withheld(&bytes).map_err(|source| Refusal::Chain { origin, seq, source })?;

@@ -5,5 +5,7 @@ mod eval_cli;
 mod federation_e2e;
 mod harness;
 mod node_e2e;
+#[path = "../../src/proxy.rs"]
+mod proxy;
 mod sim_cli;
 mod track_cli;
