@@ -43,6 +43,8 @@ pub struct Node {
     pub grpc: SocketAddr,
     pub config: PathBuf,
     child: Option<Child>,
+    /// Run inside this network namespace (`ip netns exec`), as a separate host.
+    netns: Option<String>,
 }
 
 impl Node {
@@ -81,14 +83,20 @@ impl Node {
         std::fs::write(&config, text).expect("write config");
         let out = trilink().args(["pki", "init", "--out"]).arg(dir.path()).output().expect("pki");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut node = Node { dir: dir.path().to_path_buf(), _tmp: Some(dir), http, grpc, config, child: None };
+        let mut node =
+            Node { dir: dir.path().to_path_buf(), _tmp: Some(dir), http, grpc, config, child: None, netns: None };
         node.start();
         node
     }
 
     /// A node of a config written by the caller in `dir` (which the caller keeps), started.
     pub fn at(dir: &Path, http: SocketAddr, grpc: SocketAddr, config: PathBuf) -> Node {
-        let mut node = Node { dir: dir.to_path_buf(), _tmp: None, http, grpc, config, child: None };
+        Node::in_netns(dir, http, grpc, config, None)
+    }
+
+    /// `at`, inside network namespace `netns` when given.
+    pub fn in_netns(dir: &Path, http: SocketAddr, grpc: SocketAddr, config: PathBuf, netns: Option<String>) -> Node {
+        let mut node = Node { dir: dir.to_path_buf(), _tmp: None, http, grpc, config, child: None, netns };
         node.start();
         node
     }
@@ -99,7 +107,16 @@ impl Node {
 
     pub fn start(&mut self) {
         let log = std::fs::File::create(self.dir.join("node.log")).expect("node log");
-        let child = trilink()
+        let mut cmd = match &self.netns {
+            None => trilink(),
+            Some(ns) => {
+                // `ip netns exec` execs the node, so the child's pid is the node's.
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str(), env!("CARGO_BIN_EXE_trilink")]).current_dir(repo());
+                c
+            }
+        };
+        let child = cmd
             .args(["node", "--log", "info", "--config"])
             .arg(&self.config)
             .stdout(Stdio::null())

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Federation benchmarks (docs/BENCHMARKS.md): two release nodes (JPN sends, USA receives over
+# mutual TLS with full verification) with `trilink bench proxy` on the link adding a one-way
+# delay each way; then the same records' sizes and rates through NATS JetStream mirroring
+# between two servers (sync_interval: always, so durability is like for like), over the same
+# proxy, as the peer.
+#
+#   bash bench/federation.sh               # delays 0 20 100 ms, 20 s each
+#   DELAYS="0 20" SECONDS_EACH=10 bash bench/federation.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DELAYS=${DELAYS:-"0 20 100"}
+SECONDS_EACH=${SECONDS_EACH:-20}
+RATE=${RATE:-10000}
+BACKLOG=${BACKLOG:-200000}
+cargo build --release --locked -q
+BIN=$PWD/target/release/trilink
+if [ ! -x bench/venv/bin/python ]; then python3 -m venv bench/venv; fi
+bench/venv/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+DIR=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
+$BIN pki init --nations USA,JPN --out "$DIR/pki" >/dev/null
+sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+{
+  echo 'nation = "JPN"'; echo "data_dir = \"$DIR/jpn\""; echo "signing_key = \"$DIR/pki/jpn/node.key\""
+  echo 'releasable_to = ["USA"]'
+  echo '[listen]'; echo 'http = "127.0.0.1:18082"'; echo 'grpc = "127.0.0.1:15062"'
+  echo '[federation]'; echo 'listen = "127.0.0.1:17062"'
+  echo "tls_cert = \"$DIR/pki/jpn/tls.crt\""; echo "tls_key = \"$DIR/pki/jpn/tls.key\""
+  echo '[[partner]]'; echo 'nation = "USA"'; echo "ca = \"$DIR/pki/usa/ca.crt\""; echo "signing_key = \"$DIR/pki/usa/node.pub\""
+  for s in KOR-GP-1:KOR JPN-FPS5-SADO:JPN JPN-DDG-SOJ:JPN USA-TPY2-SHARIKI:USA KOR-GP-2:KOR; do
+    id=${s%%:*}; nation=${s##*:}; lower=$(echo "$id" | tr 'A-Z' 'a-z')
+    echo '[[sensor]]'; echo "id = \"$id\""; echo "nation = \"$nation\""; echo "token_sha256 = \"$(sha "bench-$lower")\""
+  done
+} > "$DIR/jpn.toml"
+{
+  echo 'nation = "USA"'; echo "data_dir = \"$DIR/usa\""; echo "signing_key = \"$DIR/pki/usa/node.key\""
+  echo '[listen]'; echo 'http = "127.0.0.1:18081"'; echo 'grpc = "127.0.0.1:15061"'
+  echo '[federation]'; echo 'listen = "127.0.0.1:17061"'
+  echo "tls_cert = \"$DIR/pki/usa/tls.crt\""; echo "tls_key = \"$DIR/pki/usa/tls.key\""
+  echo '[[partner]]'; echo 'nation = "JPN"'; echo 'address = "127.0.0.1:17162"'
+  echo "ca = \"$DIR/pki/jpn/ca.crt\""; echo "signing_key = \"$DIR/pki/jpn/node.pub\""
+} > "$DIR/usa.toml"
+
+wait_http() { for _ in $(seq 200); do curl -sf "localhost:$1/healthz" >/dev/null && return; sleep 0.1; done; echo "node on $1 did not start" >&2; exit 1; }
+start() { # nation
+  $BIN node --config "$DIR/$1.toml" --log warn 2>"$DIR/$1.log" &
+  eval "PID_$1=$!"
+}
+held() { curl -s localhost:18081/v1/status | python3 -c 'import json,sys; print(next((o["seq"] for o in json.load(sys.stdin)["origins"] if o["origin"]=="JPN"), 0))'; }
+head_jpn() { curl -s localhost:18082/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["log"]["seq"])'; }
+stop_all() { kill -TERM $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; }
+
+echo "== trilink: ingest at JPN at $RATE records/s (one measurement per record), replicated to USA over mTLS through the proxy"
+for D in $DELAYS; do
+  rm -rf "$DIR/jpn" "$DIR/usa"
+  $BIN bench proxy --listen 127.0.0.1:17162 --to 127.0.0.1:17062 --delay-ms "$D" 2>/dev/null &
+  start jpn; start usa; wait_http 18082; wait_http 18081
+  $BIN bench ingest --grpc http://127.0.0.1:15062 --objects 1000 --rate "$RATE" --batch 1 --seconds "$SECONDS_EACH" 2>/dev/null | tail -1
+  for _ in $(seq 100); do [ "$(held)" = "$(head_jpn)" ] && break; sleep 0.1; done
+  curl -s localhost:18081/v1/status | python3 -c "
+import json, sys
+d = float(sys.argv[1]); l = json.load(sys.stdin)['federation']['latency']
+for k in ('applied', 'fused'):
+    s = l[k]
+    print(f'  delay {d:>5.0f} ms  ingest->{k:7} at USA: n={s[\"count\"]} p50 {s[\"p50_ms\"]} ms  p99 {s[\"p99_ms\"]} ms  max {s[\"max_ms\"]} ms  (p99 beyond the delay: {float(s[\"p99_ms\"]) - d:.1f} ms)')
+" "$D"
+  stop_all
+done
+
+echo "== trilink: catch-up — USA down while JPN logs $BACKLOG records, then USA starts (no delay)"
+rm -rf "$DIR/jpn" "$DIR/usa"
+$BIN bench proxy --listen 127.0.0.1:17162 --to 127.0.0.1:17062 --delay-ms 0 2>/dev/null &
+start jpn; wait_http 18082
+$BIN bench ingest --grpc http://127.0.0.1:15062 --objects 2000 --rate 20000 --batch 1 --seconds $((BACKLOG / 15000)) 2>/dev/null | tail -1
+TOTAL=$(head_jpn)
+start usa; wait_http 18081
+link_up() { curl -s localhost:18081/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["federation"]["partners"][0]["receiving"]["state"])'; }
+while [ "$(link_up)" != "up" ]; do sleep 0.01; done
+T0=$(date +%s.%N)
+while [ "$(held)" != "$TOTAL" ]; do sleep 0.02; done
+T1=$(date +%s.%N)
+python3 -c "import sys; n, t = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2]); print(f'  {n} records (one measurement each) replicated, verified and synced in {t:.2f} s from the link coming up: {n / t:.0f} records/s, {n / t / $RATE:.1f}x the live rate of $RATE/s')" "$TOTAL" "$T0" "$T1"
+stop_all
+
+echo "== peer: NATS JetStream mirror (leafnode, sync_interval: always) through the same proxy"
+for D in $DELAYS; do
+  $BIN bench proxy --listen 127.0.0.1:17423 --to 127.0.0.1:17422 --delay-ms "$D" 2>/dev/null &
+  bench/venv/bin/python bench/nats_mirror.py --dir "$DIR/nats-$D" --delay-ms "$D" --rate "$RATE" --seconds "$SECONDS_EACH" --backlog "$([ "$D" = 0 ] && echo "$BACKLOG" || echo 0)"
+  stop_all
+done
