@@ -84,7 +84,13 @@ impl Chain {
 
     /// Seals the origin's next record.
     pub fn seal(&mut self, new: NewRecord<'_>) -> Sealed {
+        self.seal_derived(new, 0)
+    }
+
+    /// Seals the origin's next record as a transformed copy of its record `derived_from`.
+    pub fn seal_derived(&mut self, new: NewRecord<'_>, derived_from: u64) -> Sealed {
         let record = Record {
+            derived_from,
             origin: self.origin.as_str().to_string(),
             seq: self.seq + 1,
             origin_time_unix_ns: new.time.as_nanos(),

@@ -598,9 +598,8 @@ impl OriginLog {
             if *first_seq != chain.seq() + 1 {
                 return Err(corrupt(0, chain.seq(), format!("segment starts at seq {first_seq}")));
             }
-            // With no owner nothing is owed: filtering by the origin (never in its own marking)
-            // collects no stubs.
-            let scan = scan_segment(&data, &mut chain, trusted, Some(owner.unwrap_or(origin)));
+            // The stubs naming the owner (all stubs when opened without one), to check fills.
+            let scan = scan_segment(&data, &mut chain, trusted, owner);
             stubs.extend(scan.stubs.iter().copied());
             if scan.last_checkpoint.is_some() {
                 log.last_checkpoint = scan.last_checkpoint.clone();
@@ -657,8 +656,7 @@ impl OriginLog {
         log.chain = chain.clone();
         log.durable = chain.clone();
         log.checkpointed = chain;
-        // Stubs are owed only if this node's owner is named (never for a log read without one).
-        stubs.retain(|&seq, _| owner.is_some() && seq <= log.durable.seq());
+        stubs.retain(|&seq, _| seq <= log.durable.seq());
         let fills_path = dir.join(FILLS_FILE);
         if fills_path.exists() {
             let data = fs::read(&fills_path).map_err(io_err("read", &fills_path))?;
@@ -676,7 +674,11 @@ impl OriginLog {
             }
             log.fills_len = len as u64;
         }
-        log.owed = stubs;
+        // Owed only to a named owner; a log opened without one (an audit, a checker) owes nothing
+        // and never cuts a fill.
+        if owner.is_some() {
+            log.owed = stubs;
+        }
         Ok(log)
     }
 

@@ -57,6 +57,16 @@ struct FilePartner {
     #[serde(default)]
     accept_relay: bool,
     release_kinds: Option<Vec<String>>,
+    transform: Option<FileTransform>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTransform {
+    #[serde(default)]
+    pseudonymize_sensors: bool,
+    #[serde(default)]
+    site_precision_km: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +90,8 @@ pub struct Partner {
     pub accept_relay: bool,
     /// Kinds released to it in full (others go as Withheld stubs).
     pub release: crate::federation::protocol::EgressPolicy,
+    /// This node's measurement batches go to it only transformed.
+    pub transform: Option<crate::federation::transform::Transform>,
 }
 
 /// The `[federation]` section and the `[[partner]]` and `[[origin_key]]` tables.
@@ -307,13 +319,32 @@ impl Config {
                             })
                             .collect::<anyhow::Result<_>>()?,
                     };
+                    let transform = match &p.transform {
+                        None => None,
+                        Some(t) => {
+                            if !(0.0..=1000.0).contains(&t.site_precision_km) {
+                                bail!("[[partner]] {pn}: key `transform.site_precision_km` must be between 0 and 1000");
+                            }
+                            if !t.pseudonymize_sensors && t.site_precision_km == 0.0 {
+                                bail!("[[partner]] {pn}: `transform` changes nothing (set pseudonymize_sensors or site_precision_km)");
+                            }
+                            Some(crate::federation::transform::Transform {
+                                pseudonymize_sensors: t.pseudonymize_sensors,
+                                site_precision_km: t.site_precision_km,
+                            })
+                        }
+                    };
                     partners.push(Partner {
                         nation: pn,
                         address: p.address,
                         ca: resolve(&p.ca),
                         signing_key: resolve(&p.signing_key),
                         accept_relay: p.accept_relay,
-                        release: crate::federation::protocol::EgressPolicy { kinds },
+                        release: crate::federation::protocol::EgressPolicy {
+                            kinds,
+                            transformed_for: transform.as_ref().map(|_| nation),
+                        },
+                        transform,
                     });
                 }
                 let mut origin_keys = BTreeMap::new();

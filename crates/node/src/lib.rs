@@ -68,6 +68,8 @@ pub struct App {
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// Federation state, when configured.
     pub fed: Option<Arc<federation::state::Fed>>,
+    /// Salt of the sensor pseudonyms in transformed releases (from the signing key).
+    pub pseudonym_salt: [u8; 32],
 }
 
 /// One refused measurement: its index in the batch and why.
@@ -175,9 +177,24 @@ impl App {
         if good.is_empty() {
             return Ok(BatchOutcome { accepted, refused, seq: None });
         }
-        let body = prost::Message::encode_to_vec(&wire::MeasurementBatch { measurements: good });
+        let batch = wire::MeasurementBatch { measurements: good };
+        // Partners that get this node's measurements only transformed get a derived copy each.
+        let derived = match &self.config.federation {
+            None => Vec::new(),
+            Some(f) => f
+                .partners
+                .iter()
+                .filter_map(|p| {
+                    let t = p.transform.as_ref()?;
+                    let copy = federation::transform::apply(&batch, t, &self.pseudonym_salt);
+                    Some((p.nation, prost::Message::encode_to_vec(&copy)))
+                })
+                .collect(),
+        };
+        let body = prost::Message::encode_to_vec(&batch);
         let (tx, rx) = oneshot::channel();
-        let append = writer::Append { kind: wire::RecordKind::MeasurementBatch, body, arrived, reply: Some(tx) };
+        let append =
+            writer::Append { kind: wire::RecordKind::MeasurementBatch, body, arrived, reply: Some(tx), derived };
         if self.log.send(append).await.is_err() {
             self.metrics.reject(Reject::Unavailable, accepted as u64);
             return Err("the node is shutting down".into());
@@ -355,6 +372,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         started: Instant::now(),
         areas_geojson,
         fed: fed.clone(),
+        pseudonym_salt: federation::transform::salt(&key),
     });
 
     let (stop_tx, _) = broadcast::channel::<()>(1);

@@ -307,6 +307,8 @@ impl Fusion {
         let mut none = None;
         for r in records {
             match wire::Record::decode(r.bytes.as_slice()) {
+                // This node's transformed copies for partners: its own data again.
+                Ok(rec) if rec.derived_from != 0 && origin == self.origin => *last_seq = r.seq,
                 Ok(rec) => {
                     let kind = RecordKind::try_from(rec.kind).unwrap_or(RecordKind::Unspecified);
                     self.take(
@@ -427,6 +429,7 @@ impl Fusion {
                         body: crate::products::alert_wire(c).encode_to_vec(),
                         arrived: Instant::now(),
                         reply: None,
+                        derived: Vec::new(),
                     });
                 }
             }

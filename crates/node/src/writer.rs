@@ -26,6 +26,9 @@ pub struct Append {
     pub arrived: Instant,
     /// Where to say the record is durable (its seq) or why it is not.
     pub reply: Option<oneshot::Sender<Result<u64, String>>>,
+    /// Transformed copies to log right after it, each marked for one partner alone
+    /// (`derived_from` = its seq): what that partner gets instead.
+    pub derived: Vec<(Nation, Vec<u8>)>,
 }
 
 /// A durable record, handed to fusion in log order.
@@ -67,10 +70,16 @@ impl Writer {
         let mut failed: Option<String> = None;
         let mut group: Vec<Append> = Vec::with_capacity(self.max_group_records);
         while let Some(first) = rx.blocking_recv() {
+            let mut bytes = first.body.len();
             group.push(first);
-            while group.len() < self.max_group_records {
+            // Bounded in records and in bytes: a group is what one checkpoint covers, and a
+            // federation batch must be able to end on it.
+            while group.len() < self.max_group_records && bytes < crate::federation::protocol::MAX_GROUP_BYTES {
                 match rx.try_recv() {
-                    Ok(a) => group.push(a),
+                    Ok(a) => {
+                        bytes += a.body.len();
+                        group.push(a);
+                    }
                     Err(_) => break,
                 }
             }
@@ -84,14 +93,14 @@ impl Writer {
             }
             let started = Instant::now();
             match self.commit(&group) {
-                Ok(first_seq) => {
+                Ok(seqs) => {
                     self.metrics.commit_latency.observe(started.elapsed().as_secs_f64());
                     self.metrics.group_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.metrics.records_appended.fetch_add(group.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    let appended = group.iter().map(|a| 1 + a.derived.len() as u64).sum::<u64>();
+                    self.metrics.records_appended.fetch_add(appended, std::sync::atomic::Ordering::Relaxed);
                     self.head.store(self.chain.seq(), std::sync::atomic::Ordering::Release);
                     self.version.send_modify(|v| *v += 1);
-                    for (i, a) in group.drain(..).enumerate() {
-                        let seq = first_seq + i as u64;
+                    for (a, seq) in group.drain(..).zip(seqs) {
                         if let Some(r) = a.reply {
                             self.metrics.ack_latency.observe(a.arrived.elapsed().as_secs_f64());
                             let _ = r.send(Ok(seq));
@@ -125,10 +134,11 @@ impl Writer {
         tracing::info!(seq = self.chain.seq(), "log writer stopped");
     }
 
-    /// Seals, appends, checkpoints and syncs a group; returns the first seq.
-    fn commit(&mut self, group: &[Append]) -> Result<u64, ledger::StoreError> {
+    /// Seals, appends, checkpoints and syncs a group (each append's derived copies right after
+    /// it); returns each append's seq.
+    fn commit(&mut self, group: &[Append]) -> Result<Vec<u64>, ledger::StoreError> {
         let origin = self.chain.origin();
-        let first = self.chain.seq() + 1;
+        let mut seqs = Vec::with_capacity(group.len());
         let mut store = self.store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?;
         let time = crate::wall_clock();
         for a in group {
@@ -139,10 +149,18 @@ impl Writer {
                 body: a.body.clone(),
             });
             store.append_record(origin, &sealed.bytes)?;
+            seqs.push(sealed.seq);
+            for (partner, body) in &a.derived {
+                let copy = self.chain.seal_derived(
+                    NewRecord { time, releasable_to: std::slice::from_ref(partner), kind: a.kind, body: body.clone() },
+                    sealed.seq,
+                );
+                store.append_record(origin, &copy.bytes)?;
+            }
         }
         let cp = self.chain.checkpoint(&self.key, time);
         store.append_checkpoint(origin, &cp, Some(&self.key.verifying_key()))?;
         store.commit()?;
-        Ok(first)
+        Ok(seqs)
     }
 }

@@ -312,6 +312,11 @@ fn owed_stubs_are_filled_by_their_record_only() {
     let audit = verify_dir(dir.path(), &trusted()).unwrap();
     assert!(audit[0].fault.is_none() && audit[0].fills == 1, "{audit:?}");
     drop(reopened);
+    // Opened without an owner (a checker, a tool), the fill is read and kept, never cut.
+    let (plain, rec) = FileStore::open(dir.path(), &trusted()).unwrap();
+    assert_eq!(rec.fills_cut, 0);
+    assert_eq!(plain.read(usa(), 2, 1).unwrap()[0].bytes, bytes[1]);
+    drop(plain);
     // A damaged fill is cut at open (the record is owed again), and named by the audit.
     let fills = dir.path().join("USA").join("fills.dat");
     let mut data = std::fs::read(&fills).unwrap();

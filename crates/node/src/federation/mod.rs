@@ -10,6 +10,7 @@ pub mod protocol;
 pub mod serve;
 pub mod state;
 pub mod tls;
+pub mod transform;
 
 use crate::writer::Committed;
 use ledger::FileStore;

@@ -10,21 +10,28 @@ use std::collections::{BTreeMap, BTreeSet};
 use vocab::Nation;
 use wire::{link_entry, LinkBatch, LinkEntry, Record, RecordKind, ReleaseDecision};
 
-/// Most bytes of entries one batch carries (one entry alone may exceed it).
+/// Most bytes of entries one batch carries before it ends at the next checkpoint.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// Largest message either side decodes: a batch plus one record of the largest size.
-pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES + ledger::MAX_FRAME_BYTES as usize + 64 * 1024;
+/// A group commit stops taking records once their bodies reach this, so that the records
+/// between two checkpoints never exceed it by more than one record.
+pub const MAX_GROUP_BYTES: usize = 4 * 1024 * 1024;
+/// Largest message either side decodes: a batch, the rest of the group it ends in (up to
+/// `MAX_GROUP_BYTES` plus one record of the largest size), and room for framing.
+pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES + MAX_GROUP_BYTES + ledger::MAX_FRAME_BYTES as usize + 64 * 1024;
 
 /// What a node releases to one partner, besides what each record's marking allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EgressPolicy {
     /// Kinds sent in full; records of other kinds go as `Withheld` stubs.
     pub kinds: BTreeSet<RecordKind>,
+    /// Set when this partner gets this node's (`nation`) measurement batches only transformed:
+    /// the originals go as stubs, the derived copies (marked for the partner) in full.
+    pub transformed_for: Option<Nation>,
 }
 
 impl Default for EgressPolicy {
     fn default() -> Self {
-        EgressPolicy { kinds: shareable_kinds().into_iter().collect() }
+        EgressPolicy { kinds: shareable_kinds().into_iter().collect(), transformed_for: None }
     }
 }
 
@@ -47,6 +54,14 @@ pub fn withhold_reason(record: &Record, partner: Nation, policy: &EgressPolicy) 
         return Some(format!("marking releasable_to [{}] excludes {partner}", record.releasable_to.join(",")));
     }
     let kind = RecordKind::try_from(record.kind).unwrap_or(RecordKind::Unspecified);
+    let own = policy.transformed_for.is_some_and(|me| record.origin == me.as_str());
+    if own && kind == RecordKind::MeasurementBatch {
+        // Derived copies made for this partner go; the originals do not.
+        return match record.derived_from {
+            0 => Some(format!("released to {partner} only transformed (as a derived record)")),
+            _ => None,
+        };
+    }
     if !policy.kinds.contains(&kind) {
         return Some(format!("policy withholds {} from {partner}", kind.as_str_name()));
     }
@@ -457,7 +472,8 @@ mod tests {
         let trusted = BTreeMap::from([(n("USA"), key.verifying_key())]);
         let src = tempfile::tempdir().unwrap();
         let usa = usa_log(src.path(), &key, 3);
-        let policy = EgressPolicy { kinds: [RecordKind::MeasurementBatch].into_iter().collect() };
+        let policy =
+            EgressPolicy { kinds: [RecordKind::MeasurementBatch].into_iter().collect(), transformed_for: None };
         let entries = usa.read_entries(n("USA"), 1, 100).unwrap();
         let (batch, decision) = egress(n("USA"), entries, n("JPN"), &policy);
         // Of each 5: 0 and 2 go (JPN-marked measurements), 1 and 3 are KOR-only, 4 is an alert.

@@ -65,15 +65,21 @@ impl Federation {
     /// The federation with the `absent` nations' nodes not started (an impostor takes their
     /// place in the attack tests).
     fn start_without(topology: Topology, absent: &[&str]) -> Federation {
-        Federation::start_with(topology, absent, None)
+        Federation::start_with(topology, absent, None, |_, t| t)
     }
 
     /// Every link through its own fault-injecting proxy with `delay` each way.
     fn start_proxied(topology: Topology, delay: Duration) -> Federation {
-        Federation::start_with(topology, &[], Some(delay))
+        Federation::start_with(topology, &[], Some(delay), |_, t| t)
     }
 
-    fn start_with(topology: Topology, absent: &[&str], proxy_delay: Option<Duration>) -> Federation {
+    /// `edit` may change each nation's config text before its node starts.
+    fn start_with(
+        topology: Topology,
+        absent: &[&str],
+        proxy_delay: Option<Duration>,
+        edit: fn(&str, String) -> String,
+    ) -> Federation {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = dir.path().join("pki");
         let out = trilink().args(["pki", "init", "--nations", "USA,JPN,KOR", "--out"]).arg(&pki).output().expect("pki");
@@ -103,7 +109,7 @@ impl Federation {
             std::fs::create_dir_all(&home).expect("home");
             let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
             let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-            let text = config_text(n, &pki, &home, (http, grpc), &fed_addr, &dial, topology);
+            let text = edit(n, config_text(n, &pki, &home, (http, grpc), &fed_addr, &dial, topology));
             let config = home.join("node.toml");
             std::fs::write(&config, text).expect("config");
             if !absent.contains(&n) {
@@ -162,10 +168,23 @@ impl Federation {
                 let own = heads.get(&(o, o.to_string())).copied().unwrap_or(0);
                 NATIONS.iter().all(|&x| heads.get(&(x, o.to_string())).copied().unwrap_or(0) == own)
             });
-            if converged {
+            // And nothing owed is still waiting for its origin to send it (a relay brought a
+            // stub of a record the holder may hold; the origin fills it within a heartbeat).
+            let owed: u64 = self
+                .nodes
+                .values()
+                .map(|node| {
+                    let s = get_json(node.http, "/v1/status");
+                    s["federation"]["partners"]
+                        .as_array()
+                        .map(|ps| ps.iter().map(|p| p["receiving"]["owed"].as_u64().unwrap_or(0)).sum::<u64>())
+                        .unwrap_or(0)
+                })
+                .sum();
+            if converged && owed == 0 {
                 return;
             }
-            assert!(Instant::now() < deadline, "replicas did not converge: {heads:?}");
+            assert!(Instant::now() < deadline, "replicas did not converge: {heads:?}, {owed} owed");
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -283,6 +302,16 @@ fn all_entries(store: &FileStore, origin: Nation) -> Vec<Entry> {
 /// The checker: with every node stopped, open each log (verifying every chain and checkpoint
 /// against the nations' real keys) and compare every replica with its origin's own log.
 fn check_logs(fed: &Federation, acked: &BTreeMap<&'static str, Vec<(u64, usize)>>) -> BTreeMap<&'static str, u64> {
+    check_logs_with(fed, acked, |_, _| false)
+}
+
+/// `check_logs`, where `by_policy(holder, record)` says the holder must get a stub although
+/// the marking admits it (a partner policy withholds the record).
+fn check_logs_with(
+    fed: &Federation,
+    acked: &BTreeMap<&'static str, Vec<(u64, usize)>>,
+    by_policy: fn(&str, &wire::Record) -> bool,
+) -> BTreeMap<&'static str, u64> {
     let keys = trusted(&fed.pki());
     let stores: BTreeMap<&str, FileStore> = NATIONS
         .iter()
@@ -307,7 +336,7 @@ fn check_logs(fed: &Federation, acked: &BTreeMap<&'static str, Vec<(u64, usize)>
                 assert_eq!(mine.seq(), theirs.seq(), "{x}/{o}: order");
                 let Entry::Record(r) = mine else { panic!("{o}'s own log holds a stub") };
                 let rec = wire::Record::decode(r.bytes.as_slice()).expect("record");
-                let entitled = x == o || rec.releasable_to.iter().any(|m| m == x);
+                let entitled = x == o || (rec.releasable_to.iter().any(|m| m == x) && !by_policy(x, &rec));
                 match theirs {
                     Entry::Record(t) => {
                         assert!(
@@ -318,7 +347,10 @@ fn check_logs(fed: &Federation, acked: &BTreeMap<&'static str, Vec<(u64, usize)>
                         assert_eq!(t.bytes, r.bytes, "{x}/{o}/{}: bytes differ from the origin's", r.seq);
                         if rec.kind == wire::RecordKind::MeasurementBatch as i32 {
                             let b = wire::MeasurementBatch::decode(rec.body.as_slice()).expect("batch");
-                            *full_measurements.entry(x).or_default() += b.measurements.len() as u64;
+                            // A node's own transformed copies are not fused by it.
+                            if !(x == o && rec.derived_from != 0) {
+                                *full_measurements.entry(x).or_default() += b.measurements.len() as u64;
+                            }
                         }
                     }
                     Entry::Withheld { .. } => assert!(!entitled, "{x} was entitled to {o}/{} but got a stub", r.seq),
@@ -935,4 +967,69 @@ fn separate_hosts_route_around_a_cut_link() {
     }
     check_logs(&fed, &acked);
     audit_all(&fed);
+}
+
+/// USA releases its measurements to KOR only transformed (sensor pseudonyms, sites on a 10 km
+/// grid): KOR holds USA's originals as stubs and the derived copies in full — with no sensor
+/// id and no exact site in them — JPN holds the originals in full and the copies as stubs,
+/// and USA's release audit says why each original was withheld from KOR.
+#[test]
+fn a_partner_gets_transformed_records_and_never_the_originals() {
+    fn edit(n: &str, text: String) -> String {
+        if n != "USA" {
+            return text;
+        }
+        text.replace(
+            "[[partner]]\nnation = \"KOR\"\n",
+            "[[partner]]\nnation = \"KOR\"\ntransform = { pseudonymize_sensors = true, site_precision_km = 10.0 }\n",
+        )
+    }
+    let mut fed = Federation::start_with(Topology::Mesh, &[], None, edit);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acked, threads) = writers(&fed, stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("writer");
+    }
+    let acked = acked.lock().expect("acked").clone();
+    fed.wait_converged(Duration::from_secs(60));
+    for node in fed.nodes.values_mut() {
+        assert!(node.stop(), "graceful stop");
+    }
+    fn by_policy(holder: &str, r: &wire::Record) -> bool {
+        holder == "KOR"
+            && r.origin == "USA"
+            && r.derived_from == 0
+            && r.kind == wire::RecordKind::MeasurementBatch as i32
+    }
+    let held = check_logs_with(&fed, &acked, by_policy);
+    let keys = trusted(&fed.pki());
+    let kor = FileStore::open(&fed.dir.path().join("kor/log"), &keys).expect("open").0;
+    let derived: Vec<wire::Record> = all_entries(&kor, Nation::parse("USA").expect("n"))
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Record(r) => Some(wire::Record::decode(r.bytes.as_slice()).expect("record")),
+            _ => None,
+        })
+        .filter(|r| r.kind == wire::RecordKind::MeasurementBatch as i32)
+        .collect();
+    assert!(derived.len() > 20, "KOR got {} of USA's transformed batches", derived.len());
+    for r in &derived {
+        assert!(r.derived_from != 0 && r.releasable_to == ["KOR"], "{r:?}");
+        let b = wire::MeasurementBatch::decode(r.body.as_slice()).expect("batch");
+        for m in &b.measurements {
+            assert!(m.sensor.starts_with("USA-S") && !m.sensor.contains("SHARIKI"), "{}", m.sensor);
+            let Some(wire::measurement::Obs::Radar(radar)) = &m.obs else { panic!("radar") };
+            assert!((radar.lat_deg - 38.0).abs() > 1e-6 && (radar.lat_deg - 38.0).abs() < 0.05, "{}", radar.lat_deg);
+        }
+    }
+    drop(kor);
+    let audit = std::fs::read_dir(fed.dir.path().join("usa/log/releases/USA")).expect("release log").count();
+    assert!(audit > 0);
+    // Restarted, each node fuses exactly what it holds (USA not its own copies).
+    for node in fed.nodes.values_mut() {
+        node.start();
+    }
+    wait_fused_exactly_once(&fed, &held);
 }
