@@ -13,6 +13,7 @@ DELAYS=${DELAYS:-"0 20 100"}
 SECONDS_EACH=${SECONDS_EACH:-20}
 RATE=${RATE:-10000}
 OBJECTS=${OBJECTS:-1000}
+PACE=${PACE:-}   # PACE=--pace: a steady load instead of each radar scan at once
 BACKLOG=${BACKLOG:-200000}
 cargo build --release --locked -q
 BIN=$PWD/target/release/trilink
@@ -57,7 +58,7 @@ for D in $DELAYS; do
   rm -rf "$DIR/jpn" "$DIR/usa"
   $BIN bench proxy --listen 127.0.0.1:17162 --to 127.0.0.1:17062 --delay-ms "$D" 2>/dev/null &
   start jpn; start usa; wait_http 18082; wait_http 18081
-  $BIN bench ingest --grpc http://127.0.0.1:15062 --objects "$OBJECTS" --rate "$RATE" --batch 1 --seconds "$SECONDS_EACH" 2>/dev/null | tail -1
+  $BIN bench ingest --grpc http://127.0.0.1:15062 --objects "$OBJECTS" --rate "$RATE" --batch 1 --seconds "$SECONDS_EACH" $PACE 2>/dev/null | tail -1
   for _ in $(seq 100); do [ "$(held)" = "$(head_jpn)" ] && break; sleep 0.1; done
   curl -s localhost:18081/v1/status | python3 -c "
 import json, sys

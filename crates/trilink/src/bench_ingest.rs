@@ -31,6 +31,10 @@ pub struct IngestBench {
     /// Seconds of load.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Send batches evenly spaced at the rate instead of each radar scan at once (the
+    /// measurements keep their times): a steady load rather than bursts.
+    #[arg(long)]
+    pace: bool,
 }
 
 /// Batches a stream may have unacknowledged: enough to keep the group commit full.
@@ -102,7 +106,11 @@ async fn load(args: &IngestBench, reports: Vec<fusion::Measurement>, sensors: Ve
         while j < reports.len() && j - i < args.batch && reports[j].time == t && reports[j].sensor == sensor {
             j += 1;
         }
-        let due = Duration::from_secs_f64(t.secs_since(crate::bench_cmd::CLOUD_START).max(0.0));
+        let due = if args.pace {
+            Duration::from_secs_f64(i as f64 / args.rate)
+        } else {
+            Duration::from_secs_f64(t.secs_since(crate::bench_cmd::CLOUD_START).max(0.0))
+        };
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;
         }
