@@ -35,6 +35,65 @@ struct File {
     partners: Vec<FilePartner>,
     #[serde(default, rename = "origin_key")]
     origin_keys: Vec<FileOriginKey>,
+    web: Option<FileWeb>,
+    cot: Option<FileCot>,
+    #[serde(default, rename = "operator")]
+    operators: Vec<FileOperator>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCot {
+    #[serde(default = "default_stale_s")]
+    track_stale_s: f64,
+    #[serde(default = "default_min_interval_ms")]
+    min_interval_ms: u64,
+    #[serde(default)]
+    listen: Vec<FileCotListen>,
+    #[serde(default)]
+    push: Vec<FileCotPush>,
+}
+
+fn default_stale_s() -> f64 {
+    10.0
+}
+
+fn default_min_interval_ms() -> u64 {
+    1000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCotListen {
+    address: SocketAddr,
+    format: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCotPush {
+    address: String,
+    format: String,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    server_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWeb {
+    dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOperator {
+    name: String,
+    token_sha256: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,7 +288,67 @@ pub struct Config {
     pub sensors: BTreeMap<[u8; 32], Sensor>,
     pub area_files: Vec<PathBuf>,
     pub federation: Option<Federation>,
+    /// The built web UI (`web/dist`), served at `/`.
+    pub web_dir: Option<PathBuf>,
+    pub cot: Option<CotConfig>,
+    /// Operators who may acknowledge alerts: name by token hash.
+    pub operators: BTreeMap<[u8; 32], String>,
 }
+
+/// CoT wire format (docs/cot.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CotFormat {
+    /// XML CoT events, one after another.
+    Xml,
+    /// TAK protocol version 1, streaming framing.
+    Protobuf,
+}
+
+impl CotFormat {
+    fn parse(s: &str) -> anyhow::Result<CotFormat> {
+        match s {
+            "xml" => Ok(CotFormat::Xml),
+            "protobuf" => Ok(CotFormat::Protobuf),
+            _ => bail!("format {s:?} is not \"xml\" or \"protobuf\""),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CotListen {
+    pub address: SocketAddr,
+    pub format: CotFormat,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// With it, TAK clients must present a certificate this CA issued.
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CotPush {
+    /// host:port of the TAK server.
+    pub address: String,
+    pub format: CotFormat,
+    /// With it, TLS to the server, whose certificate this CA must have issued.
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CotConfig {
+    pub stale_s: f64,
+    pub min_interval: std::time::Duration,
+    pub listen: Vec<CotListen>,
+    pub push: Vec<CotPush>,
+}
+
+/// Most CoT listeners and pushes.
+const MAX_COT_ENDPOINTS: usize = 16;
+
+/// Longest operator name.
+pub const MAX_OPERATOR_NAME: usize = 64;
 
 impl Config {
     /// Parses config text; relative paths are taken from `base`.
@@ -265,6 +384,77 @@ impl Config {
         }
         if f.sensors.len() > MAX_SENSORS {
             bail!("{} sensors exceed the limit of {MAX_SENSORS}", f.sensors.len());
+        }
+        let cot = match &f.cot {
+            None => None,
+            Some(c) => {
+                let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+                if c.listen.len() + c.push.len() > MAX_COT_ENDPOINTS {
+                    bail!("[cot]: more than {MAX_COT_ENDPOINTS} listeners and pushes");
+                }
+                if !(c.track_stale_s >= 1.0 && c.track_stale_s <= 3600.0) {
+                    bail!("key `cot.track_stale_s`: {} is not between 1 and 3600", c.track_stale_s);
+                }
+                if c.min_interval_ms > 60_000 {
+                    bail!("key `cot.min_interval_ms`: {} exceeds a minute", c.min_interval_ms);
+                }
+                let mut listen = Vec::new();
+                for l in &c.listen {
+                    let at = || format!("[[cot.listen]] {}", l.address);
+                    if l.tls_cert.is_some() != l.tls_key.is_some() {
+                        bail!("{}: set both tls_cert and tls_key, or neither", at());
+                    }
+                    if l.client_ca.is_some() && l.tls_cert.is_none() {
+                        bail!("{}: client_ca needs tls_cert and tls_key", at());
+                    }
+                    listen.push(CotListen {
+                        address: l.address,
+                        format: CotFormat::parse(&l.format).with_context(at)?,
+                        tls_cert: l.tls_cert.as_ref().map(|p| resolve(p)),
+                        tls_key: l.tls_key.as_ref().map(|p| resolve(p)),
+                        client_ca: l.client_ca.as_ref().map(|p| resolve(p)),
+                    });
+                }
+                let mut push = Vec::new();
+                for p in &c.push {
+                    let at = || format!("[[cot.push]] {}", p.address);
+                    if p.address.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).is_none() {
+                        bail!("{}: address must be host:port", at());
+                    }
+                    if p.cert.is_some() != p.key.is_some() {
+                        bail!("{}: set both cert and key, or neither", at());
+                    }
+                    if (p.cert.is_some() || p.server_name.is_some()) && p.ca.is_none() {
+                        bail!("{}: cert, key and server_name need ca (TLS)", at());
+                    }
+                    push.push(CotPush {
+                        address: p.address.clone(),
+                        format: CotFormat::parse(&p.format).with_context(at)?,
+                        ca: p.ca.as_ref().map(|x| resolve(x)),
+                        cert: p.cert.as_ref().map(|x| resolve(x)),
+                        key: p.key.as_ref().map(|x| resolve(x)),
+                        server_name: p.server_name.clone(),
+                    });
+                }
+                Some(CotConfig {
+                    stale_s: c.track_stale_s,
+                    min_interval: std::time::Duration::from_millis(c.min_interval_ms),
+                    listen,
+                    push,
+                })
+            }
+        };
+        let mut operators = BTreeMap::new();
+        for o in &f.operators {
+            if o.name.is_empty() || o.name.len() > MAX_OPERATOR_NAME || o.name.chars().any(char::is_control) {
+                bail!("operator {:?}: name must be 1 to {MAX_OPERATOR_NAME} bytes of printable text", o.name);
+            }
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(o.token_sha256.trim(), &mut hash)
+                .map_err(|e| anyhow!("operator {:?}: key `token_sha256`: {e} (expected 64 hex digits)", o.name))?;
+            if operators.insert(hash, o.name.clone()).is_some() {
+                bail!("operator {:?}: its token is also another operator's", o.name);
+            }
         }
         let mut sensors = BTreeMap::new();
         for s in &f.sensors {
@@ -385,6 +575,9 @@ impl Config {
             impact_predictions_per_s: f.fusion.impact_predictions_per_s,
             sensors,
             area_files: f.areas.iter().map(|a| resolve(&a.file)).collect(),
+            web_dir: f.web.as_ref().map(|w| resolve(&w.dir)),
+            cot,
+            operators,
         })
     }
 
@@ -450,6 +643,13 @@ file = "areas/japan.geojson"
             (GOOD.replace("2c26b46b", "zz26b46b"), "token_sha256"),
             (format!("{GOOD}\n[ingest]\nmax_future_s = -1\n"), "ingest.max_future_s"),
             (format!("{GOOD}\n[[sensor]]\nid = \"X\"\ntoken_sha256 = \"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n"), "also another sensor's"),
+            (format!("{GOOD}\n[cot]\n[[cot.listen]]\naddress = \"127.0.0.1:8087\"\nformat = \"json\"\n"), "is not \"xml\" or \"protobuf\""),
+            (format!("{GOOD}\n[cot]\n[[cot.listen]]\naddress = \"127.0.0.1:8087\"\nformat = \"xml\"\ntls_cert = \"a.crt\"\n"), "set both tls_cert and tls_key"),
+            (format!("{GOOD}\n[cot]\n[[cot.push]]\naddress = \"takserver\"\nformat = \"xml\"\n"), "address must be host:port"),
+            (format!("{GOOD}\n[cot]\ntrack_stale_s = 0.0\n"), "cot.track_stale_s"),
+            (format!("{GOOD}\n[[operator]]\nname = \"\"\ntoken_sha256 = \"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n"), "name must be 1 to 64"),
+            (format!("{GOOD}\n[[operator]]\nname = \"duty\"\ntoken_sha256 = \"xyz\"\n"), "operator \"duty\": key `token_sha256`"),
+            (format!("{GOOD}\n[web]\npath = \"dist\"\n"), "unknown field `path`"),
         ];
         for (text, want) in cases {
             let err = format!("{:#}", Config::parse(&text, Path::new(".")).unwrap_err());

@@ -36,6 +36,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/tracks/{id}/kml", get(track_kml))
         .route("/v1/launches", get(launches))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/alerts/{id}/ack", post(ack_alert))
+        .route("/v1/sensors", get(sensors))
+        .route("/v1/replay", get(replay))
+        .route("/", get(ui_index))
+        .route("/ui/{file}", get(ui_file))
         .route("/v1/areas", get(areas))
         .route("/v1/log/{origin}", get(log_range))
         .route("/v1/stream", get(stream))
@@ -208,6 +213,195 @@ async fn alerts(State(app): Shared) -> Response {
     }
 }
 
+async fn sensors(State(app): Shared) -> Response {
+    match app.picture.read() {
+        Ok(p) => Json(json!({"sensors": p.sensors})).into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "picture lock poisoned"),
+    }
+}
+
+/// Longest note an operator may add to an acknowledgement.
+const MAX_ACK_NOTE: usize = 500;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    note: String,
+}
+
+/// An operator acknowledges an alert: logged (ALERT_ACK) before the answer, then shown on the
+/// alert by the picture.
+async fn ack_alert(State(app): Shared, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if app.config.operators.is_empty() {
+        return error(StatusCode::FORBIDDEN, "this node has no [[operator]] configured: nobody may acknowledge alerts");
+    }
+    let operator = match app.config.operators.get(&crate::config::token_hash(token)) {
+        Some(name) if !token.is_empty() => name.clone(),
+        _ => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "send `Authorization: Bearer <operator token>` with a token configured in [[operator]]",
+            )
+        }
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, 4096).await else {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "body exceeds 4096 bytes");
+    };
+    let req: AckBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        AckBody::default()
+    } else {
+        match serde_json::from_slice(&bytes) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e} (expected {{\"note\": \"...\"}})")),
+        }
+    };
+    if req.note.chars().count() > MAX_ACK_NOTE || req.note.chars().any(|c| c.is_control() && c != '\n') {
+        return error(StatusCode::BAD_REQUEST, format!("note must be at most {MAX_ACK_NOTE} characters of text"));
+    }
+    let level = match app.picture.read() {
+        Ok(p) => {
+            p.alerts.iter().find(|a| a["id"] == id.as_str()).map(|a| a["level"].as_str().unwrap_or("").to_string())
+        }
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "picture lock poisoned"),
+    };
+    let Some(level) = level else {
+        return error(StatusCode::NOT_FOUND, format!("no current alert {id:?}"));
+    };
+    let wire_level = match level.as_str() {
+        "impact" => wire::AlertLevel::Impact,
+        "warning" => wire::AlertLevel::Warning,
+        _ => wire::AlertLevel::Watch,
+    };
+    let record = wire::AlertAck {
+        alert_id: id.clone(),
+        operator: operator.clone(),
+        time_unix_ns: crate::wall_clock().as_nanos(),
+        note: req.note,
+        level: wire_level as i32,
+    };
+    match app.append(wire::RecordKind::AlertAck, prost::Message::encode_to_vec(&record)).await {
+        Ok(seq) => Json(json!({"alert": id, "operator": operator, "level": level, "seq": seq})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayQuery {
+    from: Option<String>,
+    to: Option<String>,
+    minutes: Option<f64>,
+    step_s: Option<f64>,
+}
+
+/// A past interval rebuilt from the log (see `replay`).
+async fn replay(
+    State(app): Shared,
+    q: Result<Query<ReplayQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad query: {} (expected from=&to= RFC 3339 or minutes=N, and step_s=S)", e.body_text()),
+            )
+        }
+    };
+    let parse = |name: &str, v: &Option<String>| -> Result<Option<vocab::UtcNanos>, String> {
+        v.as_deref()
+            .map(|t| vocab::UtcNanos::parse_rfc3339(t).map_err(|e| format!("`{name}`: {e} (expected RFC 3339 UTC)")))
+            .transpose()
+    };
+    let (from, to) = match (parse("from", &q.from), parse("to", &q.to)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let store = app.store.clone();
+    let own = app.config.nation;
+    let engine_config = fusion::EngineConfig {
+        reorder_window_s: app.config.reorder_window_s,
+        impact_predictions_per_s: app.config.impact_predictions_per_s,
+        ..fusion::EngineConfig::default()
+    };
+    let areas = app.areas.clone();
+    let step_s = q.step_s.unwrap_or(1.0);
+    let minutes = q.minutes;
+    if let Some(m) = minutes.filter(|m| !(m.is_finite() && *m > 0.0 && *m <= crate::replay::MAX_SPAN_S / 60.0)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("minutes {m} must be above 0 and at most {}", crate::replay::MAX_SPAN_S / 60.0),
+        );
+    }
+    let work = tokio::task::spawn_blocking(move || {
+        let (from, to) = match (from, to) {
+            (Some(f), Some(t)) => (f, t),
+            _ => {
+                let Some((first, newest)) = crate::replay::log_span(&store) else {
+                    return Err("the log is empty: nothing to replay".to_string());
+                };
+                let to = to.unwrap_or(newest);
+                let from = from.unwrap_or_else(|| to.add_secs_f64(-60.0 * minutes.unwrap_or(10.0)).max(first));
+                (from, to)
+            }
+        };
+        crate::replay::run(&store, own, engine_config, areas, crate::replay::Request { from, to, step_s })
+    });
+    match work.await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn ui_index(State(app): Shared) -> Response {
+    ui_serve(&app, "index.html").await
+}
+
+async fn ui_file(State(app): Shared, Path(file): Path<String>) -> Response {
+    ui_serve(&app, &file).await
+}
+
+/// Serves one file of the built web UI (a flat directory: names of letters, digits, `.`, `-`
+/// and `_` only, so no path leaves it).
+async fn ui_serve(app: &App, name: &str) -> Response {
+    let Some(dir) = &app.config.web_dir else {
+        return error(StatusCode::NOT_FOUND, "this node serves no web UI (set [web] dir in its config)");
+    };
+    let safe = !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !safe {
+        return error(StatusCode::NOT_FOUND, format!("no file {name:?}"));
+    }
+    let content_type = match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json" | "map") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        _ => "application/octet-stream",
+    };
+    match tokio::fs::read(dir.join(name)).await {
+        Ok(bytes) => {
+            ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], bytes).into_response()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "index.html" => error(
+            StatusCode::NOT_FOUND,
+            format!("the web UI is not built in {}: run `npm ci && npm run build` in web/", dir.display()),
+        ),
+        Err(_) => error(StatusCode::NOT_FOUND, format!("no file {name:?}")),
+    }
+}
+
 async fn areas(State(app): Shared) -> Response {
     ([(header::CONTENT_TYPE, "application/geo+json")], app.areas_geojson.to_string()).into_response()
 }
@@ -268,7 +462,9 @@ async fn serve_stream(app: Arc<App>, mut socket: WebSocket) {
     app.metrics.ws_clients.fetch_add(1, Relaxed);
     let snapshot = match app.picture.read() {
         Ok(p) => {
-            json!({"type": "snapshot", "tracks": p.tracks.values().collect::<Vec<_>>(), "alerts": p.alerts, "launches": p.launches.values().collect::<Vec<_>>()})
+            json!({"type": "snapshot", "tracks": p.tracks.values().collect::<Vec<_>>(), "alerts": p.alerts,
+                   "launches": p.launches.values().collect::<Vec<_>>(), "sensors": p.sensors,
+                   "trails": p.trails.iter().map(|(id, t)| (id.to_string(), json!(t))).collect::<serde_json::Map<_, _>>()})
         }
         Err(_) => json!({"type": "error", "error": "picture lock poisoned"}),
     };

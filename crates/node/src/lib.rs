@@ -11,6 +11,7 @@
 //! Only this crate (and the binary) knows tokio.
 
 pub mod config;
+pub mod cot;
 pub mod federation;
 mod grpc;
 mod http;
@@ -18,6 +19,7 @@ pub mod metrics;
 mod picture;
 pub mod pki;
 pub mod products;
+mod replay;
 mod writer;
 
 use anyhow::{anyhow, Context};
@@ -64,6 +66,8 @@ pub struct App {
     pub started: Instant,
     pub public_key: String,
     pub areas_geojson: serde_json::Value,
+    /// The defended areas (for replays, which run their own alert book).
+    pub areas: Vec<alert::Area>,
     /// Turns true when the node shuts down (long-lived streams close on it).
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// Federation state, when configured.
@@ -103,6 +107,20 @@ impl App {
                 self.metrics.reject(Reject::Unauthenticated, 1);
                 Err("unknown sensor token".into())
             }
+        }
+    }
+
+    /// Appends one record of the node's own (not measurements: see `ingest_batch`) and returns
+    /// its seq once durable.
+    pub async fn append(&self, kind: wire::RecordKind, body: Vec<u8>) -> Result<u64, String> {
+        let (tx, rx) = oneshot::channel();
+        let append = writer::Append { kind, body, arrived: Instant::now(), reply: Some(tx), derived: Vec::new() };
+        if self.log.send(append).await.is_err() {
+            return Err("the node is shutting down".into());
+        }
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err("the log writer stopped".into()),
         }
     }
 
@@ -261,6 +279,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let cot_bound = match config.cot.clone() {
+        Some(c) => Some(cot::bind(c).await?),
+        None => None,
+    };
     let mut trusted = BTreeMap::from([(config.nation, key.verifying_key())]);
     if let Some(f) = &config.federation {
         let keys =
@@ -301,7 +323,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let fusion = picture::Fusion {
         engine,
-        alerts: alert::AlertBook::new(areas),
+        alerts: alert::AlertBook::new(areas.clone()),
         picture: picture.clone(),
         events: events.clone(),
         metrics: metrics.clone(),
@@ -315,6 +337,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         waited_until: UtcNanos::from_nanos(i64::MIN),
         partner_seq: BTreeMap::new(),
         federated: config.federation.is_some(),
+        acks: BTreeMap::new(),
+        track_nations: BTreeMap::new(),
+        sensors: BTreeMap::new(),
     };
     let fusion_thread = std::thread::Builder::new().name("fusion".into()).spawn(move || fusion.run(fusion_rx))?;
     // Fusion starts behind the log's head and reads the log up to it (the replay) before it
@@ -371,10 +396,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sensors: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
         areas_geojson,
+        areas,
         fed: fed.clone(),
         pseudonym_salt: federation::transform::salt(&key),
     });
 
+    if let Some(cot) = cot_bound {
+        cot::start(app.clone(), cot);
+    }
     let (stop_tx, _) = broadcast::channel::<()>(1);
     tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, "node listening");
     let mut stop_http = stop_tx.subscribe();

@@ -150,6 +150,8 @@ pub struct Metrics {
     pub tracks_confirmed: AtomicU64,
     pub late_set_aside: AtomicU64,
     pub ws_clients: AtomicU64,
+    /// Connected CoT clients (TAK), pushes to TAK servers included.
+    pub cot_clients: AtomicU64,
     pub ws_dropped_messages: AtomicU64,
     /// From a batch's arrival to its acknowledgement (durable).
     pub ack_latency: Histogram,
@@ -213,6 +215,7 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP trilink_log_seq Last sequence number of the node's own log.\n# TYPE trilink_log_seq gauge\ntrilink_log_seq {log_seq}");
         let _ = writeln!(out, "# HELP trilink_ws_clients Connected WebSocket clients.\n# TYPE trilink_ws_clients gauge\ntrilink_ws_clients {}", self.ws_clients.load(Relaxed));
+        let _ = writeln!(out, "# HELP trilink_cot_clients Connected CoT streams (TAK clients and servers).\n# TYPE trilink_cot_clients gauge\ntrilink_cot_clients {}", self.cot_clients.load(Relaxed));
         self.ack_latency.render(
             "trilink_ingest_ack_latency_seconds",
             "Arrival of a batch to its durable acknowledgement.",

@@ -3,7 +3,7 @@
 //! API reads, and as stream messages).
 
 use crate::metrics::Metrics;
-use crate::products::{alert_json, launch_json, track_json};
+use crate::products::{alert_json, launch_json, track_json, Ack};
 use crate::writer::{Append, Committed};
 use alert::{AlertBook, AlertChange, Prediction};
 use fusion::{Engine, TrackStatus, TrackView};
@@ -57,6 +57,37 @@ pub struct Picture {
     pub fused_seq: u64,
     /// Tracks with their raw view, for exports.
     pub views: BTreeMap<u64, TrackView>,
+    /// Each confirmed track's recent history, oldest first: [unix s, lat, lon, alt m, phase]
+    /// with phase 0 boost, 1 midcourse, 2 terminal.
+    pub trails: BTreeMap<u64, VecDeque<[f64; 5]>>,
+    /// Sensors seen in fused records, own and partners' (as released to this node).
+    pub sensors: Vec<Value>,
+}
+
+/// Points of history kept per track (one per `TRAIL_STEP_S` of data time: ten minutes).
+pub const TRAIL_POINTS: usize = 300;
+const TRAIL_STEP_S: f64 = 2.0;
+
+/// What the picture knows of a sensor from its measurements.
+#[derive(Debug, Clone)]
+pub struct SensorSeen {
+    pub nation: String,
+    pub kind: &'static str,
+    pub lat_deg: f64,
+    pub lon_deg: f64,
+    pub alt_m: f64,
+    /// Longest radar range reported so far: the coverage observed, not the designed.
+    pub max_range_m: f64,
+    pub last: UtcNanos,
+    pub measurements: u64,
+}
+
+impl SensorSeen {
+    fn json(&self, id: &str) -> Value {
+        json!({"id": id, "nation": self.nation, "kind": self.kind, "lat_deg": self.lat_deg, "lon_deg": self.lon_deg,
+               "alt_m": self.alt_m, "observed_range_m": self.max_range_m, "last": self.last.to_string(),
+               "measurements": self.measurements})
+    }
 }
 
 pub struct Fusion {
@@ -86,7 +117,24 @@ pub struct Fusion {
     pub partner_seq: BTreeMap<vocab::Nation, u64>,
     /// Whether the log holds partners' records (federation configured).
     pub federated: bool,
+    /// Operators' acknowledgements, by alert id (from ALERT_ACK records).
+    pub acks: BTreeMap<String, Ack>,
+    /// Nations whose sensors fed each confirmed track.
+    pub track_nations: BTreeMap<u64, Vec<String>>,
+    pub sensors: BTreeMap<String, SensorSeen>,
 }
+
+/// Phase as a number for trails.
+fn phase_code(p: &str) -> f64 {
+    match p {
+        "boost" => 0.0,
+        "midcourse" => 1.0,
+        _ => 2.0,
+    }
+}
+
+/// Distinct sensors the picture keeps positions of (beyond, new ones are not shown).
+const MAX_SENSORS_SEEN: usize = 10_000;
 
 /// Batches whose reorder wait is tracked at once; older ones are released early.
 const MAX_ARRIVALS: usize = 100_000;
@@ -343,6 +391,10 @@ impl Fusion {
         last_seq: &mut u64,
     ) {
         *last_seq = c.seq;
+        if c.kind == RecordKind::AlertAck && c.origin == self.origin {
+            self.take_ack(&c);
+            return;
+        }
         if c.kind != RecordKind::MeasurementBatch {
             return;
         }
@@ -356,6 +408,7 @@ impl Fusion {
         };
         let mut batch_newest = UtcNanos::from_nanos(i64::MIN);
         for w in &batch.measurements {
+            self.saw_sensor(w);
             match ingest::from_wire(w) {
                 Ok(m) => {
                     batch_newest = batch_newest.max(m.time);
@@ -381,6 +434,86 @@ impl Fusion {
         }
     }
 
+    /// Applies an operator's acknowledgement and publishes the alert with it.
+    fn take_ack(&mut self, c: &Committed) {
+        let a = match wire::AlertAck::decode(c.body.as_slice()) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(seq = c.seq, error = %e, "undecodable alert acknowledgement in the log; skipped");
+                return;
+            }
+        };
+        let level = match a.level() {
+            wire::AlertLevel::Impact => alert::Level::Impact,
+            wire::AlertLevel::Warning => alert::Level::Warning,
+            _ => alert::Level::Watch,
+        };
+        let ack = Ack { operator: a.operator, time: UtcNanos::from_nanos(a.time_unix_ns), level, note: a.note };
+        tracing::info!(alert = %a.alert_id, operator = %ack.operator, level = level.as_str(), "alert acknowledged");
+        self.acks.insert(a.alert_id.clone(), ack);
+        let current = self.alerts.current();
+        if let Some(al) = current.iter().find(|x| x.id == a.alert_id) {
+            let v = self.alert_value(al);
+            publish(&self.events, json!({"type": "alert", "change": "acknowledged", "data": v}));
+        }
+        self.publish_alerts(&current);
+    }
+
+    fn alert_value(&self, a: &alert::Alert) -> Value {
+        let nations = self.track_nations.get(&a.track).map(Vec::as_slice).unwrap_or(&[]);
+        alert_json(a, nations, self.acks.get(&a.id))
+    }
+
+    fn publish_alerts(&self, current: &[alert::Alert]) {
+        let values: Vec<Value> = current.iter().map(|a| self.alert_value(a)).collect();
+        if let Ok(mut p) = self.picture.write() {
+            p.alerts = values;
+        }
+    }
+
+    /// Notes where a sensor is, from one of its measurements.
+    fn saw_sensor(&mut self, w: &wire::Measurement) {
+        use wire::measurement::Obs;
+        let (kind, lat, lon, alt, range) = match &w.obs {
+            Some(Obs::Radar(r)) => ("radar", r.lat_deg, r.lon_deg, r.alt_m, r.range_m),
+            Some(Obs::SpaceIr(ir)) => {
+                let g = geodesy::ecef_to_geodetic(&geodesy::Vector3::new(ir.sat_x_m, ir.sat_y_m, ir.sat_z_m));
+                ("space_ir", g.lat_deg(), g.lon_deg(), g.alt_m, 0.0)
+            }
+            _ => return,
+        };
+        if !(lat.is_finite() && lon.is_finite() && alt.is_finite()) {
+            return;
+        }
+        let time = UtcNanos::from_nanos(w.time_unix_ns);
+        let room = self.sensors.len() < MAX_SENSORS_SEEN;
+        match self.sensors.get_mut(&w.sensor) {
+            Some(s) => {
+                if time >= s.last {
+                    (s.lat_deg, s.lon_deg, s.alt_m, s.last) = (lat, lon, alt, time);
+                }
+                s.max_range_m = s.max_range_m.max(range);
+                s.measurements += 1;
+            }
+            None if room => {
+                self.sensors.insert(
+                    w.sensor.clone(),
+                    SensorSeen {
+                        nation: w.nation.clone(),
+                        kind,
+                        lat_deg: lat,
+                        lon_deg: lon,
+                        alt_m: alt,
+                        max_range_m: range,
+                        last: time,
+                        measurements: 1,
+                    },
+                );
+            }
+            None => {}
+        }
+    }
+
     /// After an engine step: alerts from every new impact prediction at once; the track
     /// picture and its stream messages at most every `PUBLISH_INTERVAL` (building JSON for a
     /// thousand tracks on every step would cost more than fusing them).
@@ -397,6 +530,9 @@ impl Fusion {
         let mut changes: Vec<AlertChange> = Vec::new();
         for t in views.iter().filter(|t| t.status == TrackStatus::Confirmed) {
             st.dirty.insert(t.id.0);
+            if self.track_nations.get(&t.id.0).is_none_or(|n| n.len() != t.nations.len()) {
+                self.track_nations.insert(t.id.0, t.nations.iter().map(|n| n.as_str().to_string()).collect());
+            }
             let Some((at, i)) = &t.impact else { continue };
             if st.impact_made.get(&t.id.0) == Some(at) {
                 continue;
@@ -421,7 +557,7 @@ impl Fusion {
                 tracing::info!(alert = %c.alert.id, change = c.change.as_str(), level = c.alert.level.as_str(), area = %c.alert.area, "alert");
                 publish(
                     &self.events,
-                    json!({"type": "alert", "change": c.change.as_str(), "data": alert_json(&c.alert)}),
+                    json!({"type": "alert", "change": c.change.as_str(), "data": self.alert_value(&c.alert)}),
                 );
                 if !replaying {
                     pending_log.push_back(Append {
@@ -433,9 +569,7 @@ impl Fusion {
                     });
                 }
             }
-            if let Ok(mut p) = self.picture.write() {
-                p.alerts = self.alerts.current().iter().map(alert_json).collect();
-            }
+            self.publish_alerts(&self.alerts.current());
             if let (Some(t0), false) = (st.newest_arrival, replaying) {
                 self.metrics.ingest_to_alert.observe(t0.elapsed().as_secs_f64());
             }
@@ -463,14 +597,27 @@ impl Fusion {
         self.metrics.late_set_aside.store(counters.late_set_aside, Relaxed);
         let live: BTreeSet<u64> = live.into_iter().collect();
         st.impact_made.retain(|id, _| live.contains(id));
+        self.track_nations.retain(|id, _| live.contains(id));
+        let sensors: Vec<Value> = self.sensors.iter().map(|(id, s)| s.json(id)).collect();
         if let Ok(mut p) = self.picture.write() {
             let removed: Vec<u64> = p.tracks.keys().copied().filter(|id| !live.contains(id)).collect();
             for id in removed {
                 p.tracks.remove(&id);
                 p.views.remove(&id);
+                p.trails.remove(&id);
                 messages.push(json!({"type": "track_deleted", "track": id}));
             }
+            p.sensors = sensors;
             for (id, v, launch, view) in updates {
+                let trail = p.trails.entry(id).or_default();
+                let t = view.time.as_nanos() as f64 * 1e-9;
+                if trail.back().is_none_or(|b| t - b[0] >= TRAIL_STEP_S) {
+                    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+                    trail.push_back([t, f("lat_deg"), f("lon_deg"), f("alt_m"), phase_code(view.phase.as_str())]);
+                    if trail.len() > TRAIL_POINTS {
+                        trail.pop_front();
+                    }
+                }
                 p.tracks.insert(id, v);
                 p.views.insert(id, view);
                 if let Some(l) = launch {

@@ -66,8 +66,25 @@ pub fn launch_json(t: &TrackView) -> Option<Value> {
     }))
 }
 
-pub fn alert_json(a: &Alert) -> Value {
+/// An operator's acknowledgement of an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    pub operator: String,
+    pub time: vocab::UtcNanos,
+    /// The level acknowledged: an alert that escalates past it needs acknowledging again.
+    pub level: Level,
+    pub note: String,
+}
+
+/// An alert as JSON, with the nations whose sensors fed its track and its acknowledgement.
+pub fn alert_json(a: &Alert, nations: &[String], ack: Option<&Ack>) -> Value {
+    let ack = ack.map(|k| {
+        json!({"by": k.operator, "at": k.time.to_string(), "level": k.level.as_str(), "note": k.note,
+               "current": k.level >= a.level})
+    });
     json!({
+        "nations": nations,
+        "acknowledged": ack,
         "id": a.id,
         "track": a.track,
         "area": a.area,
@@ -160,6 +177,12 @@ pub fn record_json(bytes: &[u8]) -> Value {
     let body = match kind {
         wire::RecordKind::MeasurementBatch => wire::MeasurementBatch::decode(r.body.as_slice())
             .map(|b| json!({"measurements": b.measurements.iter().map(measurement_json).collect::<Vec<_>>()}))
+            .unwrap_or(Value::Null),
+        wire::RecordKind::AlertAck => wire::AlertAck::decode(r.body.as_slice())
+            .map(|a| {
+                json!({"alert_id": a.alert_id, "operator": a.operator, "note": a.note,
+                       "time": vocab::UtcNanos::from_nanos(a.time_unix_ns).to_string()})
+            })
             .unwrap_or(Value::Null),
         wire::RecordKind::Alert => wire::Alert::decode(r.body.as_slice())
             .map(|a| {

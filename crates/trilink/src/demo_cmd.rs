@@ -155,10 +155,14 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
     println!("federation up (hub and spoke: JPN <-> USA <-> KOR, mutual TLS, relay at USA)");
     for (nation, _, http, grpc) in NODES {
         println!(
-            "  {nation}: http://127.0.0.1:{http}/v1/tracks  /v1/alerts  /v1/status  /metrics   (sensors: gRPC 127.0.0.1:{grpc}; log: run/{}.log)",
+            "  {nation}: operator picture http://127.0.0.1:{http}/   API /v1/tracks  /v1/alerts  /v1/status  /metrics   (sensors: gRPC 127.0.0.1:{grpc}; log: run/{}.log)",
             nation.to_lowercase()
         );
     }
+    if !args.dir.join("web/dist/index.html").exists() {
+        println!("  (the web UI is not built: run `npm ci && npm run build` in web/, or start with `bash demo.sh`)");
+    }
+    println!("  acknowledge alerts as the demo operator of each nation: token demo-<nation>-duty-officer (e.g. demo-jpn-duty-officer)");
     println!(
         "streaming {} at {}x, each nation's sensors to its own node; Ctrl-C stops everything",
         args.scenario.display(),

@@ -41,14 +41,15 @@ impl UtcNanos {
         (secs as f64 + frac) / SECONDS_PER_DAY as f64
     }
 
-    /// This instant plus `secs` seconds (rounded to the nearest nanosecond).
+    /// This instant plus `secs` seconds (rounded to the nearest nanosecond; saturating at the
+    /// ends of the representable range, NaN adding nothing).
     pub fn add_secs_f64(self, secs: f64) -> UtcNanos {
-        UtcNanos(self.0 + (secs * 1e9).round() as i64)
+        UtcNanos(self.0.saturating_add((secs * 1e9).round() as i64))
     }
 
     /// Seconds from `earlier` to `self`.
     pub fn secs_since(self, earlier: UtcNanos) -> f64 {
-        (self.0 - earlier.0) as f64 * 1e-9
+        (i128::from(self.0) - i128::from(earlier.0)) as f64 * 1e-9
     }
 
     /// Builds an instant from a civil UTC date and time.

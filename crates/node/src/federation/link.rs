@@ -211,8 +211,10 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                             .map_err(|_| "stream closed")?;
                     }
                 }
-                ctx.fed.link(partner, |l| l.owed = owed.len() as u64);
+                let now = crate::wall_clock().to_string();
                 ctx.fed.link(partner, |l| {
+                    l.owed = owed.len() as u64;
+                    l.last_heartbeat = Some(now);
                     for h in &hb.heads {
                         let Ok(o) = Nation::parse(&h.origin) else { continue };
                         let held = heads.iter().find(|c| c.origin() == o).map_or(0, |c| c.seq());

@@ -28,6 +28,8 @@ pub struct LinkStatus {
     /// Records of this partner held as stubs naming this node, not yet filled.
     pub owed: u64,
     pub refused: u64,
+    /// When the last heartbeat came (the node's clock, RFC 3339).
+    pub last_heartbeat: Option<String>,
     /// Per origin: records behind the partner's head, and seconds behind its clock.
     pub lag: BTreeMap<String, Lag>,
 }

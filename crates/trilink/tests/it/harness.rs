@@ -60,8 +60,11 @@ impl Node {
         let mut skip_table = false;
         for line in example.lines() {
             if line.starts_with('[') {
-                // A single node: the example's federation tables are left out.
-                let federation = ["[federation]", "[[partner]]", "[[origin_key]]"].contains(&line.trim());
+                // A single node: the example's federation tables are left out, and its CoT
+                // listeners (fixed ports) too.
+                let federation =
+                    ["[federation]", "[[partner]]", "[[origin_key]]", "[cot]", "[[cot.listen]]", "[[cot.push]]"]
+                        .contains(&line.trim());
                 skip_table = federation || extra.contains(line.trim());
             }
             if skip_table {

@@ -1,6 +1,7 @@
 //! The `trilink` binary as a user runs it.
 
 mod bench_cli;
+mod cot_e2e;
 mod eval_cli;
 mod federation_e2e;
 mod harness;
