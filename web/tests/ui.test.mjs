@@ -1,0 +1,208 @@
+// The operator's picture in a real browser (Debian's chromium, driven by playwright-core):
+// starts `trilink demo` (three nodes, the bundled Honshu launch in real time), opens Japan's
+// node, and checks what an operator relies on — a track, an impact ellipse and an alert for
+// Japan appear with plausible values, the time to impact counts down, the alert can be
+// acknowledged (and the node logs it), a partner link that goes silent is shown down and then
+// up again, and a replay of the last minutes rebuilds the event from the log.
+//
+//   TRILINK_BIN=target/debug/trilink node web/tests/ui.test.mjs
+//
+// Screenshots go to target/web-test/. Exits non-zero on the first failed check.
+import { chromium } from 'playwright-core';
+import { spawn, execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = resolve(repo, process.env.TRILINK_BIN ?? 'target/debug/trilink');
+const out = join(repo, 'target/web-test');
+const JPN = 'http://127.0.0.1:8082';
+const OPERATOR_TOKEN = 'demo-jpn-duty-officer';
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
+function check(ok, what) {
+  if (!ok) throw new Error(`check failed: ${what}`);
+  log(`ok: ${what}`);
+}
+
+// The demo in its own directory: the repo's configs and scenarios, a fresh run/.
+const dir = mkdtempSync(join(tmpdir(), 'trilink-ui-'));
+cpSync(join(repo, 'config'), join(dir, 'config'), { recursive: true });
+cpSync(join(repo, 'scenarios'), join(dir, 'scenarios'), { recursive: true });
+symlinkSync(join(repo, 'web'), join(dir, 'web'));
+const demoLog = openSync(join(out, 'demo.log'), 'w');
+const demo = spawn(bin, ['demo', '--dir', dir], { detached: true, stdio: ['ignore', demoLog, demoLog] });
+let browser;
+let stopped = [];
+
+async function until(what, f, timeoutMs, everyMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+const getJson = async (path) => (await fetch(`${JPN}${path}`)).json();
+function usaPid() {
+  // The USA node of this demo: `trilink node --config <dir>/config/usa.toml`.
+  const pids = execFileSync('pgrep', ['-f', `${dir}/config/usa.toml`]).toString().trim().split('\n');
+  return Number(pids[0]);
+}
+function parseTminus(text) {
+  const m = /T−(\+?)(\d+):(\d\d)/.exec(text);
+  if (!m) return NaN;
+  const s = Number(m[2]) * 60 + Number(m[3]);
+  return m[1] ? -s : s;
+}
+
+async function main() {
+  await until('the demo federation', async () => {
+    try { return (await fetch(`${JPN}/healthz`)).ok && readFileSync(join(out, 'demo.log'), 'utf8').includes('launches under way'); } catch { return false; }
+  }, 120_000);
+  log('demo up');
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  await page.goto(`${JPN}/`);
+  await page.waitForFunction(() => window.trilink !== undefined);
+  await page.screenshot({ path: join(out, '01-opened.png') });
+  check((await page.textContent('#nation')) === 'JPN', 'the page shows the JPN node');
+
+  // A track appears, over the Sea of Japan, with sensors of more than one nation.
+  await page.waitForFunction(() => window.trilink.drawn().tracks > 0, null, { timeout: 180_000 });
+  const drawn = await page.evaluate(() => window.trilink.drawn());
+  const p = drawn.trackPositions[0];
+  check(p.lat > 30 && p.lat < 45 && p.lng > 120 && p.lng < 145, `track ${p.track} drawn at ${p.lat.toFixed(2)}, ${p.lng.toFixed(2)}`);
+  const sensors = await until('sensors on the map', () => page.evaluate(() => window.trilink.drawn().sensors), 10_000);
+  check(sensors > 0, `${sensors} sensors on the map`);
+  await page.waitForSelector('#tracks tbody tr[data-track]');
+  await page.screenshot({ path: join(out, '02-track.png') });
+
+  // An impact ellipse and an alert for Japan.
+  await page.waitForSelector('path.impact-ellipse95', { timeout: 180_000 });
+  await page.waitForSelector('#alerts li.alert', { timeout: 180_000 });
+  const area = await page.getAttribute('#alerts li.alert', 'data-area');
+  check(area === 'Japan', `the alert names area ${area}`);
+  const level = await page.getAttribute('#alerts li.alert', 'data-level');
+  check(['watch', 'warning', 'impact'].includes(level), `alert level ${level}`);
+  // The countdown runs on the browser clock against the predicted impact time: every reading
+  // is that time less the clock. While the missile boosts and early in its ballistic flight
+  // the prediction still moves (by its standard deviation, tens of seconds); once it holds for
+  // a few seconds, the countdown falls a second per second.
+  const parse = (t) => Date.parse(t.replace(/\.(\d{3})\d*Z$/, '.$1Z'));
+  const readTti = async () => ({
+    at: Date.now(),
+    tti: parseTminus(await page.textContent('#alerts li.alert .tti')),
+    impact: parse(await page.getAttribute('#alerts li.alert .tti', 'data-impact')),
+  });
+  const first = await readTti();
+  check(first.tti > 0 && first.tti < 15 * 60, `time to impact T−${first.tti} s is plausible for a medium-range missile`);
+  let window;
+  const deadline = Date.now() + 240_000;
+  while (!window) {
+    if (Date.now() > deadline) throw new Error('the impact prediction never held for four seconds');
+    const samples = [];
+    for (let i = 0; i < 9; i++) {
+      const x = await readTti();
+      if (Math.abs(x.tti - (x.impact - x.at) / 1000) > 1.5) throw new Error(`countdown shows ${x.tti} s but the prediction is ${((x.impact - x.at) / 1000).toFixed(1)} s away`);
+      samples.push(x);
+      await page.waitForTimeout(500);
+    }
+    const spread = Math.max(...samples.map((x) => x.impact)) - Math.min(...samples.map((x) => x.impact));
+    if (spread <= 1000) window = samples;
+  }
+  const fell = window[0].tti - window[window.length - 1].tti;
+  check(fell >= 2 && fell <= 6, `time to impact counts down while the prediction holds (${window.map((x) => x.tti).join(', ')} s, every 0.5 s)`);
+  const meta = await page.textContent('#alerts li.alert .meta');
+  check(/JPN|KOR|USA/.test(meta), `the alert says whose sensors contributed: ${meta.trim()}`);
+  check(await page.$('#alerts li.alert.unacked') !== null, 'the new alert flashes until acknowledged');
+  await page.screenshot({ path: join(out, '03-alert.png') });
+
+  // Acknowledge: the operator's token is asked for once; the node logs who acknowledged.
+  await page.click('#alerts li.alert button.ack');
+  await page.waitForSelector('#token-dialog[open]');
+  await page.fill('#token-input', OPERATOR_TOKEN);
+  await page.click('#token-ok');
+  await page.waitForSelector('#alerts li.alert .acked', { timeout: 10_000 });
+  const alerts = await getJson('/v1/alerts');
+  const acked = alerts.alerts.find((a) => a.acknowledged);
+  check(acked?.acknowledged.by === 'JPN duty officer', `the API shows the alert acknowledged by ${acked?.acknowledged.by}`);
+  check(await page.$('#alerts li.alert.unacked') === null, 'the acknowledged alert stops flashing');
+  let ackLogged = false;
+  for (let from = 1; !ackLogged;) {
+    const pageOfLog = await getJson(`/v1/log/JPN?from=${from}&limit=1000`);
+    if (!pageOfLog.records.length) break;
+    ackLogged = pageOfLog.records.some((r) => r.kind === 'RECORD_KIND_ALERT_ACK' && r.body.operator === 'JPN duty officer');
+    from = pageOfLog.next;
+  }
+  check(ackLogged, 'the acknowledgement is a record in the JPN log');
+  await page.screenshot({ path: join(out, '04-acknowledged.png') });
+
+  // Cut the federation link to the hub: the USA node stops answering (SIGSTOP).
+  await page.waitForSelector('#links tr[data-partner="USA"][data-state="up"]', { timeout: 30_000 });
+  const pid = usaPid();
+  process.kill(pid, 'SIGSTOP');
+  stopped.push(pid);
+  log(`USA node (pid ${pid}) stopped`);
+  await page.waitForSelector('#links tr[data-partner="USA"]:not([data-state="up"])', { timeout: 60_000 });
+  const state = await page.getAttribute('#links tr[data-partner="USA"]', 'data-state');
+  check(state !== 'up', `the USA link is shown ${state}`);
+  await page.screenshot({ path: join(out, '05-link-cut.png') });
+  process.kill(pid, 'SIGCONT');
+  stopped = [];
+  await page.waitForSelector('#links tr[data-partner="USA"][data-state="up"]', { timeout: 60_000 });
+  check(true, 'the USA link is shown up again once the hub answers');
+  await page.screenshot({ path: join(out, '06-link-restored.png') });
+
+  // Replay the last five minutes from the log at 60x.
+  await page.selectOption('#replay-minutes', '5');
+  await page.click('#replay-toggle');
+  await page.waitForFunction(() => !document.getElementById('replay-slider').disabled, null, { timeout: 60_000 });
+  const frames = await page.evaluate(() => Number(document.getElementById('replay-slider').max) + 1);
+  check(frames > 100, `the replay holds ${frames} frames`);
+  await page.selectOption('#replay-speed', '60');
+  await page.click('#replay-play');
+  await page.waitForFunction(() => window.trilink.drawn().tracks > 0, null, { timeout: 30_000 });
+  check(true, 'the replay draws the track again');
+  await page.screenshot({ path: join(out, '07-replay.png') });
+  await page.click('#replay-toggle');
+  check((await page.textContent('#mode')) === 'LIVE', 'back to the live picture');
+
+  const fs = await page.evaluate(() => window.trilink.frameStats());
+  log(`frame time over the run: p50 ${fs.p50_ms.toFixed(1)} ms, p99 ${fs.p99_ms.toFixed(1)} ms, max ${fs.max_ms.toFixed(1)} ms`);
+  check(consoleErrors.length === 0, `no errors in the browser console${consoleErrors.length ? `: ${consoleErrors.join('; ')}` : ''}`);
+}
+
+let failed = false;
+try {
+  await main();
+  log('ui test passed; screenshots in target/web-test/');
+} catch (e) {
+  failed = true;
+  console.error(e);
+  try {
+    const pages = browser?.contexts()[0]?.pages() ?? [];
+    if (pages[0]) await pages[0].screenshot({ path: join(out, 'failure.png') });
+  } catch { /* the failure itself is what matters */ }
+} finally {
+  for (const pid of stopped) { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } }
+  await browser?.close();
+  // Ctrl-C for the demo's process group: it stops the nodes gracefully.
+  try { process.kill(-demo.pid, 'SIGINT'); } catch { /* gone */ }
+  await new Promise((r) => { demo.on('exit', r); setTimeout(r, 30_000); });
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
