@@ -39,6 +39,16 @@ struct File {
     cot: Option<FileCot>,
     #[serde(default, rename = "operator")]
     operators: Vec<FileOperator>,
+    #[serde(default, rename = "analyst")]
+    analysts: Vec<FileOperator>,
+    cti: Option<FileCti>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCti {
+    #[serde(default)]
+    amber_partners: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,6 +303,10 @@ pub struct Config {
     pub cot: Option<CotConfig>,
     /// Operators who may acknowledge alerts: name by token hash.
     pub operators: BTreeMap<[u8; 32], String>,
+    /// Analysts who may read and post threat intelligence over TAXII: name by token hash.
+    pub analysts: BTreeMap<[u8; 32], String>,
+    /// Partners TLP:AMBER objects go to (`[cti] amber_partners`).
+    pub cti_amber_partners: Vec<Nation>,
 }
 
 /// CoT wire format (docs/cot.md).
@@ -444,6 +458,31 @@ impl Config {
                 })
             }
         };
+        let mut analysts = BTreeMap::new();
+        for o in &f.analysts {
+            if o.name.is_empty()
+                || o.name.len() > MAX_OPERATOR_NAME
+                || o.name.contains(':')
+                || o.name.chars().any(char::is_control)
+            {
+                bail!(
+                    "analyst {:?}: name must be 1 to {MAX_OPERATOR_NAME} bytes of printable text without ':'",
+                    o.name
+                );
+            }
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(o.token_sha256.trim(), &mut hash)
+                .map_err(|e| anyhow!("analyst {:?}: key `token_sha256`: {e} (expected 64 hex digits)", o.name))?;
+            if analysts.insert(hash, o.name.clone()).is_some() {
+                bail!("analyst {:?}: its token is also another analyst's", o.name);
+            }
+        }
+        let cti_amber_partners = f
+            .cti
+            .as_ref()
+            .map(|c| c.amber_partners.iter().map(|n| Nation::parse(n).context("key `cti.amber_partners`")).collect())
+            .transpose()?
+            .unwrap_or_default();
         let mut operators = BTreeMap::new();
         for o in &f.operators {
             if o.name.is_empty() || o.name.len() > MAX_OPERATOR_NAME || o.name.chars().any(char::is_control) {
@@ -576,6 +615,8 @@ impl Config {
             sensors,
             area_files: f.areas.iter().map(|a| resolve(&a.file)).collect(),
             web_dir: f.web.as_ref().map(|w| resolve(&w.dir)),
+            analysts,
+            cti_amber_partners,
             cot,
             operators,
         })

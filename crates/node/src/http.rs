@@ -44,6 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/areas", get(areas))
         .route("/v1/log/{origin}", get(log_range))
         .route("/v1/stream", get(stream))
+        .merge(crate::taxii::router())
         // The ingest handler enforces its own limit so that it can count and explain refusals.
         .layer(DefaultBodyLimit::disable())
         .with_state(app)
@@ -286,7 +287,7 @@ async fn ack_alert(State(app): Shared, Path(id): Path<String>, headers: HeaderMa
         note: req.note,
         level: wire_level as i32,
     };
-    match app.append(wire::RecordKind::AlertAck, prost::Message::encode_to_vec(&record)).await {
+    match app.append(wire::RecordKind::AlertAck, prost::Message::encode_to_vec(&record), None).await {
         Ok(seq) => Json(json!({"alert": id, "operator": operator, "level": level, "seq": seq})).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }

@@ -20,6 +20,7 @@ mod picture;
 pub mod pki;
 pub mod products;
 mod replay;
+pub mod taxii;
 mod writer;
 
 use anyhow::{anyhow, Context};
@@ -32,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use vocab::UtcNanos;
+use vocab::{Nation, UtcNanos};
 
 /// The node's clock: the only place it is read.
 pub fn wall_clock() -> UtcNanos {
@@ -68,6 +69,8 @@ pub struct App {
     pub areas_geojson: serde_json::Value,
     /// The defended areas (for replays, which run their own alert book).
     pub areas: Vec<alert::Area>,
+    /// Threat intelligence held (TAXII).
+    pub cti: taxii::SharedCti,
     /// Turns true when the node shuts down (long-lived streams close on it).
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// Federation state, when configured.
@@ -112,9 +115,15 @@ impl App {
 
     /// Appends one record of the node's own (not measurements: see `ingest_batch`) and returns
     /// its seq once durable.
-    pub async fn append(&self, kind: wire::RecordKind, body: Vec<u8>) -> Result<u64, String> {
+    pub async fn append(
+        &self,
+        kind: wire::RecordKind,
+        body: Vec<u8>,
+        marking: Option<Vec<Nation>>,
+    ) -> Result<u64, String> {
         let (tx, rx) = oneshot::channel();
-        let append = writer::Append { kind, body, arrived: Instant::now(), reply: Some(tx), derived: Vec::new() };
+        let append =
+            writer::Append { kind, body, arrived: Instant::now(), reply: Some(tx), derived: Vec::new(), marking };
         if self.log.send(append).await.is_err() {
             return Err("the node is shutting down".into());
         }
@@ -211,8 +220,14 @@ impl App {
         };
         let body = prost::Message::encode_to_vec(&batch);
         let (tx, rx) = oneshot::channel();
-        let append =
-            writer::Append { kind: wire::RecordKind::MeasurementBatch, body, arrived, reply: Some(tx), derived };
+        let append = writer::Append {
+            kind: wire::RecordKind::MeasurementBatch,
+            body,
+            arrived,
+            reply: Some(tx),
+            derived,
+            marking: None,
+        };
         if self.log.send(append).await.is_err() {
             self.metrics.reject(Reject::Unavailable, accepted as u64);
             return Err("the node is shutting down".into());
@@ -321,6 +336,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ..EngineConfig::default()
     });
 
+    let cti_state = taxii::SharedCti::default();
     let fusion = picture::Fusion {
         engine,
         alerts: alert::AlertBook::new(areas.clone()),
@@ -338,6 +354,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         partner_seq: BTreeMap::new(),
         federated: config.federation.is_some(),
         acks: BTreeMap::new(),
+        cti: cti_state.clone(),
         track_nations: BTreeMap::new(),
         sensors: BTreeMap::new(),
     };
@@ -397,6 +414,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         started: Instant::now(),
         areas_geojson,
         areas,
+        cti: cti_state,
         fed: fed.clone(),
         pseudonym_salt: federation::transform::salt(&key),
     });

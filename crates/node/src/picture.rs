@@ -117,6 +117,8 @@ pub struct Fusion {
     pub partner_seq: BTreeMap<vocab::Nation, u64>,
     /// Whether the log holds partners' records (federation configured).
     pub federated: bool,
+    /// Threat intelligence the log holds (CYBER_BUNDLE records of every origin).
+    pub cti: crate::taxii::SharedCti,
     /// Operators' acknowledgements, by alert id (from ALERT_ACK records).
     pub acks: BTreeMap<String, Ack>,
     /// Nations whose sensors fed each confirmed track.
@@ -391,6 +393,12 @@ impl Fusion {
         last_seq: &mut u64,
     ) {
         *last_seq = c.seq;
+        if c.kind == RecordKind::CyberBundle {
+            if let Ok(mut cti) = self.cti.lock() {
+                cti.take_record(c.origin, &c.body);
+            }
+            return;
+        }
         if c.kind == RecordKind::AlertAck && c.origin == self.origin {
             self.take_ack(&c);
             return;
@@ -566,6 +574,7 @@ impl Fusion {
                         arrived: Instant::now(),
                         reply: None,
                         derived: Vec::new(),
+                        marking: None,
                     });
                 }
             }

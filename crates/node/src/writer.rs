@@ -29,6 +29,8 @@ pub struct Append {
     /// Transformed copies to log right after it, each marked for one partner alone
     /// (`derived_from` = its seq): what that partner gets instead.
     pub derived: Vec<(Nation, Vec<u8>)>,
+    /// Its own marking, when not the node's (cyber records carry their TLP's reach).
+    pub marking: Option<Vec<Nation>>,
 }
 
 /// A durable record, handed to fusion in log order.
@@ -144,7 +146,7 @@ impl Writer {
         for a in group {
             let sealed = self.chain.seal(NewRecord {
                 time,
-                releasable_to: &self.releasable_to,
+                releasable_to: a.marking.as_deref().unwrap_or(&self.releasable_to),
                 kind: a.kind,
                 body: a.body.clone(),
             });

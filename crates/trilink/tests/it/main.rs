@@ -9,4 +9,5 @@ mod node_e2e;
 #[path = "../../src/proxy.rs"]
 mod proxy;
 mod sim_cli;
+mod taxii_e2e;
 mod track_cli;

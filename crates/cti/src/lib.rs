@@ -1,0 +1,495 @@
+//! Cyber threat intelligence for the federation (docs/cti.md): the checks a STIX 2.1 object
+//! must pass before a node keeps it (`check`), what its TLP 2.0 marking lets it reach
+//! (`Tlp`, `releasable_to`), and the TAXII 2.1 view of a collection (`Index`: objects in
+//! strictly increasing `date_added` order, the `match[...]`, `added_after`, `limit` and `next`
+//! filters). Sans-IO: JSON in, decisions and pages out.
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use vocab::{Nation, UtcNanos};
+
+/// TLP 2.0 marking definitions (OASIS cti-stix-common-objects, extension
+/// `extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d`), and TLP 1.0 of the STIX 2.1
+/// specification, which map onto the same rules (WHITE as CLEAR).
+const TLP_IDS: [(&str, Tlp); 9] = [
+    ("marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487", Tlp::Clear),
+    ("marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb", Tlp::Green),
+    ("marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421", Tlp::Amber),
+    ("marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003", Tlp::AmberStrict),
+    ("marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1", Tlp::Red),
+    ("marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9", Tlp::Clear),
+    ("marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da", Tlp::Green),
+    ("marking-definition--f88d31f6-486f-44da-b317-01333bde0b82", Tlp::Amber),
+    ("marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed", Tlp::Red),
+];
+
+/// Traffic Light Protocol levels, least to most restrictive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tlp {
+    Clear,
+    Green,
+    Amber,
+    AmberStrict,
+    Red,
+}
+
+impl Tlp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tlp::Clear => "TLP:CLEAR",
+            Tlp::Green => "TLP:GREEN",
+            Tlp::Amber => "TLP:AMBER",
+            Tlp::AmberStrict => "TLP:AMBER+STRICT",
+            Tlp::Red => "TLP:RED",
+        }
+    }
+
+    /// The TLP a marking-definition id stands for.
+    pub fn of_marking(id: &str) -> Option<Tlp> {
+        TLP_IDS.iter().find(|(i, _)| *i == id).map(|(_, t)| *t)
+    }
+}
+
+/// Who an object may reach beyond the posting nation, under the federation's rules: RED and
+/// AMBER+STRICT never leave it; AMBER goes to the partners policy names for AMBER; GREEN and
+/// CLEAR to every partner. An object without a TLP marking stays with the posting nation (the
+/// poster did not say it may go).
+pub fn releasable_to(tlp: Option<Tlp>, amber_partners: &[Nation], all_partners: &[Nation]) -> Vec<Nation> {
+    match tlp {
+        None | Some(Tlp::Red | Tlp::AmberStrict) => Vec::new(),
+        Some(Tlp::Amber) => amber_partners.to_vec(),
+        Some(Tlp::Green | Tlp::Clear) => all_partners.to_vec(),
+    }
+}
+
+/// What a checked object is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub id: String,
+    pub kind: String,
+    /// Its version: `modified`, else `created`, else "" (cyber observables carry neither).
+    pub version: String,
+    /// The most restrictive TLP among its object markings (None: unmarked).
+    pub tlp: Option<Tlp>,
+}
+
+/// Most bytes of one object's JSON.
+pub const MAX_OBJECT_BYTES: usize = 256 * 1024;
+
+const SDO_SRO: [&str; 21] = [
+    "attack-pattern",
+    "campaign",
+    "course-of-action",
+    "grouping",
+    "identity",
+    "incident",
+    "indicator",
+    "infrastructure",
+    "intrusion-set",
+    "location",
+    "malware",
+    "malware-analysis",
+    "note",
+    "observed-data",
+    "opinion",
+    "report",
+    "threat-actor",
+    "tool",
+    "vulnerability",
+    "relationship",
+    "sighting",
+];
+
+const SCO: [&str; 18] = [
+    "artifact",
+    "autonomous-system",
+    "directory",
+    "domain-name",
+    "email-addr",
+    "email-message",
+    "file",
+    "ipv4-addr",
+    "ipv6-addr",
+    "mac-addr",
+    "mutex",
+    "network-traffic",
+    "process",
+    "software",
+    "url",
+    "user-account",
+    "windows-registry-key",
+    "x509-certificate",
+];
+
+/// Properties each type must have (STIX 2.1 §4–6, and `is_family` for malware, which the
+/// OASIS JSON schema requires).
+fn required(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "attack-pattern" | "campaign" | "course-of-action" | "identity" | "intrusion-set" | "threat-actor" | "tool"
+        | "vulnerability" | "infrastructure" | "incident" => &["name"],
+        "indicator" => &["pattern", "pattern_type", "valid_from"],
+        "malware" => &["is_family"],
+        "relationship" => &["relationship_type", "source_ref", "target_ref"],
+        "sighting" => &["sighting_of_ref"],
+        "report" => &["name", "published", "object_refs"],
+        "grouping" => &["context", "object_refs"],
+        "note" => &["content", "object_refs"],
+        "opinion" => &["opinion", "object_refs"],
+        "observed-data" => &["first_observed", "last_observed", "number_observed"],
+        "ipv4-addr" | "ipv6-addr" | "domain-name" | "url" | "mac-addr" | "email-addr" => &["value"],
+        "mutex" => &["name"],
+        _ => &[],
+    }
+}
+
+fn str_field<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a str, String> {
+    match o.get(k) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(format!("`{k}` must be a string")),
+        None => Err(format!("`{k}` is required")),
+    }
+}
+
+/// A STIX timestamp: RFC 3339 UTC; `created`/`modified` need at least millisecond precision.
+fn check_time(o: &Map<String, Value>, k: &str, millis: bool) -> Result<Option<UtcNanos>, String> {
+    let Some(v) = o.get(k) else { return Ok(None) };
+    let s = v.as_str().ok_or(format!("`{k}` must be a timestamp string"))?;
+    let t = UtcNanos::parse_rfc3339(s).map_err(|e| format!("`{k}`: {e}"))?;
+    if !s.ends_with('Z') {
+        return Err(format!("`{k}` must be UTC, ending in Z"));
+    }
+    if millis && s.split_once('.').is_none_or(|(_, f)| f.len() < 4) {
+        return Err(format!("`{k}` needs at least millisecond precision (e.g. 2026-05-14T05:27:00.000Z)"));
+    }
+    Ok(Some(t))
+}
+
+fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit() && !c.is_ascii_uppercase()
+            }
+        })
+}
+
+/// An identifier `<type>--<uuid>` (of any type when `kind` is None).
+fn check_ref(s: &str, what: &str) -> Result<(), String> {
+    let Some((t, u)) = s.split_once("--") else {
+        return Err(format!("`{what}` {s:?} is not an identifier <type>--<uuid>"));
+    };
+    if t.is_empty() || !t.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') || !is_uuid(u) {
+        return Err(format!("`{what}` {s:?} is not an identifier <type>--<uuid>"));
+    }
+    Ok(())
+}
+
+/// Checks one object as a node receives it and says what it is, or why it is refused.
+pub fn check(v: &Value) -> Result<Meta, String> {
+    let o = v.as_object().ok_or("a STIX object must be a JSON object")?;
+    let kind = str_field(o, "type")?;
+    if kind == "bundle" {
+        return Err("a bundle is not an object: post its objects in a TAXII envelope".into());
+    }
+    let custom = kind.starts_with("x-");
+    let known =
+        SDO_SRO.contains(&kind) || SCO.contains(&kind) || kind == "marking-definition" || kind == "language-content";
+    if !known && !custom {
+        return Err(format!("type {kind:?} is not a STIX 2.1 type (custom types start with x-)"));
+    }
+    if kind.len() < 3 || kind.len() > 250 {
+        return Err(format!("type {kind:?} must be 3 to 250 characters"));
+    }
+    let id = str_field(o, "id")?;
+    check_ref(id, "id")?;
+    if !id.starts_with(&format!("{kind}--")) {
+        return Err(format!("id {id:?} does not start with its type {kind:?}"));
+    }
+    if str_field(o, "spec_version")? != "2.1" {
+        return Err(format!("spec_version must be \"2.1\" (got {:?})", o["spec_version"]));
+    }
+    let is_sco = SCO.contains(&kind);
+    let created = check_time(o, "created", true)?;
+    let modified = check_time(o, "modified", true)?;
+    if !is_sco {
+        if created.is_none() {
+            return Err("`created` is required".into());
+        }
+        if kind != "marking-definition" && modified.is_none() {
+            return Err("`modified` is required".into());
+        }
+        if let (Some(c), Some(m)) = (created, modified) {
+            if m < c {
+                return Err("`modified` is before `created`".into());
+            }
+        }
+    }
+    for k in required(kind) {
+        if !o.contains_key(*k) {
+            return Err(format!("`{k}` is required for {kind}"));
+        }
+    }
+    for k in ["valid_from", "valid_until", "first_seen", "last_seen", "first_observed", "last_observed", "published"] {
+        check_time(o, k, false)?;
+    }
+    if let (Some(a), Some(b)) = (check_time(o, "valid_from", false)?, check_time(o, "valid_until", false)?) {
+        if b <= a {
+            return Err("`valid_until` must be after `valid_from`".into());
+        }
+    }
+    if kind == "indicator" {
+        let p = str_field(o, "pattern")?;
+        if str_field(o, "pattern_type")? == "stix" && !(p.trim_start().starts_with('[') && p.trim_end().ends_with(']'))
+        {
+            return Err(format!("pattern {p:?} is not a STIX pattern ([object:property = 'value'])"));
+        }
+    }
+    if kind == "malware" && !o["is_family"].is_boolean() {
+        return Err("`is_family` must be true or false".into());
+    }
+    if let Some(c) = o.get("confidence") {
+        if c.as_u64().is_none_or(|c| c > 100) {
+            return Err("`confidence` must be an integer from 0 to 100".into());
+        }
+    }
+    for k in ["source_ref", "target_ref", "sighting_of_ref", "created_by_ref"] {
+        if let Some(r) = o.get(k) {
+            check_ref(r.as_str().ok_or(format!("`{k}` must be an identifier"))?, k)?;
+        }
+    }
+    let mut tlp = None;
+    if let Some(refs) = o.get("object_marking_refs") {
+        let refs = refs.as_array().filter(|a| !a.is_empty()).ok_or("`object_marking_refs` must be a non-empty list")?;
+        for r in refs {
+            let r = r.as_str().ok_or("`object_marking_refs` must hold identifiers")?;
+            check_ref(r, "object_marking_refs")?;
+            if !r.starts_with("marking-definition--") {
+                return Err(format!("marking {r:?} is not a marking-definition"));
+            }
+            tlp = tlp.max(Tlp::of_marking(r));
+        }
+    }
+    for (k, _) in o.iter().filter(|(k, _)| k.starts_with("x_")) {
+        if k.len() < 3 || k.len() > 250 || !k.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        {
+            return Err(format!("custom property {k:?} must be 3 to 250 of [a-z0-9_]"));
+        }
+    }
+    let version =
+        o.get("modified").or_else(|| o.get("created")).and_then(Value::as_str).map(str::to_string).unwrap_or_default();
+    Ok(Meta { id: id.to_string(), kind: kind.to_string(), version, tlp })
+}
+
+/// One version of one object in a collection.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub meta: Meta,
+    /// When this node added it, unique and strictly increasing within the index.
+    pub date_added: UtcNanos,
+    /// The object as posted (the exact text).
+    pub json: std::sync::Arc<str>,
+    /// The nation that posted it.
+    pub origin: Nation,
+}
+
+/// TAXII's timestamp form: microseconds, UTC.
+pub fn taxii_time(t: UtcNanos) -> String {
+    let (y, mo, d, h, mi, s, ns) = t.to_civil();
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z", ns / 1000)
+}
+
+/// Which versions a `match[version]` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Versions {
+    Last,
+    First,
+    All,
+    /// Exact `modified` (or `created`) timestamps.
+    These(Vec<UtcNanos>),
+}
+
+/// A query of the objects or manifest endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub added_after: Option<UtcNanos>,
+    pub ids: Vec<String>,
+    pub types: Vec<String>,
+    pub versions: Versions,
+    /// Only the version "2.1" exists here; any other listed value matches nothing.
+    pub spec_versions: Vec<String>,
+    pub limit: usize,
+    /// Position after which this page starts (from `next`).
+    pub after: Option<(UtcNanos, usize)>,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            added_after: None,
+            ids: Vec::new(),
+            types: Vec::new(),
+            versions: Versions::Last,
+            spec_versions: Vec::new(),
+            limit: usize::MAX,
+            after: None,
+        }
+    }
+}
+
+/// A page: the entries, and the `next` cursor when there are more.
+#[derive(Debug)]
+pub struct Page<'a> {
+    pub entries: Vec<&'a Entry>,
+    pub next: Option<String>,
+}
+
+/// A collection's objects, every version, in `date_added` order.
+#[derive(Debug, Default)]
+pub struct Index {
+    entries: Vec<Entry>,
+    /// Object id → positions of its versions in `entries`.
+    by_id: BTreeMap<String, Vec<usize>>,
+    last_added: Option<UtcNanos>,
+}
+
+impl Index {
+    /// Adds one version; a version already held is not added again (returns false). Its
+    /// `date_added` is `now`, or a microsecond after the last one, so no two share one.
+    pub fn add(&mut self, meta: Meta, json: std::sync::Arc<str>, origin: Nation, now: UtcNanos) -> bool {
+        if let Some(v) = self.by_id.get(&meta.id) {
+            if v.iter().any(|&i| self.entries[i].meta.version == meta.version) {
+                return false;
+            }
+        }
+        // Microsecond resolution, as TAXII timestamps carry.
+        let now = UtcNanos::from_nanos(now.as_nanos() - now.as_nanos().rem_euclid(1000));
+        let date_added = match self.last_added {
+            Some(l) if now <= l => l.add_secs_f64(1e-6),
+            _ => now,
+        };
+        self.last_added = Some(date_added);
+        self.by_id.entry(meta.id.clone()).or_default().push(self.entries.len());
+        self.entries.push(Entry { meta, date_added, json, origin });
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every version of one object, oldest first.
+    pub fn versions(&self, id: &str) -> Vec<&Entry> {
+        let mut v: Vec<&Entry> =
+            self.by_id.get(id).map(|v| v.iter().map(|&i| &self.entries[i]).collect()).unwrap_or_default();
+        v.sort_by(|a, b| a.meta.version.cmp(&b.meta.version));
+        v
+    }
+
+    /// Whether the entry at `i` is wanted by the version filter.
+    fn version_wanted(&self, i: usize, versions: &Versions) -> bool {
+        let e = &self.entries[i];
+        match versions {
+            Versions::All => true,
+            Versions::These(ts) => UtcNanos::parse_rfc3339(&e.meta.version).is_ok_and(|v| ts.contains(&v)),
+            Versions::Last | Versions::First => {
+                let all = self.versions(&e.meta.id);
+                let pick = if *versions == Versions::Last { all.last() } else { all.first() };
+                pick.is_some_and(|p| std::ptr::eq(*p, e))
+            }
+        }
+    }
+
+    /// One page of what a query asks for, in `date_added` order. `visible` says which entries
+    /// the asking analyst may see (others are left out, as TAXII allows).
+    pub fn page(&self, q: &Query, visible: impl Fn(&Entry) -> bool) -> Page<'_> {
+        let start = match q.after {
+            // The cursor names the position and its date_added: entries never move, so the
+            // next page starts right after it, however many share a timestamp.
+            Some((t, pos)) if self.entries.get(pos).is_some_and(|e| e.date_added == t) => pos + 1,
+            Some((t, _)) => self.entries.partition_point(|e| e.date_added <= t),
+            None => 0,
+        };
+        let start = match q.added_after {
+            Some(a) => start.max(self.entries.partition_point(|e| e.date_added <= a)),
+            None => start,
+        };
+        let mut entries: Vec<&Entry> = Vec::new();
+        let mut last_pos = 0;
+        let mut next = None;
+        for i in start..self.entries.len() {
+            let e = &self.entries[i];
+            let wanted = (q.ids.is_empty() || q.ids.contains(&e.meta.id))
+                && (q.types.is_empty() || q.types.contains(&e.meta.kind))
+                && (q.spec_versions.is_empty() || q.spec_versions.iter().any(|s| s == "2.1"))
+                && visible(e)
+                && self.version_wanted(i, &q.versions);
+            if !wanted {
+                continue;
+            }
+            if entries.len() == q.limit {
+                next = Some(format!("{}.{last_pos}", self.entries[last_pos].date_added.as_nanos()));
+                break;
+            }
+            entries.push(e);
+            last_pos = i;
+        }
+        Page { entries, next }
+    }
+}
+
+/// Reads a `next` cursor this index made.
+pub fn parse_next(s: &str) -> Result<(UtcNanos, usize), String> {
+    let (t, p) = s.split_once('.').ok_or("`next` is not a cursor this server made")?;
+    let t: i64 = t.parse().map_err(|_| "`next` is not a cursor this server made")?;
+    let p: usize = p.parse().map_err(|_| "`next` is not a cursor this server made")?;
+    Ok((UtcNanos::from_nanos(t), p))
+}
+
+/// Observables an object names, for correlation across nations: (`type`, `value`) pairs from
+/// the equality comparisons of a STIX pattern (`[ipv4-addr:value = '198.51.100.7']`,
+/// `[file:hashes.'SHA-256' = '…']`) and from cyber observables' `value`.
+pub fn observables(v: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(o) = v.as_object() else { return out };
+    let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+    if SCO.contains(&kind) {
+        if let Some(val) = o.get("value").and_then(Value::as_str) {
+            out.push((format!("{kind}:value"), val.to_string()));
+        }
+        if let Some(h) = o.get("hashes").and_then(Value::as_object) {
+            for (alg, val) in h {
+                if let Some(val) = val.as_str() {
+                    out.push((format!("{kind}:hashes.'{alg}'"), val.to_ascii_lowercase()));
+                }
+            }
+        }
+    }
+    if kind == "indicator" {
+        if let Some(p) = o.get("pattern").and_then(Value::as_str) {
+            // Each `path = 'literal'` comparison.
+            let mut rest = p;
+            while let Some(eq) = rest.find(" = '") {
+                let path = rest[..eq].rsplit(['[', ' ', '(']).next().unwrap_or("").trim();
+                let after = &rest[eq + 4..];
+                let Some(end) = after.find('\'') else { break };
+                let val = &after[..end];
+                let val = if path.contains("hashes") { val.to_ascii_lowercase() } else { val.to_string() };
+                if path.contains(':') {
+                    out.push((path.to_string(), val));
+                }
+                rest = &after[end + 1..];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+use super::*;
+use serde_json::json;
+
+fn indicator(id: &str, modified: &str, marking: Option<&str>) -> Value {
+    let mut v = json!({
+        "type": "indicator", "spec_version": "2.1", "id": id,
+        "created": "2026-11-01T00:00:00.000Z", "modified": modified,
+        "name": "C2 server", "description": "made up",
+        "pattern": "[ipv4-addr:value = '198.51.100.7'] OR [file:hashes.'SHA-256' = 'ABCD']",
+        "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00Z",
+    });
+    if let Some(m) = marking {
+        v["object_marking_refs"] = json!([m]);
+    }
+    v
+}
+
+const ID: &str = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f";
+const AMBER: &str = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421";
+const RED: &str = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+
+#[test]
+fn good_objects_pass_and_say_their_tlp() {
+    let m = check(&indicator(ID, "2026-11-01T00:00:00.000Z", Some(AMBER))).unwrap();
+    assert_eq!((m.kind.as_str(), m.tlp), ("indicator", Some(Tlp::Amber)));
+    let mut two = indicator(ID, "2026-11-01T00:00:00.000Z", Some(AMBER));
+    two["object_marking_refs"] = json!([AMBER, RED]);
+    assert_eq!(check(&two).unwrap().tlp, Some(Tlp::Red), "the most restrictive marking wins");
+    assert_eq!(check(&indicator(ID, "2026-11-01T00:00:00.000Z", None)).unwrap().tlp, None);
+}
+
+#[test]
+fn bad_objects_say_why() {
+    let good = indicator(ID, "2026-11-01T00:00:00.000Z", None);
+    let cases: Vec<(Value, &str)> = vec![
+        (json!([1]), "must be a JSON object"),
+        (json!({"type": "bundle", "id": "bundle--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"}), "post its objects"),
+        (
+            {
+                let mut v = good.clone();
+                v["type"] = json!("widget");
+                v
+            },
+            "not a STIX 2.1 type",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["id"] = json!("indicator--123");
+                v
+            },
+            "not an identifier",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["id"] = json!("malware--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f");
+                v
+            },
+            "does not start with its type",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["spec_version"] = json!("2.0");
+                v
+            },
+            "spec_version",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v.as_object_mut().unwrap().remove("pattern");
+                v
+            },
+            "`pattern` is required",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["modified"] = json!("2026-11-01T00:00:00Z");
+                v
+            },
+            "millisecond",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["modified"] = json!("2025-11-01T00:00:00.000Z");
+                v
+            },
+            "before `created`",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["valid_until"] = json!("2020-01-01T00:00:00Z");
+                v
+            },
+            "valid_until",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["confidence"] = json!(101);
+                v
+            },
+            "confidence",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["object_marking_refs"] = json!([]);
+                v
+            },
+            "non-empty",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["x_Bad"] = json!(1);
+                v
+            },
+            "custom property",
+        ),
+        (
+            {
+                let mut v = good.clone();
+                v["pattern"] = json!("ipv4 = 1");
+                v
+            },
+            "not a STIX pattern",
+        ),
+    ];
+    for (v, want) in cases {
+        let e = check(&v).unwrap_err();
+        assert!(e.contains(want), "{want}: {e}");
+    }
+}
+
+#[test]
+fn tlp_decides_the_reach() {
+    let usa = Nation::parse("USA").unwrap();
+    let kor = Nation::parse("KOR").unwrap();
+    let all = [usa, kor];
+    assert!(releasable_to(Some(Tlp::Red), &[usa], &all).is_empty());
+    assert!(releasable_to(Some(Tlp::AmberStrict), &[usa], &all).is_empty());
+    assert!(releasable_to(None, &[usa], &all).is_empty());
+    assert_eq!(releasable_to(Some(Tlp::Amber), &[usa], &all), vec![usa]);
+    assert_eq!(releasable_to(Some(Tlp::Green), &[usa], &all), all.to_vec());
+    assert_eq!(releasable_to(Some(Tlp::Clear), &[], &all), all.to_vec());
+}
+
+#[test]
+fn pages_never_lose_or_repeat_objects_that_share_a_timestamp() {
+    let jpn = Nation::parse("JPN").unwrap();
+    let mut ix = Index::default();
+    let t = UtcNanos::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+    // 25 objects posted in one instant, then a second version of one of them.
+    for i in 0..25 {
+        let id = format!("indicator--8e2e2d2b-17d4-4cbf-938f-{i:012}");
+        let v = indicator(&id, "2026-11-01T00:00:00.000Z", None);
+        assert!(ix.add(check(&v).unwrap(), v.to_string().into(), jpn, t));
+    }
+    let v = indicator("indicator--8e2e2d2b-17d4-4cbf-938f-000000000003", "2026-11-02T00:00:00.000Z", None);
+    assert!(ix.add(check(&v).unwrap(), v.to_string().into(), jpn, t));
+    assert!(!ix.add(check(&v).unwrap(), v.to_string().into(), jpn, t), "an exact duplicate is not added twice");
+    let added: Vec<UtcNanos> = (0..ix.len()).map(|i| ix.entries[i].date_added).collect();
+    assert!(added.windows(2).all(|w| w[0] < w[1]), "date_added strictly increases");
+    for limit in [1, 2, 7, 25, 100] {
+        let mut seen = Vec::new();
+        let mut q = Query { limit, versions: Versions::All, ..Query::default() };
+        loop {
+            let page = ix.page(&q, |_| true);
+            seen.extend(page.entries.iter().map(|e| (e.meta.id.clone(), e.meta.version.clone())));
+            match page.next {
+                Some(n) => q.after = Some(parse_next(&n).unwrap()),
+                None => break,
+            }
+        }
+        let mut uniq = seen.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!((seen.len(), uniq.len()), (26, 26), "limit {limit}");
+    }
+    // The latest version only by default; added_after is exclusive.
+    let page = ix.page(&Query::default(), |_| true);
+    assert_eq!(page.entries.len(), 25);
+    let q = Query { added_after: Some(added[24]), versions: Versions::All, ..Query::default() };
+    assert_eq!(ix.page(&q, |_| true).entries.len(), 1);
+    let q = Query {
+        versions: Versions::First,
+        ids: vec!["indicator--8e2e2d2b-17d4-4cbf-938f-000000000003".into()],
+        ..Query::default()
+    };
+    assert_eq!(ix.page(&q, |_| true).entries[0].meta.version, "2026-11-01T00:00:00.000Z");
+    let q = Query { types: vec!["malware".into()], ..Query::default() };
+    assert!(ix.page(&q, |_| true).entries.is_empty());
+}
+
+#[test]
+fn observables_come_from_patterns_and_observables() {
+    let v = indicator(ID, "2026-11-01T00:00:00.000Z", None);
+    assert_eq!(
+        observables(&v),
+        vec![
+            ("ipv4-addr:value".to_string(), "198.51.100.7".to_string()),
+            ("file:hashes.'SHA-256'".to_string(), "abcd".to_string())
+        ]
+    );
+    let sco = json!({"type": "ipv4-addr", "spec_version": "2.1", "id": "ipv4-addr--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f", "value": "198.51.100.7"});
+    assert_eq!(observables(&sco), vec![("ipv4-addr:value".to_string(), "198.51.100.7".to_string())]);
+}
+
+#[test]
+fn taxii_times_have_microseconds() {
+    let t = UtcNanos::parse_rfc3339("2026-12-01T01:02:03.123456789Z").unwrap();
+    assert_eq!(taxii_time(t), "2026-12-01T01:02:03.123456Z");
+}
