@@ -447,8 +447,15 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
         );
     };
     let own = app.config.nation;
-    let partners: Vec<Nation> =
-        app.config.federation.as_ref().map(|f| f.partners.iter().map(|p| p.nation).collect()).unwrap_or_default();
+    // Every nation of the federation: linked partners and those reached through a relay.
+    let mut partners: Vec<Nation> = app
+        .config
+        .federation
+        .as_ref()
+        .map(|f| f.partners.iter().map(|p| p.nation).chain(f.origin_keys.keys().copied()).collect())
+        .unwrap_or_default();
+    partners.sort();
+    partners.dedup();
     let amber: Vec<Nation> = app.config.cti_amber_partners.clone();
     let mut successes = Vec::new();
     let mut failures = Vec::new();

@@ -4,6 +4,7 @@
 mod audit_cmd;
 mod bench_cmd;
 mod bench_ingest;
+mod cti_cmd;
 mod demo_cmd;
 mod eval_cmd;
 mod node_cmd;
@@ -43,6 +44,9 @@ enum Command {
     /// Check a log offline.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Threat intelligence: STIX bundles to and from a node's TAXII collection.
+    #[command(subcommand)]
+    Cti(cti_cmd::CtiCommand),
     /// Benchmarks that print their figures against a peer or real time.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node_cmd::run(&args),
         Command::Pki(cmd) => pki_cmd::run(&cmd),
         Command::Audit(cmd) => audit_cmd::run(&cmd),
+        Command::Cti(cmd) => cti_cmd::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -229,6 +229,10 @@ pub enum Refusal {
     Gap { origin: Nation, held: u64, first: u64 },
     #[error("record {origin}/{seq} is marked releasable to [{marking}], not to {me}: a marking violation")]
     Marking { origin: Nation, seq: u64, marking: String, me: Nation },
+    #[error(
+        "record {origin}/{seq} holds STIX object {object} marked {tlp}, which may not leave {origin}: a TLP violation"
+    )]
+    Tlp { origin: Nation, seq: u64, object: String, tlp: &'static str },
     #[error("record {origin}/{seq} fails verification: {source}")]
     Chain { origin: Nation, seq: u64, source: ChainError },
     #[error("batch of {origin} has {n} entries after its last checkpoint (nothing may be applied unsigned)")]
@@ -247,11 +251,26 @@ impl Refusal {
             Refusal::NotEntitled { .. } | Refusal::OwnOrigin(_) => "not_entitled",
             Refusal::UnknownOrigin(_) => "unknown_origin",
             Refusal::Gap { .. } => "gap",
-            Refusal::Marking { .. } => "marking",
+            Refusal::Marking { .. } | Refusal::Tlp { .. } => "marking",
             Refusal::Chain { .. } | Refusal::Uncovered { .. } => "verification",
             Refusal::Store(_) => "store",
         }
     }
+}
+
+/// Ingress re-check of threat intelligence: whatever the marking says, an object whose TLP
+/// keeps it with its origin (RED, AMBER+STRICT, or no TLP) is refused at any other nation.
+fn tlp_check(origin: Nation, seq: u64, body: &[u8]) -> Result<(), Refusal> {
+    let Ok(bundle) = <wire::CyberBundle as prost::Message>::decode(body) else { return Ok(()) };
+    for text in &bundle.objects {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else { continue };
+        let Ok(meta) = cti::check(&v) else { continue };
+        if cti::releasable_to(meta.tlp, &[origin], &[origin]).is_empty() {
+            let tlp = meta.tlp.map_or("no TLP", cti::Tlp::as_str);
+            return Err(Refusal::Tlp { origin, seq, object: meta.id, tlp });
+        }
+    }
+    Ok(())
 }
 
 /// What the receiver's rules are.
@@ -417,6 +436,9 @@ fn step(
             return Err(Refusal::Marking { origin, seq, marking: record.releasable_to.join(","), me: rules.me });
         }
         let kind = RecordKind::try_from(record.kind).unwrap_or(RecordKind::Unspecified);
+        if kind == RecordKind::CyberBundle {
+            tlp_check(origin, seq, &record.body)?;
+        }
         applied.push(Applied { seq, kind, body: record.body, origin_time: record.origin_time_unix_ns });
         ops.push((1, bytes));
     } else {
@@ -500,6 +522,42 @@ mod tests {
         let (mut kor2, _) = FileStore::open(kdir2.path(), &trusted).unwrap();
         let err = apply(&mut kor2, &rules("KOR", "JPN", false, &trusted), batch).unwrap_err();
         assert_eq!(err.reason(), "not_entitled");
+    }
+
+    /// An origin (or anyone who can sign as it) marking TLP:RED intelligence for a partner:
+    /// the receiver re-checks the objects' TLP and refuses the batch.
+    #[test]
+    fn red_intelligence_marked_for_a_partner_is_refused_at_ingress() {
+        let key = SigningKey::from_bytes(&[4; 32]);
+        let trusted = BTreeMap::from([(n("USA"), key.verifying_key())]);
+        let src = tempfile::tempdir().unwrap();
+        let (mut store, _) = FileStore::open(src.path(), &BTreeMap::new()).unwrap();
+        let mut chain = Chain::new(n("USA"));
+        let object = serde_json::json!({
+            "type": "indicator", "spec_version": "2.1", "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "created": "2026-11-01T00:00:00.000Z", "modified": "2026-11-01T00:00:00.000Z", "name": "x",
+            "pattern": "[ipv4-addr:value = '198.51.100.7']", "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00Z",
+            "object_marking_refs": ["marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"],
+        });
+        let body = wire::CyberBundle { objects: vec![object.to_string()], analyst: "a".into() }.encode_to_vec();
+        let s = chain.seal(NewRecord {
+            time: UtcNanos::from_nanos(1),
+            releasable_to: &[n("KOR")],
+            kind: RecordKind::CyberBundle,
+            body,
+        });
+        store.append_record(n("USA"), &s.bytes).unwrap();
+        let cp = chain.checkpoint(&key, UtcNanos::from_nanos(2));
+        store.append_checkpoint(n("USA"), &cp, Some(&key.verifying_key())).unwrap();
+        store.commit().unwrap();
+        let (batch, _) =
+            egress(n("USA"), store.read_entries(n("USA"), 1, 100).unwrap(), n("KOR"), &EgressPolicy::default());
+        let dst = tempfile::tempdir().unwrap();
+        let (mut kor, _) = FileStore::open(dst.path(), &trusted).unwrap();
+        let err = apply(&mut kor, &rules("KOR", "USA", false, &trusted), batch).unwrap_err();
+        assert_eq!(err.reason(), "marking");
+        assert!(err.to_string().contains("TLP:RED"), "{err}");
+        assert!(kor.heads().iter().all(|c| c.seq() == 0));
     }
 
     #[test]

@@ -28,6 +28,38 @@ fn taxii2_client_and_stix2_validator_accept_the_node() {
     assert!(out.status.success(), "{text}\n{}\n{}", String::from_utf8_lossy(&out.stderr), node.log_text());
     assert!(text.contains("stix2-validator --strict passes all 264 served objects"), "{text}");
 
+    // `trilink cti export` reads the whole collection into a bundle stix2-validator passes;
+    // `trilink cti import` posts a bundle (held objects count as kept); a bad file exits 2.
+    let url = format!("http://{}", node.http);
+    let bundle = node.dir.join("export.json");
+    let out = trilink()
+        .args(["cti", "export", "--node", &url, "--analyst", "jpn-analyst", "--out"])
+        .arg(&bundle)
+        .env("TRILINK_ANALYST_TOKEN", "demo-jpn-analyst")
+        .output()
+        .expect("cti export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("264 objects exported"));
+    let validator = std::path::Path::new(&python).with_file_name("stix2_validator");
+    let v = Command::new(validator).arg("--strict").arg(&bundle).output().expect("stix2_validator");
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let import = |file: &std::path::Path, token: &str| {
+        trilink()
+            .args(["cti", "import"])
+            .arg(file)
+            .args(["--node", &url, "--analyst", "jpn-analyst"])
+            .env("TRILINK_ANALYST_TOKEN", token)
+            .output()
+            .expect("cti import")
+    };
+    let out = import(&repo().join("cti/lazarus-demo.json"), "demo-jpn-analyst");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("14 objects kept, 0 refused"));
+    let bad = node.dir.join("bad.json");
+    std::fs::write(&bad, "{\"type\": \"bundle\"").expect("write");
+    assert_eq!(import(&bad, "demo-jpn-analyst").status.code(), Some(2));
+    assert_eq!(import(&repo().join("cti/lazarus-demo.json"), "wrong").status.code(), Some(1));
+
     // After a restart the collection is rebuilt from the log: the same objects, by id.
     let headers = [("Accept", "application/taxii+json;version=2.1"), ("Authorization", "Bearer demo-jpn-analyst")];
     let count = |node: &Node| {
