@@ -491,5 +491,50 @@ pub fn observables(v: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// An object in a correlation: its origin, id and type.
+pub type Named = (Nation, String, String);
+
+/// Correlation across nations: which held objects of different origins name the same
+/// observable, or refer to the same object (a sighting of another nation's indicator).
+#[derive(Debug, Default)]
+pub struct Correlations {
+    /// Key (`ipv4-addr:value=198.51.100.7`, `ref=indicator--…`) → (origin, object id, type).
+    by_key: BTreeMap<String, std::collections::BTreeSet<Named>>,
+}
+
+impl Correlations {
+    /// Notes what an object (posted by `origin`) names.
+    pub fn add(&mut self, origin: Nation, v: &Value) {
+        let Some(o) = v.as_object() else { return };
+        let (Some(id), Some(kind)) = (o.get("id").and_then(Value::as_str), o.get("type").and_then(Value::as_str))
+        else {
+            return;
+        };
+        let mut keys: Vec<String> = observables(v).into_iter().map(|(p, val)| format!("{p}={val}")).collect();
+        if kind == "indicator" {
+            keys.push(format!("ref={id}"));
+        }
+        if let Some(r) = o.get("sighting_of_ref").and_then(Value::as_str) {
+            keys.push(format!("ref={r}"));
+        }
+        for k in keys {
+            self.by_key.entry(k).or_default().insert((origin, id.to_string(), kind.to_string()));
+        }
+    }
+
+    /// Keys named by objects of at least two origins, with those objects.
+    pub fn across_nations(&self) -> Vec<(&str, Vec<&Named>)> {
+        self.by_key
+            .iter()
+            .filter(|(_, objs)| {
+                let mut origins = objs.iter().map(|(n, _, _)| *n);
+                let first = origins.next();
+                origins.any(|n| Some(n) != first)
+            })
+            .map(|(k, objs)| (k.as_str(), objs.iter().collect()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -217,3 +217,21 @@ fn taxii_times_have_microseconds() {
     let t = UtcNanos::parse_rfc3339("2026-12-01T01:02:03.123456789Z").unwrap();
     assert_eq!(taxii_time(t), "2026-12-01T01:02:03.123456Z");
 }
+
+#[test]
+fn correlations_join_nations_on_observables_and_sightings() {
+    let jpn = Nation::parse("JPN").unwrap();
+    let usa = Nation::parse("USA").unwrap();
+    let mut c = Correlations::default();
+    c.add(jpn, &indicator(ID, "2026-11-01T00:00:00.000Z", None));
+    assert!(c.across_nations().is_empty(), "one nation alone correlates with nothing");
+    let other = "indicator--11111111-17d4-4cbf-938f-98ee46b3cd3f";
+    c.add(usa, &indicator(other, "2026-11-01T00:00:00.000Z", None));
+    c.add(
+        usa,
+        &json!({"type": "sighting", "id": "sighting--22222222-17d4-4cbf-938f-98ee46b3cd3f", "sighting_of_ref": ID}),
+    );
+    let keys: Vec<&str> = c.across_nations().iter().map(|(k, _)| *k).collect();
+    assert!(keys.contains(&"ipv4-addr:value=198.51.100.7"), "{keys:?}");
+    assert!(keys.contains(&format!("ref={ID}").as_str()), "{keys:?}");
+}

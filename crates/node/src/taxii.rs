@@ -34,6 +34,7 @@ const MAX_STATUSES: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct Cti {
     pub index: Index,
+    pub correlations: cti::Correlations,
     /// Status resources by id.
     statuses: BTreeMap<String, Value>,
     status_order: std::collections::VecDeque<String>,
@@ -50,7 +51,9 @@ impl Cti {
             let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
             match cti::check(&v) {
                 Ok(meta) => {
-                    self.index.add(meta, text.into(), origin, crate::wall_clock());
+                    if self.index.add(meta, text.into(), origin, crate::wall_clock()) {
+                        self.correlations.add(origin, &v);
+                    }
                 }
                 Err(e) => tracing::warn!(%origin, error = %e, "a logged STIX object fails the checks; not served"),
             }
@@ -69,6 +72,38 @@ pub fn router() -> Router<Arc<App>> {
         .route("/taxii2/api/collections/{id}/objects/", get(get_objects).post(post_objects))
         .route("/taxii2/api/collections/{id}/objects/{object}/", get(get_object))
         .route("/taxii2/api/collections/{id}/objects/{object}/versions/", get(versions))
+        .route("/v1/cti/correlations", get(correlations))
+}
+
+/// Observables and objects that objects of two or more nations name (JSON, not TAXII).
+async fn correlations(State(app): Shared, headers: HeaderMap) -> Response {
+    if analyst(&app, &headers).is_err() {
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "send the analyst's token (HTTP Basic: name and token, or Bearer)"})),
+        )
+            .into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"trilink TAXII\""));
+        return r;
+    }
+    let Ok(c) = app.cti.lock() else {
+        return taxii_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Error", "lock poisoned");
+    };
+    let list: Vec<Value> = c
+        .correlations
+        .across_nations()
+        .into_iter()
+        .map(|(key, objs)| {
+            json!({
+                "key": key,
+                "nations": objs.iter().map(|(n, _, _)| n.as_str()).collect::<std::collections::BTreeSet<_>>(),
+                "objects": objs.iter().map(|(n, id, kind)| json!({"origin": n.as_str(), "id": id, "type": kind})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut r = axum::Json(json!({"correlations": list})).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 type Shared = State<Arc<App>>;
@@ -498,7 +533,11 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
                 if let Ok(mut c) = app.cti.lock() {
                     for (meta, text) in objs {
                         successes.push(json!({"id": meta.id, "version": meta.version}));
-                        c.index.add(meta, text.into(), own, crate::wall_clock());
+                        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                            if c.index.add(meta, text.into(), own, crate::wall_clock()) {
+                                c.correlations.add(own, &v);
+                            }
+                        }
                     }
                 }
             }

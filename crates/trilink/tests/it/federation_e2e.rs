@@ -1142,6 +1142,66 @@ fn tlp_markings_decide_where_threat_intelligence_goes() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    // Correlation: USA sights JPN's GREEN indicator and posts (GREEN) the address of JPN's
+    // AMBER one. JPN and USA hold both sides of both; KOR, which may not hold JPN's AMBER
+    // indicator, sees only the sighting.
+    let usa_objects = serde_json::json!({"objects": [
+        {"type": "sighting", "spec_version": "2.1", "id": "sighting--0b6b7c2e-3f41-4d8a-b2f5-000000000100",
+         "created": "2026-11-02T00:00:00.000Z", "modified": "2026-11-02T00:00:00.000Z", "count": 2,
+         "sighting_of_ref": id(1),
+         "object_marking_refs": ["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"]},
+        {"type": "indicator", "spec_version": "2.1", "id": "indicator--0b6b7c2e-3f41-4d8a-b2f5-000000000101",
+         "created": "2026-11-02T00:00:00.000Z", "modified": "2026-11-02T00:00:00.000Z",
+         "name": "seen at USA", "description": "made up", "pattern": "[ipv4-addr:value = '198.51.100.2']",
+         "pattern_type": "stix", "valid_from": "2026-11-02T00:00:00Z",
+         "object_marking_refs": ["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"]},
+    ]})
+    .to_string();
+    let usa_headers = [
+        ("Accept", "application/taxii+json;version=2.1"),
+        ("Content-Type", "application/taxii+json;version=2.1"),
+        ("Authorization", "Bearer demo-usa-analyst"),
+    ];
+    let (status, text) = request(
+        fed.nodes["USA"].http,
+        "POST",
+        "/taxii2/api/collections/shared/objects/",
+        &usa_headers,
+        usa_objects.as_bytes(),
+    )
+    .expect("POST");
+    assert!(status == 202 && text.contains("\"success_count\":2"), "{text}");
+    let keys = |n: &str| -> Vec<String> {
+        let auth = format!("Bearer demo-{}-analyst", lower(n));
+        let (status, body) =
+            request(fed.nodes[n].http, "GET", "/v1/cti/correlations", &[("Authorization", auth.as_str())], b"")
+                .expect("GET correlations");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let mut k: Vec<String> = v["correlations"]
+            .as_array()
+            .expect("correlations")
+            .iter()
+            .map(|c| c["key"].as_str().expect("key").to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    let both = vec!["ipv4-addr:value=198.51.100.2".to_string(), format!("ref={}", id(1))];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (n, want) in [("USA", both.clone()), ("JPN", both.clone()), ("KOR", vec![format!("ref={}", id(1))])] {
+        loop {
+            let got = keys(n);
+            if got == want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{n} correlates {got:?}, expected {want:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let (status, _) = request(fed.nodes["KOR"].http, "GET", "/v1/cti/correlations", &[], b"").expect("GET");
+    assert_eq!(status, 401);
+
     for node in fed.nodes.values_mut() {
         assert!(node.stop(), "graceful stop");
     }
