@@ -61,14 +61,18 @@ const map = L.map('map', { preferCanvas: true, worldCopyJump: true, zoomSnap: 0.
 map.attributionControl.setPrefix(false);
 map.attributionControl.addAttribution('Coastlines and borders: Natural Earth (public domain) via world-atlas');
 map.fitBounds([[20, 115], [48, 150]]);
+// The basemap has a canvas of its own, below the overlays: it is redrawn on pan and zoom only,
+// not every time a track moves.
+map.createPane('basemap').style.zIndex = 350;
+const basemap = L.canvas({ padding: 0.2, pane: 'basemap' });
 const canvas = L.canvas({ padding: 0.2 });
 const svg = L.svg({ padding: 0.2 });
 L.geoJSON(feature(land, land.objects.land), {
-  renderer: canvas, interactive: false,
+  renderer: basemap, interactive: false,
   style: { color: '#3a4d63', weight: 1, fillColor: '#1b2633', fillOpacity: 1 },
 }).addTo(map);
 L.geoJSON(mesh(countries, countries.objects.countries, (a, b) => a !== b), {
-  renderer: canvas, interactive: false, style: { color: '#4e6580', weight: 0.7, dashArray: '3 3' },
+  renderer: basemap, interactive: false, style: { color: '#4e6580', weight: 0.7, dashArray: '3 3' },
 }).addTo(map);
 
 const layers = {
@@ -153,13 +157,20 @@ function drawTrack(t, trail) {
   if (!d) {
     d = { trail: [] };
     d.marker = L.circleMarker(pos, { renderer: canvas, radius: 5, color: '#fff', weight: 1.5, fillColor: colour, fillOpacity: 1 });
-    d.marker.bindTooltip('', { permanent: false });
+    // Built when shown, from the latest state: nothing to do per update.
+    d.marker.bindTooltip(() => {
+      const x = d.t;
+      return `track ${x.track} · ${x.phase} · ${(x.alt_m / 1000).toFixed(0)} km · ${x.nations.join('+')}`;
+    });
     layers.tracks.addLayer(d.marker);
     drawn.set(t.track, d);
   }
+  d.t = t;
   d.marker.setLatLng(pos);
-  d.marker.setStyle({ fillColor: colour });
-  d.marker.setTooltipContent(`track ${t.track} · ${t.phase} · ${(t.alt_m / 1000).toFixed(0)} km · ${t.nations.join('+')}`);
+  if (d.colour !== colour) {
+    d.colour = colour;
+    d.marker.setStyle({ fillColor: colour });
+  }
   // History, one polyline per phase run; redrawn only when a point was added (every 2 s).
   const tr = trail ?? [];
   const trailKey = tr.length ? `${tr.length}:${tr[tr.length - 1][0]}:${tr[tr.length - 1][1]}` : "0";
