@@ -5,7 +5,7 @@
 use crate::metrics::Metrics;
 use crate::products::{alert_json, launch_json, track_json, Ack};
 use crate::writer::{Append, Committed};
-use alert::{AlertBook, AlertChange, Prediction};
+use alert::{AlertBook, AlertChange};
 use fusion::{Engine, TrackStatus, TrackView};
 use ledger::LogStore;
 use prost::Message;
@@ -541,18 +541,11 @@ impl Fusion {
             if self.track_nations.get(&t.id.0).is_none_or(|n| n.len() != t.nations.len()) {
                 self.track_nations.insert(t.id.0, t.nations.iter().map(|n| n.as_str().to_string()).collect());
             }
-            let Some((at, i)) = &t.impact else { continue };
+            let (Some((at, _)), Some(p)) = (&t.impact, crate::products::impact_prediction(t)) else { continue };
             if st.impact_made.get(&t.id.0) == Some(at) {
                 continue;
             }
             st.impact_made.insert(t.id.0, *at);
-            let p = Prediction {
-                lat_deg: i.point.lat_deg(),
-                lon_deg: i.point.lon_deg(),
-                cov_en_m2: i.cov_en_m2,
-                impact_time: at.add_secs_f64(i.time_to_impact_s),
-                time_to_impact_sd_s: i.time_to_impact_sd_s,
-            };
             changes.extend(self.alerts.predict(t.id.0, &p, data_now));
         }
         let live: Vec<u64> = self.engine.track_ids().iter().map(|id| id.0).collect();

@@ -210,7 +210,8 @@ pub fn record_json(bytes: &[u8]) -> Value {
     })
 }
 
-fn impact_prediction(t: &TrackView) -> Option<Prediction> {
+/// A track's impact prediction as the alert book takes it.
+pub fn impact_prediction(t: &TrackView) -> Option<Prediction> {
     let (at, i) = t.impact.as_ref()?;
     Some(Prediction {
         lat_deg: i.point.lat_deg(),

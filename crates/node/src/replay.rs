@@ -5,7 +5,7 @@
 //! from the log alone.
 
 use crate::products::{alert_json, track_json};
-use alert::{AlertBook, Prediction};
+use alert::AlertBook;
 use fusion::{Engine, EngineConfig, TrackStatus};
 use ledger::{FileStore, LogStore};
 use prost::Message;
@@ -172,14 +172,7 @@ pub fn run(
         let changed = engine.advance(t);
         let views = engine.tracks_where(|id| changed.contains(&id));
         for v in views.iter().filter(|v| v.status == TrackStatus::Confirmed) {
-            if let Some((at, i)) = &v.impact {
-                let p = Prediction {
-                    lat_deg: i.point.lat_deg(),
-                    lon_deg: i.point.lon_deg(),
-                    cov_en_m2: i.cov_en_m2,
-                    impact_time: at.add_secs_f64(i.time_to_impact_s),
-                    time_to_impact_sd_s: i.time_to_impact_sd_s,
-                };
+            if let Some(p) = crate::products::impact_prediction(v) {
                 book.predict(v.id.0, &p, t);
             }
         }

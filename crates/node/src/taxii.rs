@@ -324,28 +324,35 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the query is not UTF-8".to_string())
 }
 
-/// The page's envelope or manifest, with the X-TAXII-Date-Added headers.
-fn paged(entries: &[&cti::Entry], next: Option<String>, body: Value) -> Response {
-    let mut body = body;
-    if next.is_some() {
-        body["more"] = json!(true);
-        body["next"] = json!(next);
-    } else {
-        body["more"] = json!(false);
-    }
-    let mut r = taxii(StatusCode::OK, body);
-    if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
-        for (h, t) in [("x-taxii-date-added-first", first.date_added), ("x-taxii-date-added-last", last.date_added)] {
+/// The X-TAXII-Date-Added-First and -Last headers of a 200 answer.
+fn date_added_headers(r: &mut Response, first: Option<UtcNanos>, last: Option<UtcNanos>) {
+    if let (Some(first), Some(last)) = (first, last) {
+        for (h, t) in [("x-taxii-date-added-first", first), ("x-taxii-date-added-last", last)] {
             if let Ok(v) = HeaderValue::from_str(&cti::taxii_time(t)) {
                 r.headers_mut().insert(h, v);
             }
         }
     }
+}
+
+/// The page's envelope (`key` "objects" with the objects themselves) or manifest, with
+/// `more`, `next` and the X-TAXII-Date-Added headers.
+fn paged(page: cti::Page<'_>, item: impl Fn(&cti::Entry) -> Value) -> Response {
+    let mut body = json!({"more": page.next.is_some()});
+    if let Some(n) = &page.next {
+        body["next"] = json!(n);
+    }
+    if !page.entries.is_empty() {
+        body["objects"] = json!(page.entries.iter().map(|e| item(e)).collect::<Vec<_>>());
+    }
+    let mut r = taxii(StatusCode::OK, body);
+    date_added_headers(&mut r, page.entries.first().map(|e| e.date_added), page.entries.last().map(|e| e.date_added));
     r
 }
 
-fn objects_json(entries: &[&cti::Entry]) -> Vec<Value> {
-    entries.iter().filter_map(|e| serde_json::from_str(&e.json).ok()).collect()
+/// An entry as the object it holds (the text was checked JSON when it was indexed).
+fn object_of(e: &cti::Entry) -> Value {
+    serde_json::from_str(&e.json).unwrap_or(Value::Null)
 }
 
 async fn get_objects(
@@ -361,12 +368,7 @@ async fn get_objects(
     let Ok(c) = app.cti.lock() else {
         return taxii_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Error", "lock poisoned");
     };
-    let page = c.index.page(&q, |_| true);
-    let mut body = json!({});
-    if !page.entries.is_empty() {
-        body["objects"] = json!(objects_json(&page.entries));
-    }
-    paged(&page.entries, page.next, body)
+    paged(c.index.page(&q, |_| true), object_of)
 }
 
 async fn manifest(State(app): Shared, Path(id): Path<String>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
@@ -377,17 +379,10 @@ async fn manifest(State(app): Shared, Path(id): Path<String>, headers: HeaderMap
     let Ok(c) = app.cti.lock() else {
         return taxii_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Error", "lock poisoned");
     };
-    let page = c.index.page(&q, |_| true);
-    let mut body = json!({});
-    if !page.entries.is_empty() {
-        body["objects"] = json!(page
-            .entries
-            .iter()
-            .map(|e| json!({"id": e.meta.id, "date_added": cti::taxii_time(e.date_added), "version": e.meta.version,
-                            "media_type": "application/stix+json;version=2.1"}))
-            .collect::<Vec<_>>());
-    }
-    paged(&page.entries, page.next, body)
+    paged(c.index.page(&q, |_| true), |e| {
+        json!({"id": e.meta.id, "date_added": cti::taxii_time(e.date_added), "version": e.meta.version,
+               "media_type": "application/stix+json;version=2.1"})
+    })
 }
 
 async fn get_object(
@@ -406,12 +401,7 @@ async fn get_object(
     if c.index.versions(&object).is_empty() {
         return taxii_error(StatusCode::NOT_FOUND, "Not Found", format!("no object {object:?}"));
     }
-    let page = c.index.page(&q, |_| true);
-    let mut body = json!({});
-    if !page.entries.is_empty() {
-        body["objects"] = json!(objects_json(&page.entries));
-    }
-    paged(&page.entries, page.next, body)
+    paged(c.index.page(&q, |_| true), object_of)
 }
 
 async fn versions(
@@ -437,13 +427,7 @@ async fn versions(
         body["versions"] = json!(vs.iter().map(|e| e.meta.version.clone()).collect::<Vec<_>>());
     }
     let mut r = taxii(StatusCode::OK, body);
-    if let (Some(first), Some(last)) = (vs.iter().map(|e| e.date_added).min(), vs.iter().map(|e| e.date_added).max()) {
-        for (h, t) in [("x-taxii-date-added-first", first), ("x-taxii-date-added-last", last)] {
-            if let Ok(v) = HeaderValue::from_str(&cti::taxii_time(t)) {
-                r.headers_mut().insert(h, v);
-            }
-        }
-    }
+    date_added_headers(&mut r, vs.iter().map(|e| e.date_added).min(), vs.iter().map(|e| e.date_added).max());
     r
 }
 
