@@ -39,12 +39,13 @@
 
 pub mod audit;
 pub mod chain;
+pub mod contract;
 pub mod frame;
 pub mod keys;
 pub mod store;
 
 pub use chain::{Chain, ChainError, Sealed};
-pub use store::{Entry, FileStore, LogStore, ReadPlan, StoreError, StoredRecord};
+pub use store::{Entry, FileStore, LogStore, ReadPlan, Reader, StoreError, StoredRecord};
 
 /// Segments roll at this size: small enough to copy and verify piecewise, large enough that a
 /// day of one nation's sensor traffic is a few hundred files.

@@ -121,6 +121,15 @@ pub enum StoreError {
     NotOwed { origin: Nation, seq: u64, why: String },
     #[error("failed to append: the log failed earlier ({0}) and accepts nothing until restarted")]
     Failed(String),
+    /// A remote store (JetStream) could not be reached or refused an operation.
+    #[error("log store unavailable: {0}")]
+    Unavailable(String),
+    /// A remote store's stream holds what a log cannot (a gap, a record that does not chain).
+    #[error("log is corrupt: {origin}'s stream {stream} at seq {seq}: {why}")]
+    CorruptStream { stream: String, origin: Nation, seq: u64, why: String },
+    /// The remote store is not configured as trilink requires (durability, replicas, sizes).
+    #[error("log store refused: {0}")]
+    Misconfigured(String),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
@@ -171,6 +180,19 @@ pub struct Recovery {
     /// Fill frames cut from a `fills.dat` (torn, or not matching an owed stub): the records are
     /// owed again and fetched again.
     pub fills_cut: u64,
+    /// Records after the last checkpoint that a store which cannot cut its tail (JetStream)
+    /// kept: whole, chained, never acknowledged; the next checkpoint covers them.
+    pub uncovered_records_kept: u64,
+}
+
+/// A read worked out under the store's lock and run without it (`LogStore::reader`): readers
+/// never hold the lock across I/O.
+pub trait Reader: Send {
+    /// The planned records (stubs skipped; filled stubs read as their record).
+    fn records(&self) -> Result<Vec<StoredRecord>, StoreError>;
+    /// The planned entries, ending on a checkpoint that covers them all (see
+    /// `LogStore::read_entries`).
+    fn entries(&self) -> Result<Vec<Entry>, StoreError>;
 }
 
 /// Where an origin's records are kept. `append_*` buffer; `commit` makes everything buffered
@@ -210,6 +232,11 @@ pub trait LogStore: Send {
 
     /// The latest committed signed checkpoint of `origin`.
     fn last_checkpoint(&self, origin: Nation) -> Option<Vec<u8>>;
+
+    /// Plans `read(origin, from_seq, max)` (or, through `Reader::entries`, `read_entries` ending
+    /// at the first checkpoint after `max` records or `max_bytes` bytes of entries) to run
+    /// after the caller lets go of the store.
+    fn reader(&self, origin: Nation, from_seq: u64, max: usize, max_bytes: usize) -> Box<dyn Reader>;
 }
 
 #[derive(Debug)]
@@ -787,7 +814,21 @@ impl OriginLog {
     }
 }
 
+impl Reader for ReadPlan {
+    fn records(&self) -> Result<Vec<StoredRecord>, StoreError> {
+        self.run()
+    }
+
+    fn entries(&self) -> Result<Vec<Entry>, StoreError> {
+        self.run_entries()
+    }
+}
+
 impl LogStore for FileStore {
+    fn reader(&self, origin: Nation, from_seq: u64, max: usize, max_bytes: usize) -> Box<dyn Reader> {
+        Box::new(self.plan_entries(origin, from_seq, max, max_bytes))
+    }
+
     fn heads(&self) -> Vec<Chain> {
         self.origins.values().map(|o| o.durable.clone()).collect()
     }

@@ -327,3 +327,28 @@ fn owed_stubs_are_filled_by_their_record_only() {
     let (reopened, rec) = FileStore::open_for(dir.path(), &trusted(), Some(jpn)).unwrap();
     assert_eq!((rec.fills_cut, reopened.owed(usa())), (1, vec![2]));
 }
+
+/// The `LogStore` contract (`ledger::contract`), which the JetStream store runs too.
+struct Files(tempfile::TempDir, usize);
+
+impl ledger::contract::Backend for Files {
+    fn create(&mut self) -> String {
+        self.1 += 1;
+        self.0.path().join(self.1.to_string()).to_string_lossy().into_owned()
+    }
+
+    fn open(
+        &mut self,
+        name: &str,
+        trusted: &BTreeMap<Nation, ed25519_dalek::VerifyingKey>,
+        owner: Option<Nation>,
+    ) -> Result<(Box<dyn LogStore>, ledger::store::Recovery), ledger::StoreError> {
+        FileStore::open_for(Path::new(name), trusted, owner).map(|(s, r)| (Box::new(s) as Box<dyn LogStore>, r))
+    }
+}
+
+#[test]
+fn file_store_keeps_the_log_store_contract() {
+    let mut files = Files(tempfile::tempdir().unwrap(), 0);
+    ledger::contract::run_all(&mut files).unwrap();
+}

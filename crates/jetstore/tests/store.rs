@@ -1,0 +1,136 @@
+//! The JetStream store against a real three-server NATS cluster: the `LogStore` contract that
+//! `FileStore` keeps, the start-up durability checks, and a server killed mid-stream.
+
+#![allow(clippy::unwrap_used)]
+
+use ed25519_dalek::VerifyingKey;
+use jetstore::local::LocalCluster;
+use jetstore::{JetStore, Settings};
+use ledger::contract::Backend;
+use ledger::store::Recovery;
+use ledger::{LogStore, StoreError};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use vocab::Nation;
+
+struct Jet {
+    settings: Settings,
+    next: usize,
+}
+
+impl Jet {
+    fn new(cluster: &LocalCluster) -> Jet {
+        Jet {
+            settings: Settings {
+                servers: cluster.urls(),
+                monitors: cluster.monitors(),
+                prefix: String::new(),
+                timeout: Duration::from_secs(20),
+            },
+            next: 0,
+        }
+    }
+}
+
+impl Backend for Jet {
+    fn create(&mut self) -> String {
+        self.next += 1;
+        format!("T{}", self.next)
+    }
+
+    fn open(
+        &mut self,
+        name: &str,
+        trusted: &BTreeMap<Nation, VerifyingKey>,
+        owner: Option<Nation>,
+    ) -> Result<(Box<dyn LogStore>, Recovery), StoreError> {
+        let settings = Settings { prefix: name.to_string(), ..self.settings.clone() };
+        JetStore::open(&settings, trusted, owner).map(|(s, r)| (Box::new(s) as Box<dyn LogStore>, r))
+    }
+}
+
+#[test]
+fn jetstream_store_keeps_the_log_store_contract_on_three_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(dir.path(), 3).unwrap();
+    let mut jet = Jet::new(&cluster);
+    ledger::contract::run_all(&mut jet).unwrap();
+    // Three servers: every stream has three replicas.
+    let (store, _) = jet.open("T1", &BTreeMap::new(), None).unwrap();
+    drop(store);
+    let (store, _) =
+        JetStore::open(&Settings { prefix: "T1".into(), ..jet.settings.clone() }, &BTreeMap::new(), None).unwrap();
+    assert_eq!(store.replicas(), 3);
+}
+
+#[test]
+fn servers_that_do_not_sync_every_write_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start_with(dir.path(), 1, "").unwrap();
+    let jet = Jet::new(&cluster);
+    let settings = Settings { prefix: "T".into(), ..jet.settings.clone() };
+    let err = JetStore::open(&settings, &BTreeMap::new(), None).unwrap_err();
+    assert!(matches!(err, StoreError::Misconfigured(_)), "{err}");
+    assert!(err.to_string().contains("sync_interval: always"), "{err}");
+    // No monitoring URL: refused, not assumed.
+    let err = JetStore::open(&Settings { monitors: vec![], ..settings.clone() }, &BTreeMap::new(), None).unwrap_err();
+    assert!(err.to_string().contains("monitoring URL"), "{err}");
+    // Nothing listening: a clear error within the timeout, no hang.
+    let err = JetStore::open(
+        &Settings { monitors: vec!["http://127.0.0.1:1".into()], timeout: Duration::from_secs(2), ..settings },
+        &BTreeMap::new(),
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+}
+
+/// One server killed while groups are committed: every commit that returned Ok is read back
+/// once, in order, after the server comes back and the store is opened afresh.
+#[test]
+fn a_server_killed_mid_stream_loses_and_duplicates_nothing_acknowledged() {
+    use ed25519_dalek::SigningKey;
+    use ledger::chain::NewRecord;
+    use ledger::Chain;
+    use vocab::UtcNanos;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::start(dir.path(), 3).unwrap();
+    let jet = Jet::new(&cluster);
+    let settings = Settings { prefix: "KILL".into(), ..jet.settings.clone() };
+    let usa = Nation::parse("USA").unwrap();
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let trusted: BTreeMap<Nation, VerifyingKey> = [(usa, key.verifying_key())].into();
+    let (mut store, _) = JetStore::open(&settings, &trusted, Some(usa)).unwrap();
+    let mut chain = Chain::new(usa);
+    let mut acked: Vec<Vec<u8>> = Vec::new();
+    for group in 0..60 {
+        if group == 20 {
+            // Each server in turn may lead the stream; kill the second.
+            cluster.kill_server(1);
+        }
+        let mut sealed = Vec::new();
+        for i in 0..10u8 {
+            let s = chain.seal(NewRecord {
+                time: UtcNanos::from_nanos(group),
+                releasable_to: &[],
+                kind: wire::RecordKind::Heartbeat,
+                body: vec![i; 100],
+            });
+            store.append_record(usa, &s.bytes).unwrap();
+            sealed.push(s.bytes);
+        }
+        let cp = chain.checkpoint(&key, UtcNanos::from_nanos(group));
+        store.append_checkpoint(usa, &cp, Some(&key.verifying_key())).unwrap();
+        store.commit().unwrap_or_else(|e| panic!("group {group} after the kill: {e}"));
+        acked.extend(sealed);
+    }
+    drop(store);
+    cluster.start_server(1).unwrap();
+    cluster.wait_ready(Duration::from_secs(30)).unwrap();
+    let (store, recovery) = JetStore::open(&settings, &trusted, Some(usa)).unwrap();
+    assert_eq!(recovery.uncovered_records_kept, 0);
+    let read = store.read(usa, 1, usize::MAX).unwrap();
+    assert_eq!(read.len(), acked.len());
+    assert!(read.iter().zip(&acked).all(|(r, a)| &r.bytes == a));
+}
