@@ -9,8 +9,9 @@
 //! - `max_payload` at least `ledger::MAX_FRAME_BYTES`, so that any record the node accepts
 //!   can be stored.
 //!
-//! Every listed server must answer and pass; the cluster size (`/jsz` `meta_cluster`) sets the
-//! replica count (three when there are three servers or more).
+//! Every server that answers must pass, and more than half of those listed must answer (a node
+//! restarts while one server of three is down, as the cluster itself goes on); the cluster size
+//! (`/jsz` `meta_cluster`) sets the replica count (three when there are three servers or more).
 
 use ledger::StoreError;
 use std::time::Duration;
@@ -32,8 +33,17 @@ fn refused(url: &str, why: impl std::fmt::Display) -> StoreError {
 /// Checks every server named by `monitors` (`http://host:port`).
 pub async fn check(monitors: Vec<String>, timeout: Duration) -> Result<Cluster, StoreError> {
     let mut cluster = Cluster { cluster_size: 1, version: String::new() };
+    let mut unreachable = Vec::new();
     for url in &monitors {
-        let varz = get_json(url, "/varz", timeout).await?;
+        let varz = match get_json(url, "/varz", timeout).await {
+            Ok(v) => v,
+            Err(Fetch::Unreachable(e)) => {
+                tracing::warn!(server = %url, error = %e, "NATS server unreachable at start-up");
+                unreachable.push(e);
+                continue;
+            }
+            Err(Fetch::Bad(e)) => return Err(e),
+        };
         let version = varz["version"].as_str().unwrap_or_default().to_string();
         let (major, minor, patch) =
             parse_version(&version).ok_or_else(|| refused(url, format!("version {version:?}")))?;
@@ -64,14 +74,38 @@ pub async fn check(monitors: Vec<String>, timeout: Duration) -> Result<Cluster, 
                 ),
             ));
         }
-        let jsz = get_json(url, "/jsz", timeout).await?;
+        let jsz = get_json(url, "/jsz", timeout).await.map_err(Fetch::into_error)?;
         let size = jsz["meta_cluster"]["cluster_size"].as_u64().unwrap_or(1) as usize;
         cluster.cluster_size = cluster.cluster_size.max(size);
         if cluster.version.is_empty() || parse_version(&version) < parse_version(&cluster.version) {
             cluster.version = version;
         }
     }
+    if unreachable.len() * 2 >= monitors.len() {
+        return Err(StoreError::Unavailable(format!(
+            "{} of {} NATS servers did not answer: {}",
+            unreachable.len(),
+            monitors.len(),
+            unreachable.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        )));
+    }
     Ok(cluster)
+}
+
+/// Why a monitoring endpoint gave no usable answer.
+enum Fetch {
+    /// Nothing answered (connection refused, timed out): the server may be down.
+    Unreachable(StoreError),
+    /// Something answered, but not a monitoring endpoint's JSON.
+    Bad(StoreError),
+}
+
+impl Fetch {
+    fn into_error(self) -> StoreError {
+        match self {
+            Fetch::Unreachable(e) | Fetch::Bad(e) => e,
+        }
+    }
 }
 
 fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
@@ -80,10 +114,10 @@ fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
 }
 
 /// GETs `path` from a plain-HTTP monitoring endpoint and parses the JSON body.
-async fn get_json(base: &str, path: &str, timeout: Duration) -> Result<serde_json::Value, StoreError> {
+async fn get_json(base: &str, path: &str, timeout: Duration) -> Result<serde_json::Value, Fetch> {
     let host = base
         .strip_prefix("http://")
-        .ok_or_else(|| refused(base, "monitoring URL must start with http://"))?
+        .ok_or_else(|| Fetch::Bad(refused(base, "monitoring URL must start with http://")))?
         .trim_end_matches('/');
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(host)
@@ -97,13 +131,16 @@ async fn get_json(base: &str, path: &str, timeout: Duration) -> Result<serde_jso
     };
     let body = tokio::time::timeout(timeout, fetch)
         .await
-        .map_err(|_| refused(base, format!("monitoring endpoint did not answer within {timeout:?}")))??;
+        .map_err(|_| {
+            Fetch::Unreachable(refused(base, format!("monitoring endpoint did not answer within {timeout:?}")))
+        })?
+        .map_err(Fetch::Unreachable)?;
     let text = String::from_utf8_lossy(&body);
-    let (head, json) = text.split_once("\r\n\r\n").ok_or_else(|| refused(base, "not an HTTP answer"))?;
+    let (head, json) = text.split_once("\r\n\r\n").ok_or_else(|| Fetch::Bad(refused(base, "not an HTTP answer")))?;
     if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1).is_none_or(|c| c != "200") {
-        return Err(refused(base, format!("{path}: {}", head.lines().next().unwrap_or_default())));
+        return Err(Fetch::Bad(refused(base, format!("{path}: {}", head.lines().next().unwrap_or_default()))));
     }
-    serde_json::from_str(json).map_err(|e| refused(base, format!("{path}: {e}")))
+    serde_json::from_str(json).map_err(|e| Fetch::Bad(refused(base, format!("{path}: {e}"))))
 }
 
 #[cfg(test)]

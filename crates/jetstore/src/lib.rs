@@ -207,10 +207,34 @@ impl Shared {
     }
 }
 
+/// Reads stream message `seq`. A request lost to a server restarting or a leader election is
+/// asked again (each try times out after the context's request timeout); the caller's
+/// deadline (`Shared::run`) bounds the whole.
 async fn get_frame(stream: &stream::Stream<()>, origin: Nation, seq: u64) -> Result<Frame, StoreError> {
     let m =
-        stream.get_raw_message(seq).await.map_err(|e| unavailable(&format!("read {origin}'s stream at {seq}"), e))?;
+        again(|| stream.get_raw_message(seq), |e| !matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound))
+            .await
+            .map_err(|e| unavailable(&format!("read {origin}'s stream at {seq}"), e))?;
     frame_of(&m, origin)
+}
+
+/// Runs `f` until it succeeds or fails with an error `transient` does not accept, pausing
+/// between tries (the caller bounds the time).
+async fn again<T, E, Fut: std::future::Future<Output = Result<T, E>>>(
+    mut f: impl FnMut() -> Fut,
+    transient: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match f().await {
+            Err(e) if transient(&e) => {
+                tracing::debug!("NATS request failed; asking again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn frame_of(m: &jetstream::message::StreamMessage, origin: Nation) -> Result<Frame, StoreError> {
@@ -326,7 +350,8 @@ impl JetStore {
         let js = bridge
             .run(async move {
                 let mut js = jetstream::new(c);
-                js.set_timeout(timeout);
+                // One request's wait; operations ask again within `timeout`.
+                js.set_timeout(timeout.min(Duration::from_secs(4)));
                 js
             })
             .map_err(|e| unavailable("connect", e))?;
@@ -428,19 +453,15 @@ impl JetStore {
                 let subject = names.subject(Kind::Owed);
                 let mut from = 1;
                 loop {
-                    match stream.get_first_raw_message_by_subject(&subject, from).await {
+                    let not_found = |e: &stream::LastRawMessageError| {
+                        matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound)
+                    };
+                    match again(|| stream.get_first_raw_message_by_subject(&subject, from), |e| !not_found(e)).await {
                         Ok(m) => {
                             from = m.sequence + 1;
                             owed.push(frame_of(&m, origin)?);
                         }
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-                            ) =>
-                        {
-                            break
-                        }
+                        Err(e) if not_found(&e) => break,
                         Err(e) => return Err(unavailable("read owed stubs", e)),
                     }
                 }
@@ -448,8 +469,7 @@ impl JetStore {
             let fills_stream = js.get_stream_no_info(&names.fills).await.map_err(|e| unavailable("open stream", e))?;
             let mut fills = Vec::new();
             for s in 1..=fills_info.state.last_sequence {
-                let m = fills_stream
-                    .get_raw_message(s)
+                let m = again(|| fills_stream.get_raw_message(s), |_| true)
                     .await
                     .map_err(|e| unavailable(&format!("read {origin}'s fills at {s}"), e))?;
                 fills.push((s, m.payload.clone()));
@@ -657,9 +677,15 @@ async fn ensure_stream(
     replicas: usize,
 ) -> Result<stream::Info, StoreError> {
     let name = config.name.clone();
-    let mut stream =
-        js.get_or_create_stream(config).await.map_err(|e| unavailable(&format!("create or get stream {name}"), e))?;
-    let info = stream.info().await.map_err(|e| unavailable(&format!("stream {name} info"), e))?.clone();
+    let info = again(
+        || async {
+            let mut stream = js.get_or_create_stream(config.clone()).await.map_err(|e| e.to_string())?;
+            stream.info().await.cloned().map_err(|e| e.to_string())
+        },
+        |_| true,
+    )
+    .await
+    .map_err(|e| unavailable(&format!("create or get stream {name}"), e))?;
     let c = &info.config;
     let mut wrong = Vec::new();
     if c.storage != stream::StorageType::File {

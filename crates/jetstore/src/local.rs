@@ -168,19 +168,23 @@ impl LocalCluster {
         let deadline = Instant::now() + within;
         let mut last = String::new();
         while Instant::now() < deadline {
-            let ok = self.servers.iter().filter(|s| s.is_running()).all(|s| match http_get(s.monitor_port, "/jsz") {
-                Ok(body) => {
-                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                    let leader = v["meta_cluster"]["leader"].as_str().unwrap_or_default().to_string();
-                    let single = self.servers.len() == 1 && v["config"].is_object();
-                    last = format!("{}: leader {leader:?}", s.name);
-                    single || !leader.is_empty()
-                }
-                Err(e) => {
-                    last = format!("{}: {e}", s.name);
-                    false
-                }
-            });
+            // `/healthz` answers 200 once a server's JetStream assets are current.
+            let healthy =
+                self.servers.iter().filter(|s| s.is_running()).all(|s| http_get(s.monitor_port, "/healthz").is_ok());
+            let ok = healthy
+                && self.servers.iter().filter(|s| s.is_running()).all(|s| match http_get(s.monitor_port, "/jsz") {
+                    Ok(body) => {
+                        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                        let leader = v["meta_cluster"]["leader"].as_str().unwrap_or_default().to_string();
+                        let single = self.servers.len() == 1 && v["config"].is_object();
+                        last = format!("{}: leader {leader:?}", s.name);
+                        single || !leader.is_empty()
+                    }
+                    Err(e) => {
+                        last = format!("{}: {e}", s.name);
+                        false
+                    }
+                });
             if ok {
                 return Ok(());
             }
@@ -205,5 +209,9 @@ fn http_get(port: u16, path: &str) -> Result<String, String> {
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
     let mut text = String::new();
     s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).ok_or_else(|| "not HTTP".to_string())
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| "not HTTP".to_string())?;
+    match head.split_whitespace().nth(1) {
+        Some("200") => Ok(body.to_string()),
+        status => Err(format!("HTTP {status:?}: {body}")),
+    }
 }

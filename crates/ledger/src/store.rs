@@ -197,7 +197,7 @@ pub trait Reader: Send {
 
 /// Where an origin's records are kept. `append_*` buffer; `commit` makes everything buffered
 /// durable at once (group commit); only committed, checkpointed records are read back.
-pub trait LogStore: Send {
+pub trait LogStore: Send + std::fmt::Debug {
     /// Each origin held, with its chain head (`covered()` is the last durable checkpoint).
     fn heads(&self) -> Vec<Chain>;
     /// Buffers `origin`'s next record; it must extend the chain (checked).

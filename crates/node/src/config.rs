@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use vocab::Nation;
 
+/// Most records per group commit on a JetStream store (see `max_group_records`).
+pub const JETSTREAM_MAX_GROUP_RECORDS: usize = 400;
+
 /// Most sensors one node authenticates.
 pub const MAX_SENSORS: usize = 10_000;
 
@@ -16,6 +19,14 @@ pub const MAX_SENSORS: usize = 10_000;
 struct File {
     nation: String,
     data_dir: PathBuf,
+    #[serde(default)]
+    store: Option<String>,
+    #[serde(default)]
+    store_monitor: Vec<String>,
+    #[serde(default)]
+    store_prefix: Option<String>,
+    #[serde(default = "default_store_timeout_s")]
+    store_timeout_s: f64,
     signing_key: PathBuf,
     #[serde(default)]
     releasable_to: Vec<String>,
@@ -278,10 +289,24 @@ pub struct Sensor {
     pub token_sha256: [u8; 32],
 }
 
+fn default_store_timeout_s() -> f64 {
+    20.0
+}
+
+/// Where the node keeps its log (docs/store.md).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreConfig {
+    /// The embedded segment-file store in `data_dir`.
+    Files,
+    /// A NATS JetStream cluster.
+    JetStream { servers: Vec<String>, monitors: Vec<String>, prefix: String, timeout_s: f64 },
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nation: Nation,
     pub data_dir: PathBuf,
+    pub store: StoreConfig,
     pub signing_key: PathBuf,
     /// Marking of the node's own records: nations they may be released to.
     pub releasable_to: Vec<Nation>,
@@ -594,9 +619,44 @@ impl Config {
                 })
             }
         };
+        let store = match f.store.as_deref() {
+            None | Some("file") => {
+                if !f.store_monitor.is_empty() || f.store_prefix.is_some() {
+                    bail!("keys `store_monitor` and `store_prefix` apply only with `store = \"nats://…\"`");
+                }
+                StoreConfig::Files
+            }
+            Some(urls) => {
+                let servers: Vec<String> = urls.split(',').map(|u| u.trim().to_string()).collect();
+                if let Some(bad) = servers.iter().find(|u| !u.starts_with("nats://") || u.len() <= "nats://".len()) {
+                    bail!("key `store`: {bad:?} is not a nats:// URL (give `file`, or nats://host:port[,nats://host:port…])");
+                }
+                if f.store_monitor.is_empty() {
+                    bail!("key `store_monitor`: give each NATS server's monitoring URL (http://host:8222); trilink checks there that JetStream syncs every write");
+                }
+                if let Some(bad) = f.store_monitor.iter().find(|u| !u.starts_with("http://")) {
+                    bail!("key `store_monitor`: {bad:?} is not an http:// URL");
+                }
+                let prefix = f.store_prefix.clone().unwrap_or_else(|| format!("TRILINK_{nation}"));
+                if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    bail!("key `store_prefix`: {prefix:?} may hold only letters, digits, `_` and `-`");
+                }
+                if !(f.store_timeout_s.is_finite() && (1.0..=600.0).contains(&f.store_timeout_s)) {
+                    bail!("key `store_timeout_s`: {} is not between 1 and 600", f.store_timeout_s);
+                }
+                StoreConfig::JetStream {
+                    servers,
+                    monitors: f.store_monitor.clone(),
+                    prefix,
+                    timeout_s: f.store_timeout_s,
+                }
+            }
+        };
+        let on_jetstream = matches!(store, StoreConfig::JetStream { .. });
         Ok(Config {
             federation,
             nation,
+            store,
             data_dir: resolve(&f.data_dir),
             signing_key: resolve(&f.signing_key),
             releasable_to,
@@ -608,7 +668,13 @@ impl Config {
                 max_batch_measurements: i.max_batch_measurements,
                 max_body_bytes: i.max_body_bytes,
             },
-            max_group_records: f.log.max_group_records,
+            // On JetStream a group and its checkpoint go as one atomic batch (at most 1000
+            // messages, derived copies included): docs/store.md.
+            max_group_records: if on_jetstream {
+                f.log.max_group_records.min(JETSTREAM_MAX_GROUP_RECORDS)
+            } else {
+                f.log.max_group_records
+            },
             queue_records: f.log.queue_records,
             reorder_window_s: f.fusion.reorder_window_ms as f64 / 1000.0,
             impact_predictions_per_s: f.fusion.impact_predictions_per_s,
@@ -676,6 +742,25 @@ file = "areas/japan.geojson"
     }
 
     #[test]
+    fn a_jetstream_store_is_chosen_by_url_and_caps_the_group() {
+        let text = format!(
+            "store = \"nats://10.0.0.1:4222, nats://10.0.0.2:4222\"\nstore_monitor = [\"http://10.0.0.1:8222\", \"http://10.0.0.2:8222\"]\n{GOOD}"
+        );
+        let c = Config::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(
+            c.store,
+            StoreConfig::JetStream {
+                servers: vec!["nats://10.0.0.1:4222".into(), "nats://10.0.0.2:4222".into()],
+                monitors: vec!["http://10.0.0.1:8222".into(), "http://10.0.0.2:8222".into()],
+                prefix: format!("TRILINK_{}", c.nation),
+                timeout_s: 20.0,
+            }
+        );
+        assert_eq!(c.max_group_records, JETSTREAM_MAX_GROUP_RECORDS);
+        assert_eq!(Config::parse(GOOD, Path::new(".")).unwrap().store, StoreConfig::Files);
+    }
+
+    #[test]
     fn bad_configs_name_the_key() {
         let cases = [
             (GOOD.replace("nation = \"JPN\"", "nation = \"Japan\""), "nation"),
@@ -691,6 +776,19 @@ file = "areas/japan.geojson"
             (format!("{GOOD}\n[[operator]]\nname = \"\"\ntoken_sha256 = \"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n"), "name must be 1 to 64"),
             (format!("{GOOD}\n[[operator]]\nname = \"duty\"\ntoken_sha256 = \"xyz\"\n"), "operator \"duty\": key `token_sha256`"),
             (format!("{GOOD}\n[web]\npath = \"dist\"\n"), "unknown field `path`"),
+            (format!("store = \"http://a:4222\"\n{GOOD}"), "is not a nats:// URL"),
+            (format!("store = \"nats://a:4222,\"\n{GOOD}"), "\"\" is not a nats:// URL"),
+            (format!("store = \"nats://a:4222\"\n{GOOD}"), "key `store_monitor`: give each NATS server's"),
+            (format!("store = \"nats://a:4222\"\nstore_monitor = [\"a:8222\"]\n{GOOD}"), "is not an http:// URL"),
+            (
+                format!("store = \"nats://a:4222\"\nstore_monitor = [\"http://a:8222\"]\nstore_prefix = \"a.b\"\n{GOOD}"),
+                "key `store_prefix`",
+            ),
+            (
+                format!("store = \"nats://a:4222\"\nstore_monitor = [\"http://a:8222\"]\nstore_timeout_s = 0\n{GOOD}"),
+                "key `store_timeout_s`",
+            ),
+            (format!("store_prefix = \"X\"\n{GOOD}"), "apply only with `store"),
         ];
         for (text, want) in cases {
             let err = format!("{:#}", Config::parse(&text, Path::new(".")).unwrap_err());

@@ -136,7 +136,7 @@ async fn status(State(app): Shared) -> Response {
             })
         })
         .collect();
-    let heads = app.store.lock().map(|s| ledger::LogStore::heads(&*s)).unwrap_or_default();
+    let heads = app.store.lock().map(|s| ledger::LogStore::heads(&**s)).unwrap_or_default();
     let origins: Vec<Value> = heads.iter().map(|c| json!({"origin": c.origin().as_str(), "seq": c.seq()})).collect();
     let (fused_seq, counters, tracks, alerts) = match app.picture.read() {
         Ok(p) => (p.fused_seq, p.counters.clone(), p.tracks.len(), p.alerts.len()),
@@ -435,11 +435,11 @@ async fn log_range(
         return error(StatusCode::BAD_REQUEST, format!("limit {limit} exceeds {MAX_LOG_PAGE}; page with `next`"));
     }
     let plan = match app.store.lock() {
-        Ok(store) => store.plan_read(origin, from, limit),
+        Ok(store) => store.reader(origin, from, limit, usize::MAX),
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned"),
     };
     // The file reads run on a blocking thread, without the store's lock.
-    let read = tokio::task::spawn_blocking(move || plan.run().map_err(|e| e.to_string())).await;
+    let read = tokio::task::spawn_blocking(move || plan.records().map_err(|e| e.to_string())).await;
     match read {
         Ok(Ok(records)) => {
             let next = records.last().map(|r| r.seq + 1).unwrap_or(from);

@@ -27,6 +27,9 @@ use anyhow::{anyhow, Context};
 use config::{Config, Sensor};
 use fusion::{Engine, EngineConfig, Measurement};
 use ledger::{Chain, FileStore, LogStore};
+
+/// The node's log, shared by the writer, readers and federation (locked only to plan reads).
+pub type Store = Arc<Mutex<Box<dyn LogStore>>>;
 use metrics::{Metrics, Reject};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -60,7 +63,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub picture: Arc<RwLock<picture::Picture>>,
     pub events: broadcast::Sender<Arc<str>>,
-    pub store: Arc<Mutex<FileStore>>,
+    pub store: Store,
     pub log: mpsc::Sender<writer::Append>,
     pub head: Arc<AtomicU64>,
     pub sensors: Mutex<BTreeMap<String, SensorStats>>,
@@ -309,8 +312,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             trusted.insert(nation, k);
         }
     }
-    let (store, recovery) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation))
-        .with_context(|| format!("failed to open the log in {}", config.data_dir.display()))?;
+    let (store, recovery): (Box<dyn LogStore>, _) = match &config.store {
+        config::StoreConfig::Files => {
+            let (s, r) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation))
+                .with_context(|| format!("failed to open the log in {}", config.data_dir.display()))?;
+            (Box::new(s), r)
+        }
+        config::StoreConfig::JetStream { servers, monitors, prefix, timeout_s } => {
+            let settings = jetstore::Settings {
+                servers: servers.clone(),
+                monitors: monitors.clone(),
+                prefix: prefix.clone(),
+                timeout: std::time::Duration::from_secs_f64(*timeout_s),
+            };
+            // Connecting and reading the streams block: off the async runtime.
+            let (keys, nation) = (trusted.clone(), config.nation);
+            let opened = tokio::task::spawn_blocking(move || jetstore::JetStore::open(&settings, &keys, Some(nation)))
+                .await
+                .context("failed to open the log on NATS")?;
+            let (s, r) = opened.with_context(|| format!("failed to open the log on NATS ({})", servers.join(",")))?;
+            tracing::info!(replicas = s.replicas(), prefix = %prefix, "log on JetStream");
+            (Box::new(s), r)
+        }
+    };
+    if recovery.uncovered_records_kept > 0 {
+        tracing::warn!(
+            records = recovery.uncovered_records_kept,
+            "kept records after the last checkpoint (a group split over batches); the next checkpoint covers them"
+        );
+    }
     if recovery.torn_bytes_cut > 0 {
         tracing::warn!(
             bytes = recovery.torn_bytes_cut,

@@ -7,7 +7,6 @@ use crate::products::{alert_json, launch_json, track_json, Ack};
 use crate::writer::{Append, Committed};
 use alert::{AlertBook, AlertChange};
 use fusion::{Engine, TrackStatus, TrackView};
-use ledger::LogStore;
 use prost::Message;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -105,7 +104,7 @@ pub struct Fusion {
     pub reorder_window_s: f64,
     /// The log, read when fusion is behind what the writer handed it (at start, after a burst
     /// that overflowed the hand-over queue).
-    pub store: Arc<std::sync::Mutex<ledger::FileStore>>,
+    pub store: crate::Store,
     pub origin: vocab::Nation,
     /// The writer's durable head.
     pub head: Arc<std::sync::atomic::AtomicU64>,
@@ -342,10 +341,10 @@ impl Fusion {
         let want = usize::try_from(to.saturating_sub(from) + 1).unwrap_or(usize::MAX).min(CATCH_UP_CHUNK);
         // The lock is held only to plan the read; the file I/O runs without it.
         let plan = match self.store.lock() {
-            Ok(store) => store.plan_read(origin, from, want),
+            Ok(store) => store.reader(origin, from, want, usize::MAX),
             Err(_) => return 0,
         };
-        let records = plan.run();
+        let records = plan.records();
         let records = match records {
             Ok(r) => r,
             Err(e) => {

@@ -5,12 +5,13 @@
 //! from the log alone.
 
 use crate::products::{alert_json, track_json};
+use crate::Store;
 use alert::AlertBook;
 use fusion::{Engine, EngineConfig, TrackStatus};
-use ledger::{FileStore, LogStore};
+use ledger::LogStore;
 use prost::Message;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use vocab::{Nation, UtcNanos};
 use wire::RecordKind;
 
@@ -53,15 +54,15 @@ impl Request {
 }
 
 /// Origin time of the record at `seq` of `origin` (None if it cannot be read).
-fn record_time(store: &Mutex<FileStore>, origin: Nation, seq: u64) -> Option<UtcNanos> {
-    let plan = store.lock().ok()?.plan_read(origin, seq, 1);
-    let r = plan.run().ok()?.into_iter().next()?;
+fn record_time(store: &Mutex<Box<dyn LogStore>>, origin: Nation, seq: u64) -> Option<UtcNanos> {
+    let plan = store.lock().ok()?.reader(origin, seq, 1, usize::MAX);
+    let r = plan.records().ok()?.into_iter().next()?;
     wire::Record::decode(r.bytes.as_slice()).ok().map(|r| UtcNanos::from_nanos(r.origin_time_unix_ns))
 }
 
 /// First seq of `origin` whose record is at or after `t` (records are sealed in time order,
 /// so a binary search over seq finds it with a few reads).
-fn first_seq_at(store: &Mutex<FileStore>, origin: Nation, head: u64, t: UtcNanos) -> u64 {
+fn first_seq_at(store: &Mutex<Box<dyn LogStore>>, origin: Nation, head: u64, t: UtcNanos) -> u64 {
     let (mut lo, mut hi) = (1u64, head + 1);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
@@ -75,7 +76,7 @@ fn first_seq_at(store: &Mutex<FileStore>, origin: Nation, head: u64, t: UtcNanos
 }
 
 /// The time span the log covers (first and newest record over every origin).
-pub fn log_span(store: &Mutex<FileStore>) -> Option<(UtcNanos, UtcNanos)> {
+pub fn log_span(store: &Mutex<Box<dyn LogStore>>) -> Option<(UtcNanos, UtcNanos)> {
     let heads = store.lock().ok()?.heads();
     let mut span: Option<(UtcNanos, UtcNanos)> = None;
     for h in heads.iter().filter(|h| h.seq() > 0) {
@@ -92,7 +93,7 @@ pub fn log_span(store: &Mutex<FileStore>) -> Option<(UtcNanos, UtcNanos)> {
 
 /// Reads every origin's measurements between `from` and `to` (by measurement time), sorted.
 fn measurements(
-    store: &Mutex<FileStore>,
+    store: &Mutex<Box<dyn LogStore>>,
     own: Nation,
     from: UtcNanos,
     to: UtcNanos,
@@ -105,8 +106,9 @@ fn measurements(
         // Records are sealed after their measurements were taken: start a minute early.
         let mut seq = first_seq_at(store, origin, h.seq(), from.add_secs_f64(-60.0));
         while seq <= h.seq() {
-            let plan = store.lock().map_err(|_| "store lock poisoned".to_string())?.plan_read(origin, seq, CHUNK);
-            let chunk = plan.run().map_err(|e| e.to_string())?;
+            let plan =
+                store.lock().map_err(|_| "store lock poisoned".to_string())?.reader(origin, seq, CHUNK, usize::MAX);
+            let chunk = plan.records().map_err(|e| e.to_string())?;
             let Some(last) = chunk.last() else { break };
             seq = last.seq + 1;
             let mut past_end = false;
@@ -145,7 +147,7 @@ fn measurements(
 
 /// Runs the replay: frames of `{time, tracks, alerts}` every `step_s` from `from` to `to`.
 pub fn run(
-    store: &Arc<Mutex<FileStore>>,
+    store: &Store,
     own: Nation,
     engine_config: EngineConfig,
     areas: Vec<alert::Area>,

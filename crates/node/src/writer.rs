@@ -9,9 +9,9 @@
 use crate::metrics::Metrics;
 use ed25519_dalek::SigningKey;
 use ledger::chain::NewRecord;
-use ledger::{Chain, FileStore, LogStore};
+use ledger::Chain;
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use vocab::Nation;
@@ -48,7 +48,7 @@ pub struct Committed {
 }
 
 pub struct Writer {
-    pub store: Arc<Mutex<FileStore>>,
+    pub store: crate::Store,
     pub chain: Chain,
     pub key: SigningKey,
     pub releasable_to: Vec<Nation>,

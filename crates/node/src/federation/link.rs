@@ -8,7 +8,6 @@
 use super::protocol::{apply, wanted_cursors, Ingress, Refusal, MAX_MESSAGE_BYTES};
 use super::{Ctx, SILENCE_LIMIT};
 use crate::writer::Committed;
-use ledger::LogStore;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,7 +22,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 fn cursors(ctx: &Ctx, partner: Nation, only: Option<Nation>) -> Vec<OriginCursor> {
     let accept_relay = ctx.fed.partners.get(&partner).is_some_and(|p| p.accept_relay);
     let Ok(store) = ctx.store.lock() else { return Vec::new() };
-    let mut v = wanted_cursors(ctx.fed.me, partner, accept_relay, &ctx.fed.trusted, &*store);
+    let mut v = wanted_cursors(ctx.fed.me, partner, accept_relay, &ctx.fed.trusted, &**store);
     v.retain(|c| only.is_none_or(|o| c.origin == o.as_str()));
     v
 }
@@ -114,7 +113,7 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                 let result = tokio::task::spawn_blocking(move || {
                     let rules = Ingress { me: c.fed.me, peer: partner, accept_relay, trusted: &c.fed.trusted };
                     let mut store = c.store.lock().map_err(|_| Refusal::Store("store lock poisoned".into()))?;
-                    apply(&mut *store, &rules, batch)
+                    apply(&mut **store, &rules, batch)
                 })
                 .await
                 .map_err(|e| e.to_string())?;

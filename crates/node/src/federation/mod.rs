@@ -13,9 +13,8 @@ pub mod tls;
 pub mod transform;
 
 use crate::writer::Committed;
-use ledger::FileStore;
 use state::Fed;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Entries per batch (before the byte budget `protocol::MAX_BATCH_BYTES`).
@@ -31,7 +30,7 @@ pub const SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub fed: Arc<Fed>,
-    pub store: Arc<Mutex<FileStore>>,
+    pub store: crate::Store,
     /// Bumped after every commit to the log (own or replica): senders wake on it.
     pub version: Arc<watch::Sender<u64>>,
     pub stop: watch::Receiver<bool>,

@@ -8,7 +8,6 @@
 use super::protocol::{egress, Sender, MAX_BATCH_BYTES};
 use super::tls::PeerInfo;
 use super::{Ctx, BATCH_RECORDS, HEARTBEAT, SILENCE_LIMIT, WINDOW_RECORDS};
-use ledger::LogStore;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -82,9 +81,9 @@ async fn publish(
         for (origin, from) in sender.wanted(WINDOW_RECORDS) {
             let plan = {
                 let store = ctx.store.lock().map_err(|_| "store lock poisoned")?;
-                store.plan_entries(origin, from, BATCH_RECORDS, MAX_BATCH_BYTES)
+                store.reader(origin, from, BATCH_RECORDS, MAX_BATCH_BYTES)
             };
-            let entries = tokio::task::spawn_blocking(move || plan.run_entries())
+            let entries = tokio::task::spawn_blocking(move || plan.entries())
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("failed to read the log: {e}"))?;

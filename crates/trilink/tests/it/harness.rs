@@ -81,7 +81,11 @@ impl Node {
             text.push_str(&line);
             text.push('\n');
         }
-        text.push_str(extra);
+        // Top-level keys of `extra` (before its first table) go before every table.
+        let table_at = extra.find("\n[").map(|i| i + 1).unwrap_or(if extra.starts_with('[') { 0 } else { extra.len() });
+        let (top, tables) = extra.split_at(table_at);
+        let mut text = format!("{top}\n{text}");
+        text.push_str(tables);
         let config = dir.path().join("node.toml");
         std::fs::write(&config, text).expect("write config");
         let out = trilink().args(["pki", "init", "--out"]).arg(dir.path()).output().expect("pki");

@@ -5,6 +5,7 @@ mod cot_e2e;
 mod eval_cli;
 mod federation_e2e;
 mod harness;
+mod jetstream_e2e;
 mod node_e2e;
 #[path = "../../src/proxy.rs"]
 mod proxy;

@@ -1,0 +1,145 @@
+//! A node whose log is on a real three-server NATS JetStream cluster (`store = "nats://…"`):
+//! under ingest load, one NATS server is killed and then the node itself (SIGKILL). The node
+//! keeps acknowledging through the server's death, comes back on the same streams, and every
+//! acknowledged batch is in the log exactly once.
+
+use crate::harness::*;
+use jetstore::local::LocalCluster;
+use ledger::LogStore;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Ingest clients posting 20-measurement batches until stopped; acknowledged seqs with their
+/// ranges go into `acked`.
+fn clients(
+    addr: std::net::SocketAddr,
+    acked: &Arc<Mutex<BTreeMap<u64, Vec<u64>>>>,
+    base: u64,
+    stop: &Arc<AtomicBool>,
+    acks: &Arc<AtomicU64>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..3u64)
+        .map(|c| {
+            let (acked, stop, acks) = (acked.clone(), stop.clone(), acks.clone());
+            std::thread::spawn(move || {
+                let mut k = base + c * 100_000;
+                while !stop.load(Ordering::Relaxed) {
+                    let ranges: Vec<u64> = (0..20).map(|i| 100_000 + k * 20 + i).collect();
+                    let time = now_rfc3339();
+                    let body: String =
+                        ranges.iter().map(|r| radar_line("JPN-FPS5-SADO", &time, *r as f64) + "\n").collect();
+                    k += 1;
+                    let auth = format!("Bearer {SADO_TOKEN}");
+                    if let Ok((200, text)) =
+                        request(addr, "POST", "/v1/ingest", &[("Authorization", auth.as_str())], body.as_bytes())
+                    {
+                        let v: serde_json::Value = serde_json::from_str(&text).expect("ack JSON");
+                        let seq = v["seq"].as_u64().expect("seq");
+                        assert!(acked.lock().expect("lock").insert(seq, ranges).is_none(), "seq {seq} acked twice");
+                        acks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn node_on_jetstream_survives_a_nats_server_and_its_own_kill_without_losing_or_repeating_an_ack() {
+    let nats_dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = LocalCluster::start(nats_dir.path(), 3).expect("NATS cluster");
+    let top = format!(
+        "store = {:?}\nstore_monitor = [{}]\n",
+        cluster.urls().join(","),
+        cluster.monitors().iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
+    );
+    let mut node = Node::new(&top);
+    assert!(node.log_text().contains("log on JetStream"), "{}", node.log_text());
+    let acked: Arc<Mutex<BTreeMap<u64, Vec<u64>>>> = Arc::default();
+    let acks = Arc::new(AtomicU64::new(0));
+
+    // Load; one NATS server dies under it; the node goes on acknowledging.
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = clients(node.http, &acked, 0, &stop, &acks);
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.kill_server(0);
+    let at_kill = acks.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acks.load(Ordering::Relaxed) < at_kill + 30 {
+        assert!(Instant::now() < deadline, "the node stopped acknowledging after a NATS server died");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Then the node itself is killed mid-stream.
+    node.kill();
+    stop.store(true, Ordering::Relaxed);
+    for c in running {
+        c.join().expect("client");
+    }
+    assert!(at_kill > 20, "too little load before the kill to prove anything: {at_kill} acks");
+
+    // It comes back on the two remaining servers and serves again.
+    node.start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let before = acks.load(Ordering::Relaxed);
+    let running = clients(node.http, &acked, 500_000, &stop, &acks);
+    let restarted = Instant::now();
+    while acks.load(Ordering::Relaxed) < before + 30 && restarted.elapsed() < Duration::from_secs(40) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("first 30 acks after the restart took {:?}", restarted.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    for c in running {
+        c.join().expect("client");
+    }
+    assert!(acks.load(Ordering::Relaxed) > before, "the restarted node acknowledged nothing: {}", node.log_text());
+    let status = get_json(node.http, "/v1/status");
+    let head = status["log"]["seq"].as_u64().expect("seq");
+    assert!(node.stop());
+
+    // Every acknowledged batch is in the log once, at its seq; no other record repeats one.
+    cluster.start_server(0).expect("restart NATS server");
+    cluster.wait_ready(Duration::from_secs(30)).expect("cluster");
+    let key =
+        ledger::keys::parse_public_key(&std::fs::read_to_string(node.dir.join("node.pub")).expect("pub")).expect("key");
+    let jpn = vocab::Nation::parse("JPN").expect("nation");
+    let settings = jetstore::Settings {
+        servers: cluster.urls(),
+        monitors: cluster.monitors(),
+        prefix: jetstore::Settings::default_prefix(jpn),
+        timeout: Duration::from_secs(20),
+    };
+    let (store, _) = jetstore::JetStore::open(&settings, &BTreeMap::from([(jpn, key)]), None).expect("open log");
+    let mut seen: BTreeMap<Vec<u64>, u64> = BTreeMap::new();
+    let mut from = 1;
+    loop {
+        let records = store.read(jpn, from, 5000).expect("read");
+        let Some(last) = records.last() else { break };
+        from = last.seq + 1;
+        for r in &records {
+            let record = wire::Record::decode(r.bytes.as_slice()).expect("record");
+            if record.kind != wire::RecordKind::MeasurementBatch as i32 {
+                continue;
+            }
+            let batch = wire::MeasurementBatch::decode(record.body.as_slice()).expect("batch");
+            let ranges: Vec<u64> = batch
+                .measurements
+                .iter()
+                .map(|m| match &m.obs {
+                    Some(wire::measurement::Obs::Radar(r)) => r.range_m as u64,
+                    _ => 0,
+                })
+                .collect();
+            if let Some(other) = seen.insert(ranges, r.seq) {
+                panic!("records {other} and {} hold the same batch", r.seq);
+            }
+        }
+    }
+    assert!(from > head, "the log ends at {} before the node's head {head}", from - 1);
+    let acked = acked.lock().expect("lock");
+    for (seq, ranges) in acked.iter() {
+        assert_eq!(seen.get(ranges), Some(seq), "acknowledged batch at seq {seq} is not in the log at that seq");
+    }
+}
