@@ -45,6 +45,7 @@
 //! messages in flight at once. Gets go to the stream leader, so a read sees every
 //! acknowledged batch.
 
+pub use async_nats;
 mod bridge;
 pub mod durability;
 pub mod local;
@@ -307,6 +308,8 @@ pub struct JetStore {
     owner: Option<Nation>,
     origins: BTreeMap<Nation, OriginLog>,
     failed: Option<String>,
+    /// Opened to read what another process writes (`open_follower`).
+    follow: bool,
 }
 
 impl std::fmt::Debug for JetStore {
@@ -356,9 +359,28 @@ impl JetStore {
             })
             .map_err(|e| unavailable("connect", e))?;
         let shared = Arc::new(Shared { bridge, client, js, timeout, replicas: cluster.cluster_size.clamp(1, 3) });
-        let mut store =
-            JetStore { shared, prefix: settings.prefix.clone(), owner, origins: BTreeMap::new(), failed: None };
+        let mut store = JetStore {
+            shared,
+            prefix: settings.prefix.clone(),
+            owner,
+            origins: BTreeMap::new(),
+            failed: None,
+            follow: false,
+        };
         let recovery = store.recover(trusted)?;
+        Ok((store, recovery))
+    }
+
+    /// Opens the store to read what another process (the nation's writer) appends: every read
+    /// looks up the stream's current end (its last checkpoint), so it sees every batch
+    /// acknowledged before it started. Appends fail: this process never writes.
+    pub fn open_follower(
+        settings: &Settings,
+        trusted: &BTreeMap<Nation, VerifyingKey>,
+    ) -> Result<(JetStore, Recovery), StoreError> {
+        let (mut store, recovery) = JetStore::open(settings, trusted, None)?;
+        store.follow = true;
+        store.failed = Some("this process only reads the log; the nation's writer process appends".into());
         Ok((store, recovery))
     }
 
@@ -981,6 +1003,7 @@ impl LogStore for JetStore {
             max_bytes,
             fills: BTreeMap::new(),
             index: Arc::new(Mutex::new(BTreeMap::new())),
+            follow: self.follow,
         };
         if let Some(log) = self.origins.get(&origin) {
             plan.last = log.durable.covered().min(log.durable.seq());
@@ -1006,13 +1029,43 @@ struct Plan {
     max_bytes: usize,
     fills: BTreeMap<u64, u64>,
     index: Arc<Mutex<BTreeMap<u64, u64>>>,
+    /// Look up `last` and `stream_last` when the read runs (a follower's store).
+    follow: bool,
+}
+
+/// The end of what is readable in a stream now: (last covered record seq, stream seq of the
+/// checkpoint covering it).
+async fn readable_end(js: &jetstream::Context, names: &Names, origin: Nation) -> Result<(u64, u64), StoreError> {
+    let info = again(
+        || async {
+            let mut s = js.get_stream(&names.log).await.map_err(|e| e.to_string())?;
+            s.info().await.map(|i| i.state.last_sequence).map_err(|e| e.to_string())
+        },
+        |e: &String| !e.contains("not found"),
+    )
+    .await;
+    let mut at = match info {
+        Ok(at) => at,
+        Err(e) if e.contains("not found") => return Ok((0, 0)),
+        Err(e) => return Err(unavailable("read the stream's end", e)),
+    };
+    let stream = js.get_stream_no_info(&names.log).await.map_err(|e| unavailable("open stream", e))?;
+    while at > 0 {
+        let f = get_frame(&stream, origin, at).await?;
+        if f.kind == Kind::Checkpoint {
+            return Ok((f.seq, at));
+        }
+        at -= 1;
+    }
+    Ok((0, 0))
 }
 
 impl Plan {
     fn scan(&self, with_checkpoints: bool) -> Result<Vec<Entry>, StoreError> {
-        if self.from_seq > self.last || self.max == 0 {
+        if (self.from_seq > self.last && !self.follow) || self.max == 0 {
             return Ok(Vec::new());
         }
+        let follow = self.follow;
         let (origin, from_seq, last, max, max_bytes) =
             (self.origin, self.from_seq, self.last, self.max, self.max_bytes);
         let stream_last = self.stream_last;
@@ -1021,6 +1074,11 @@ impl Plan {
         let index = self.index.clone();
         let js = self.shared.js.clone();
         self.shared.run("read the log", async move {
+            let (last, stream_last) =
+                if follow { readable_end(&js, &names, origin).await? } else { (last, stream_last) };
+            if from_seq > last {
+                return Ok(Vec::new());
+            }
             let stream = js.get_stream_no_info(&names.log).await.map_err(|e| unavailable("open stream", e))?;
             let fills_stream = js.get_stream_no_info(&names.fills).await.map_err(|e| unavailable("open stream", e))?;
             let start = locate(&stream, origin, from_seq, stream_last, &index).await?;

@@ -134,3 +134,50 @@ fn a_server_killed_mid_stream_loses_and_duplicates_nothing_acknowledged() {
     assert_eq!(read.len(), acked.len());
     assert!(read.iter().zip(&acked).all(|(r, a)| &r.bytes == a));
 }
+
+/// A follower (another process of the same nation) reads what the writer appends after the
+/// follower opened, and cannot append itself.
+#[test]
+fn a_follower_reads_what_the_writer_commits_and_writes_nothing() {
+    use ed25519_dalek::SigningKey;
+    use ledger::chain::NewRecord;
+    use ledger::Chain;
+    use vocab::UtcNanos;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(dir.path(), 1).unwrap();
+    let settings = Settings { prefix: "FOLLOW".into(), ..Jet::new(&cluster).settings };
+    let usa = Nation::parse("USA").unwrap();
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let trusted: BTreeMap<Nation, VerifyingKey> = [(usa, key.verifying_key())].into();
+    let (mut follower, _) = JetStore::open_follower(&settings, &trusted).unwrap();
+    assert!(follower.read(usa, 1, 10).unwrap().is_empty());
+    let (mut writer, _) = JetStore::open(&settings, &trusted, Some(usa)).unwrap();
+    let mut chain = Chain::new(usa);
+    let mut written = Vec::new();
+    for group in 0..5 {
+        for i in 0..7u8 {
+            let s = chain.seal(NewRecord {
+                time: UtcNanos::from_nanos(group),
+                releasable_to: &[],
+                kind: wire::RecordKind::Heartbeat,
+                body: vec![i; 10],
+            });
+            writer.append_record(usa, &s.bytes).unwrap();
+            written.push(s.bytes);
+        }
+        writer.append_checkpoint(usa, &chain.checkpoint(&key, UtcNanos::from_nanos(group)), None).unwrap();
+        writer.commit().unwrap();
+        let read: Vec<Vec<u8>> = follower.read(usa, 1, usize::MAX).unwrap().into_iter().map(|r| r.bytes).collect();
+        assert_eq!(read, written, "after group {group}");
+        let entries = follower.read_entries(usa, 3, 2).unwrap();
+        assert!(matches!(entries.last(), Some(ledger::Entry::Checkpoint { .. })));
+    }
+    let s = chain.seal(NewRecord {
+        time: UtcNanos::from_nanos(9),
+        releasable_to: &[],
+        kind: wire::RecordKind::Heartbeat,
+        body: vec![],
+    });
+    assert!(matches!(follower.append_record(usa, &s.bytes), Err(StoreError::Failed(_))));
+}

@@ -27,6 +27,8 @@ struct File {
     store_prefix: Option<String>,
     #[serde(default = "default_store_timeout_s")]
     store_timeout_s: f64,
+    #[serde(default)]
+    store_role: Option<String>,
     signing_key: PathBuf,
     #[serde(default)]
     releasable_to: Vec<String>,
@@ -299,7 +301,16 @@ pub enum StoreConfig {
     /// The embedded segment-file store in `data_dir`.
     Files,
     /// A NATS JetStream cluster.
-    JetStream { servers: Vec<String>, monitors: Vec<String>, prefix: String, timeout_s: f64 },
+    JetStream { servers: Vec<String>, monitors: Vec<String>, prefix: String, timeout_s: f64, role: Role },
+}
+
+/// What a node process does with a JetStream store shared by several processes of its nation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Holds the chain: appends, fuses, alerts, federates (one per nation).
+    Writer,
+    /// Checks sensors' batches and forwards them to the writer; serves the log from the store.
+    Ingest,
 }
 
 #[derive(Debug, Clone)]
@@ -621,8 +632,10 @@ impl Config {
         };
         let store = match f.store.as_deref() {
             None | Some("file") => {
-                if !f.store_monitor.is_empty() || f.store_prefix.is_some() {
-                    bail!("keys `store_monitor` and `store_prefix` apply only with `store = \"nats://…\"`");
+                if !f.store_monitor.is_empty() || f.store_prefix.is_some() || f.store_role.is_some() {
+                    bail!(
+                        "keys `store_monitor`, `store_prefix` and `store_role` apply only with `store = \"nats://…\"`"
+                    );
                 }
                 StoreConfig::Files
             }
@@ -644,11 +657,17 @@ impl Config {
                 if !(f.store_timeout_s.is_finite() && (1.0..=600.0).contains(&f.store_timeout_s)) {
                     bail!("key `store_timeout_s`: {} is not between 1 and 600", f.store_timeout_s);
                 }
+                let role = match f.store_role.as_deref() {
+                    None | Some("writer") => Role::Writer,
+                    Some("ingest") => Role::Ingest,
+                    Some(other) => bail!("key `store_role`: {other:?} is not \"writer\" or \"ingest\""),
+                };
                 StoreConfig::JetStream {
                     servers,
                     monitors: f.store_monitor.clone(),
                     prefix,
                     timeout_s: f.store_timeout_s,
+                    role,
                 }
             }
         };
@@ -754,6 +773,7 @@ file = "areas/japan.geojson"
                 monitors: vec!["http://10.0.0.1:8222".into(), "http://10.0.0.2:8222".into()],
                 prefix: format!("TRILINK_{}", c.nation),
                 timeout_s: 20.0,
+                role: Role::Writer,
             }
         );
         assert_eq!(c.max_group_records, JETSTREAM_MAX_GROUP_RECORDS);
@@ -789,6 +809,10 @@ file = "areas/japan.geojson"
                 "key `store_timeout_s`",
             ),
             (format!("store_prefix = \"X\"\n{GOOD}"), "apply only with `store"),
+            (
+                format!("store = \"nats://a:4222\"\nstore_monitor = [\"http://a:8222\"]\nstore_role = \"reader\"\n{GOOD}"),
+                "is not \"writer\" or \"ingest\"",
+            ),
         ];
         for (text, want) in cases {
             let err = format!("{:#}", Config::parse(&text, Path::new(".")).unwrap_err());

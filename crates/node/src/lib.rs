@@ -13,6 +13,7 @@
 pub mod config;
 pub mod cot;
 pub mod federation;
+mod forward;
 mod grpc;
 mod http;
 pub mod metrics;
@@ -80,6 +81,9 @@ pub struct App {
     pub fed: Option<Arc<federation::state::Fed>>,
     /// Salt of the sensor pseudonyms in transformed releases (from the signing key).
     pub pseudonym_salt: [u8; 32],
+    /// An ingest process (`store_role = "ingest"`): it forwards batches to the nation's writer
+    /// process and serves only ingest, the log, status and metrics.
+    pub ingest_only: bool,
 }
 
 /// One refused measurement: its index in the batch and why.
@@ -273,6 +277,101 @@ fn load_areas(config: &Config) -> anyhow::Result<(Vec<alert::Area>, serde_json::
     Ok((areas, serde_json::json!({"type": "FeatureCollection", "features": features})))
 }
 
+/// The keys each origin's checkpoints must verify against: the node's own and its partners'.
+fn trusted_keys(
+    config: &Config,
+    key: &ed25519_dalek::SigningKey,
+) -> anyhow::Result<BTreeMap<Nation, ed25519_dalek::VerifyingKey>> {
+    let mut trusted = BTreeMap::from([(config.nation, key.verifying_key())]);
+    if let Some(f) = &config.federation {
+        let keys =
+            f.partners.iter().map(|p| (p.nation, &p.signing_key)).chain(f.origin_keys.iter().map(|(n, p)| (*n, p)));
+        for (nation, path) in keys {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read {nation}'s signing key {}", path.display()))?;
+            let k = ledger::keys::parse_public_key(&text).with_context(|| format!("in {}", path.display()))?;
+            trusted.insert(nation, k);
+        }
+    }
+    Ok(trusted)
+}
+
+/// An ingest process of a nation whose node runs as several processes on one JetStream store
+/// (docs/store.md): it authenticates and checks sensors' batches exactly as the writer would,
+/// forwards them to the writer process and acknowledges each once the writer says it is
+/// durable; it serves the log from the store. Fusion, alerts, federation, CoT and TAXII run in
+/// the writer process only.
+async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::Result<()> {
+    let config::StoreConfig::JetStream { servers, monitors, prefix, timeout_s, .. } = config.store.clone() else {
+        return Err(anyhow!("an ingest process needs `store = \"nats://…\"`"));
+    };
+    let (areas, areas_geojson) = load_areas(&config)?;
+    let http_listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.http))?;
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.grpc))?;
+    let timeout = std::time::Duration::from_secs_f64(timeout_s);
+    let settings = jetstore::Settings { servers: servers.clone(), monitors, prefix: prefix.clone(), timeout };
+    let trusted = trusted_keys(&config, &key)?;
+    let (store, _) = tokio::task::spawn_blocking(move || jetstore::JetStore::open_follower(&settings, &trusted))
+        .await
+        .context("failed to open the log on NATS")?
+        .with_context(|| format!("failed to open the log on NATS ({})", servers.join(",")))?;
+    let client = jetstore::async_nats::ConnectOptions::new()
+        .name("trilink-ingest")
+        .connect(servers.clone())
+        .await
+        .context("failed to connect to NATS")?;
+    let (log_tx, log_rx) = mpsc::channel(config.queue_records);
+    let forwarder = tokio::spawn(forward::forward(client, forward::subject(&prefix), log_rx, timeout));
+    let (stop_watch, stop) = tokio::sync::watch::channel(false);
+    let app = Arc::new(App {
+        stop,
+        public_key: hex::encode(key.verifying_key().to_bytes()),
+        config: config.clone(),
+        metrics: Arc::new(Metrics::default()),
+        picture: Arc::new(RwLock::new(picture::Picture::default())),
+        events: broadcast::channel(EVENT_BUFFER).0,
+        store: Arc::new(Mutex::new(Box::new(store))),
+        log: log_tx,
+        head: Arc::new(AtomicU64::new(0)),
+        sensors: Mutex::new(BTreeMap::new()),
+        started: Instant::now(),
+        areas_geojson,
+        areas,
+        cti: taxii::SharedCti::default(),
+        fed: None,
+        pseudonym_salt: federation::transform::salt(&key),
+        ingest_only: true,
+    });
+    let (stop_tx, _) = broadcast::channel::<()>(1);
+    tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, writer = %forward::subject(&prefix), "ingest process listening");
+    let mut stop_http = stop_tx.subscribe();
+    let http_server = axum::serve(http_listener, http::router(app.clone())).with_graceful_shutdown(async move {
+        let _ = stop_http.recv().await;
+    });
+    let mut stop_grpc = stop_tx.subscribe();
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(grpc::service(app.clone()))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), async move {
+            let _ = stop_grpc.recv().await;
+        });
+    let http_task = tokio::spawn(async move { http_server.await });
+    let grpc_task = tokio::spawn(grpc_server);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop_tx.send(());
+    let _ = stop_watch.send(true);
+    let _ = http_task.await;
+    let _ = grpc_task.await;
+    drop(app);
+    let _ = forwarder.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
 /// Runs the node until SIGINT or SIGTERM, then shuts down gracefully: stops taking requests,
 /// makes every accepted record durable, and returns.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -281,6 +380,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let key =
         ledger::keys::parse_signing_key(&key_text).with_context(|| format!("in {}", config.signing_key.display()))?;
+    if matches!(config.store, config::StoreConfig::JetStream { role: config::Role::Ingest, .. }) {
+        return run_ingest(config, key).await;
+    }
     let (areas, areas_geojson) = load_areas(&config)?;
     // Listen before anything else starts, so a taken port fails fast and touches nothing.
     let http_listener = tokio::net::TcpListener::bind(config.http)
@@ -301,24 +403,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(c) => Some(cot::bind(c).await?),
         None => None,
     };
-    let mut trusted = BTreeMap::from([(config.nation, key.verifying_key())]);
-    if let Some(f) = &config.federation {
-        let keys =
-            f.partners.iter().map(|p| (p.nation, &p.signing_key)).chain(f.origin_keys.iter().map(|(n, p)| (*n, p)));
-        for (nation, path) in keys {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read {nation}'s signing key {}", path.display()))?;
-            let k = ledger::keys::parse_public_key(&text).with_context(|| format!("in {}", path.display()))?;
-            trusted.insert(nation, k);
-        }
-    }
+    let trusted = trusted_keys(&config, &key)?;
     let (store, recovery): (Box<dyn LogStore>, _) = match &config.store {
         config::StoreConfig::Files => {
             let (s, r) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation))
                 .with_context(|| format!("failed to open the log in {}", config.data_dir.display()))?;
             (Box::new(s), r)
         }
-        config::StoreConfig::JetStream { servers, monitors, prefix, timeout_s } => {
+        config::StoreConfig::JetStream { servers, monitors, prefix, timeout_s, .. } => {
             let settings = jetstore::Settings {
                 servers: servers.clone(),
                 monitors: monitors.clone(),
@@ -447,7 +539,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cti: cti_state,
         fed: fed.clone(),
         pseudonym_salt: federation::transform::salt(&key),
+        ingest_only: false,
     });
+    // On a shared JetStream store, the nation's ingest processes forward their batches here.
+    let forward_task = match &config.store {
+        config::StoreConfig::JetStream { servers, prefix, .. } => {
+            let client = jetstore::async_nats::ConnectOptions::new()
+                .name("trilink-writer")
+                .connect(servers.clone())
+                .await
+                .context("failed to connect to NATS to take the ingest processes' appends")?;
+            let (subject, log, stop) = (forward::subject(prefix), app.log.clone(), app.stop.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = forward::serve(client, subject, log, stop).await {
+                    tracing::error!(error = %e, "stopped taking the ingest processes' appends");
+                }
+            }))
+        }
+        config::StoreConfig::Files => None,
+    };
 
     if let Some(cot) = cot_bound {
         cot::start(app.clone(), cot);
@@ -486,6 +596,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = http_task.await;
     let _ = grpc_task.await;
     for t in fed_tasks {
+        let _ = t.await;
+    }
+    if let Some(t) = forward_task {
         let _ = t.await;
     }
     // Dropping the last senders lets the writer drain its queue, commit and stop. Only the

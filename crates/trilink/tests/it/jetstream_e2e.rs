@@ -98,12 +98,16 @@ fn node_on_jetstream_survives_a_nats_server_and_its_own_kill_without_losing_or_r
     let status = get_json(node.http, "/v1/status");
     let head = status["log"]["seq"].as_u64().expect("seq");
     assert!(node.stop());
-
-    // Every acknowledged batch is in the log once, at its seq; no other record repeats one.
     cluster.start_server(0).expect("restart NATS server");
     cluster.wait_ready(Duration::from_secs(30)).expect("cluster");
+    check_log(&cluster, &node.dir, head, &acked.lock().expect("lock"));
+}
+
+/// Every acknowledged batch is in the log once, at its seq; no other record repeats one; the
+/// log reaches `head`.
+fn check_log(cluster: &LocalCluster, node_dir: &std::path::Path, head: u64, acked: &BTreeMap<u64, Vec<u64>>) {
     let key =
-        ledger::keys::parse_public_key(&std::fs::read_to_string(node.dir.join("node.pub")).expect("pub")).expect("key");
+        ledger::keys::parse_public_key(&std::fs::read_to_string(node_dir.join("node.pub")).expect("pub")).expect("key");
     let jpn = vocab::Nation::parse("JPN").expect("nation");
     let settings = jetstore::Settings {
         servers: cluster.urls(),
@@ -138,8 +142,93 @@ fn node_on_jetstream_survives_a_nats_server_and_its_own_kill_without_losing_or_r
         }
     }
     assert!(from > head, "the log ends at {} before the node's head {head}", from - 1);
-    let acked = acked.lock().expect("lock");
-    for (seq, ranges) in acked.iter() {
+    for (seq, ranges) in acked {
         assert_eq!(seen.get(ranges), Some(seq), "acknowledged batch at seq {seq} is not in the log at that seq");
     }
+}
+
+fn wait_acks(acks: &AtomicU64, at_least: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acks.load(Ordering::Relaxed) < at_least {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two processes of JPN's node on one store: the writer, and an ingest process that checks
+/// sensors' batches and forwards them. Both acknowledge; the ingest process serves the log and
+/// says where the picture is; killing the ingest process does not stop the writer; with the
+/// writer gone the ingest process refuses at once (503) instead of acknowledging or hanging,
+/// and acknowledges again when the writer is back. Every acknowledged batch is logged once.
+#[test]
+fn an_ingest_process_shares_the_nations_store_with_its_writer() {
+    let nats_dir = tempfile::tempdir().expect("tempdir");
+    let cluster = LocalCluster::start(nats_dir.path(), 3).expect("NATS cluster");
+    let top = format!(
+        "store = {:?}\nstore_monitor = [{}]\nstore_timeout_s = 5\n",
+        cluster.urls().join(","),
+        cluster.monitors().iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
+    );
+    let mut writer = Node::new(&top);
+    // The ingest process: the writer's config (same sensors, same key), its own ports.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let grpc: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let text = std::fs::read_to_string(&writer.config).expect("config");
+    let text = format!("store_role = \"ingest\"\n{text}")
+        .replace(&format!("http = \"{}\"", writer.http), &format!("http = \"{http}\""))
+        .replace(&format!("grpc = \"{}\"", writer.grpc), &format!("grpc = \"{grpc}\""));
+    let config = dir.path().join("ingest.toml");
+    std::fs::write(&config, text).expect("write");
+    let mut ingest = Node::at(dir.path(), http, grpc, config);
+    assert!(ingest.log_text().contains("ingest process listening"), "{}", ingest.log_text());
+
+    let acked: Arc<Mutex<BTreeMap<u64, Vec<u64>>>> = Arc::default();
+    let (w_acks, i_acks) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = clients(writer.http, &acked, 0, &stop, &w_acks);
+    running.extend(clients(ingest.http, &acked, 300_000, &stop, &i_acks));
+    wait_acks(&i_acks, 30, "the ingest process acknowledged nothing");
+    wait_acks(&w_acks, 30, "the writer acknowledged nothing");
+    // The ingest process serves the log, and points elsewhere for the picture.
+    let (code, body) = get(ingest.http, "/v1/log/JPN?from=1&limit=5").expect("log");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).expect("json")["records"].as_array().map(Vec::len),
+        Some(5)
+    );
+    let (code, body) = get(ingest.http, "/v1/tracks").expect("tracks");
+    assert!(code == 503 && body.contains("writer process"), "{code} {body}");
+
+    // The ingest process killed mid-stream: the writer goes on.
+    ingest.kill();
+    let w = w_acks.load(Ordering::Relaxed);
+    wait_acks(&w_acks, w + 30, "the writer stopped when the ingest process died");
+    stop.store(true, Ordering::Relaxed);
+    for c in running {
+        c.join().expect("client");
+    }
+
+    // The writer gone: the ingest process refuses at once; the writer back: it acknowledges.
+    ingest.start();
+    writer.kill();
+    let t = Instant::now();
+    let (code, body) =
+        post_ndjson(ingest.http, Some(SADO_TOKEN), &radar_line("JPN-FPS5-SADO", &now_rfc3339(), 123_456.0));
+    assert_eq!(code, 503, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("writer")), "{body}");
+    assert!(t.elapsed() < Duration::from_secs(6), "the refusal took {:?}", t.elapsed());
+    writer.start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let i = i_acks.load(Ordering::Relaxed);
+    let running = clients(ingest.http, &acked, 600_000, &stop, &i_acks);
+    wait_acks(&i_acks, i + 30, "the ingest process did not acknowledge after the writer came back");
+    stop.store(true, Ordering::Relaxed);
+    for c in running {
+        c.join().expect("client");
+    }
+    let head = get_json(writer.http, "/v1/status")["log"]["seq"].as_u64().expect("seq");
+    assert!(writer.stop());
+    assert!(ingest.stop());
+    check_log(&cluster, &writer.dir, head, &acked.lock().expect("lock"));
 }
