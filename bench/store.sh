@@ -2,8 +2,9 @@
 # Log store benchmark (docs/BENCHMARKS.md, docs/store.md): durable ingest throughput and the
 # acknowledgement latency a sender sees, with the node's log on the embedded store (segment
 # files, one fdatasync per group) and on NATS JetStream — one server, and a three-server
-# cluster (3 replicas) — all on this machine in the same run. Then two nations' nodes writing
-# to the same three-server cluster at once (node processes added).
+# cluster (3 replicas) — all on this machine in the same run. Then node processes added: two
+# nations' nodes writing to the same three-server cluster at once, and one nation's node as
+# two processes (its writer and an ingest process, store_role = "ingest"), each loaded.
 #
 #   bash bench/store.sh
 #   SECONDS_PER_RUN=10 bash bench/store.sh
@@ -22,9 +23,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; rm -rf "$DIR"' EXIT
 "$NATS" --version
 
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-# node_config NATION HTTP GRPC STORE_LINES
+# node_config NATION HTTP GRPC STORE_LINES [NAME]
 node_config() {
-  local nation=$1 http=$2 grpc=$3 store=$4 out="$DIR/$1.toml"
+  local nation=$1 http=$2 grpc=$3 store=$4 out="$DIR/${5:-$1}.toml"
   mkdir -p "$DIR/$nation"
   [ -f "$DIR/$nation/node.key" ] || $BIN pki init --out "$DIR/$nation" >/dev/null
   {
@@ -97,6 +98,14 @@ start_node "$jcfg" 18082; J=$NODE_PID; start_node "$kcfg" 18083; K=$NODE_PID
 saturate 15062 > "$DIR/two-jpn" & A=$!; saturate 15063 > "$DIR/two-kor" & B=$!
 wait $A $B; cat "$DIR/two-jpn" "$DIR/two-kor" | tee -a "$DIR/results"
 kill -TERM $J $K; wait $J $K || true
+echo "== JetStream, three servers, JPN as two processes (the writer and an ingest process), load on both"
+jcfg=$(node_config JPN 18082 15062 "$STORE_LINES")
+icfg=$(node_config JPN 18084 15064 "$STORE_LINES\nstore_role = \"ingest\"" JPN-ingest)
+start_node "$jcfg" 18082; J=$NODE_PID; $BIN node --config "$icfg" --log warn 2>"$icfg.log" & I=$!
+for _ in $(seq 200); do curl -sf localhost:18084/healthz >/dev/null && break; sleep 0.1; done
+saturate 15062 > "$DIR/two-writer" & A=$!; saturate 15064 > "$DIR/two-ingest" & B=$!
+wait $A $B; cat "$DIR/two-writer" "$DIR/two-ingest" | tee -a "$DIR/results"
+kill -TERM $J $I; wait $J $I || true
 stop_nats
 
 echo "== ratios against the embedded store (same machine, same run)"
@@ -108,11 +117,14 @@ def parse(l):
             float(re.search(r"p50 ([\d.]+) ms", l).group(1)), float(re.search(r"p99 ([\d.]+) ms", l).group(1)))
 r = [parse(l) for l in rows]
 labels = ["embedded saturated", "embedded steady", "jetstream-1 saturated", "jetstream-1 steady",
-          "jetstream-3 saturated", "jetstream-3 steady", "jetstream-3 two nodes: JPN", "jetstream-3 two nodes: KOR"]
+          "jetstream-3 saturated", "jetstream-3 steady", "jetstream-3 two nodes: JPN", "jetstream-3 two nodes: KOR",
+          "jetstream-3 JPN writer process", "jetstream-3 JPN ingest process"]
 print(f"{'run':32} {'meas/s':>9} {'rec/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'thru/emb':>9} {'p50/emb':>8}")
 for i, (lab, x) in enumerate(zip(labels, r)):
-    base = r[0] if "saturated" in lab or "two" in lab else r[1]
+    base = r[1] if "steady" in lab else r[0]
     print(f"{lab:32} {x[0]:9.0f} {x[1]:7.0f} {x[2]:8.2f} {x[3]:8.2f} {x[0]/base[0]:9.2f} {x[2]/base[2]:8.2f}")
-if len(r) == 8:
-    print(f"two nodes on one cluster together: {r[6][0] + r[7][0]:.0f} measurements/s = {(r[6][0] + r[7][0]) / r[4][0]:.2f}x one node")
+if len(r) >= 8:
+    print(f"two nations' nodes on one cluster together: {r[6][0] + r[7][0]:.0f} measurements/s = {(r[6][0] + r[7][0]) / r[4][0]:.2f}x one node")
+if len(r) >= 10:
+    print(f"one nation as writer + ingest process together: {r[8][0] + r[9][0]:.0f} measurements/s = {(r[8][0] + r[9][0]) / r[4][0]:.2f}x one process")
 PY

@@ -849,7 +849,7 @@ async fn attempt_batch(client: &async_nats::Client, last: u64, messages: Vec<(St
         if commit {
             headers.insert("Nats-Batch-Commit", "1");
         }
-        if commit || i == 0 {
+        if commit {
             let reply = match client.request_with_headers(subject, headers, payload).await {
                 Ok(r) => r,
                 Err(e) => return Attempt::Unknown(format!("request: {e}")),
@@ -910,14 +910,7 @@ impl LogStore for JetStore {
 
     fn append_fill(&mut self, origin: Nation, bytes: &[u8]) -> Result<u64, StoreError> {
         let log = self.origin_mut(origin)?;
-        let not_owed = |seq: u64, why: &str| StoreError::NotOwed { origin, seq, why: why.to_string() };
-        let record = <wire::Record as prost::Message>::decode(bytes).map_err(|e| not_owed(0, &e.to_string()))?;
-        let seq = record.seq;
-        let Some(digest) = log.owed.get(&seq) else { return Err(not_owed(seq, "no stub owed at that seq")) };
-        if *digest != ledger::record_digest(bytes) {
-            return Err(not_owed(seq, "the record's digest is not the stub's"));
-        }
-        log.owed.remove(&seq);
+        let seq = ledger::store::take_owed(&mut log.owed, origin, bytes)?;
         log.pending_fills.push((seq, bytes.to_vec()));
         Ok(seq)
     }

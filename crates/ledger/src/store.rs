@@ -456,6 +456,20 @@ impl ReadPlan {
     }
 }
 
+/// Checks that `bytes` is the record an owed stub (seq → digest) stands for and takes the stub
+/// off `owed`; returns its seq. Every store fills this way.
+pub fn take_owed(owed: &mut BTreeMap<u64, Hash>, origin: Nation, bytes: &[u8]) -> Result<u64, StoreError> {
+    let not_owed = |seq: u64, why: &str| StoreError::NotOwed { origin, seq, why: why.to_string() };
+    let record = <wire::Record as prost::Message>::decode(bytes).map_err(|e| not_owed(0, &e.to_string()))?;
+    let seq = record.seq;
+    let Some(digest) = owed.get(&seq) else { return Err(not_owed(seq, "no stub owed at that seq")) };
+    if *digest != crate::record_digest(bytes) {
+        return Err(not_owed(seq, "the record's digest is not the stub's"));
+    }
+    owed.remove(&seq);
+    Ok(seq)
+}
+
 /// Per origin, the records filled into owed stubs.
 pub(crate) const FILLS_FILE: &str = "fills.dat";
 
@@ -857,14 +871,7 @@ impl LogStore for FileStore {
 
     fn append_fill(&mut self, origin: Nation, bytes: &[u8]) -> Result<u64, StoreError> {
         let log = self.origin_mut(origin)?;
-        let not_owed = |seq: u64, why: &str| StoreError::NotOwed { origin, seq, why: why.to_string() };
-        let record = <wire::Record as prost::Message>::decode(bytes).map_err(|e| not_owed(0, &e.to_string()))?;
-        let seq = record.seq;
-        let Some(digest) = log.owed.get(&seq) else { return Err(not_owed(seq, "no stub owed at that seq")) };
-        if *digest != crate::record_digest(bytes) {
-            return Err(not_owed(seq, "the record's digest is not the stub's"));
-        }
-        log.owed.remove(&seq);
+        let seq = take_owed(&mut log.owed, origin, bytes)?;
         log.pending_fills.push((seq, log.fills_len + log.fills_buf.len() as u64));
         frame::encode(FrameType::Record, bytes, &mut log.fills_buf);
         Ok(seq)

@@ -306,12 +306,7 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
         return Err(anyhow!("an ingest process needs `store = \"nats://…\"`"));
     };
     let (areas, areas_geojson) = load_areas(&config)?;
-    let http_listener = tokio::net::TcpListener::bind(config.http)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.http))?;
-    let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.grpc))?;
+    let (http_listener, grpc_listener) = bind_api(&config).await?;
     let timeout = std::time::Duration::from_secs_f64(timeout_s);
     let settings = jetstore::Settings { servers: servers.clone(), monitors, prefix: prefix.clone(), timeout };
     let trusted = trusted_keys(&config, &key)?;
@@ -348,18 +343,7 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
     });
     let (stop_tx, _) = broadcast::channel::<()>(1);
     tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, writer = %forward::subject(&prefix), "ingest process listening");
-    let mut stop_http = stop_tx.subscribe();
-    let http_server = axum::serve(http_listener, http::router(app.clone())).with_graceful_shutdown(async move {
-        let _ = stop_http.recv().await;
-    });
-    let mut stop_grpc = stop_tx.subscribe();
-    let grpc_server = tonic::transport::Server::builder()
-        .add_service(grpc::service(app.clone()))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), async move {
-            let _ = stop_grpc.recv().await;
-        });
-    let http_task = tokio::spawn(async move { http_server.await });
-    let grpc_task = tokio::spawn(grpc_server);
+    let (http_task, grpc_task) = serve_api(&app, http_listener, grpc_listener, &stop_tx);
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(());
@@ -385,12 +369,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let (areas, areas_geojson) = load_areas(&config)?;
     // Listen before anything else starts, so a taken port fails fast and touches nothing.
-    let http_listener = tokio::net::TcpListener::bind(config.http)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.http))?;
-    let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.grpc))?;
+    let (http_listener, grpc_listener) = bind_api(&config).await?;
     let fed_listener = match &config.federation {
         Some(f) => Some(
             tokio::net::TcpListener::bind(f.listen)
@@ -564,18 +543,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let (stop_tx, _) = broadcast::channel::<()>(1);
     tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, "node listening");
-    let mut stop_http = stop_tx.subscribe();
-    let http_server = axum::serve(http_listener, http::router(app.clone())).with_graceful_shutdown(async move {
-        let _ = stop_http.recv().await;
-    });
-    let mut stop_grpc = stop_tx.subscribe();
-    let grpc_server = tonic::transport::Server::builder()
-        .add_service(grpc::service(app.clone()))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), async move {
-            let _ = stop_grpc.recv().await;
-        });
-    let http_task = tokio::spawn(async move { http_server.await });
-    let grpc_task = tokio::spawn(grpc_server);
+    let (http_task, grpc_task) = serve_api(&app, http_listener, grpc_listener, &stop_tx);
     let mut fed_tasks = Vec::new();
     if let (Some(fed), Some(listener)) = (fed, fed_listener) {
         let ctx = federation::Ctx {
@@ -609,6 +577,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(fusion_thread);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves the HTTP API and gRPC ingest until `stop` fires.
+fn serve_api(
+    app: &Arc<App>,
+    http_listener: tokio::net::TcpListener,
+    grpc_listener: tokio::net::TcpListener,
+    stop: &broadcast::Sender<()>,
+) -> (tokio::task::JoinHandle<std::io::Result<()>>, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>) {
+    let mut stop_http = stop.subscribe();
+    let http_server = axum::serve(http_listener, http::router(app.clone())).with_graceful_shutdown(async move {
+        let _ = stop_http.recv().await;
+    });
+    let mut stop_grpc = stop.subscribe();
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(grpc::service(app.clone()))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), async move {
+            let _ = stop_grpc.recv().await;
+        });
+    (tokio::spawn(async move { http_server.await }), tokio::spawn(grpc_server))
+}
+
+/// Binds the HTTP and gRPC listeners (first, so a taken port fails fast and touches nothing).
+async fn bind_api(config: &Config) -> anyhow::Result<(tokio::net::TcpListener, tokio::net::TcpListener)> {
+    let http = tokio::net::TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.http))?;
+    let grpc = tokio::net::TcpListener::bind(config.grpc)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.grpc))?;
+    Ok((http, grpc))
 }
 
 async fn shutdown_signal() {

@@ -309,3 +309,24 @@ impl WsClient {
         }
     }
 }
+
+/// The radar ranges (m, truncated) of a logged measurement-batch record, in order; `None` for
+/// a record of another kind. Tests tell batches apart by the ranges they sent.
+pub fn radar_ranges(record_bytes: &[u8]) -> Option<Vec<u64>> {
+    use prost::Message;
+    let record = wire::Record::decode(record_bytes).expect("record");
+    if record.kind != wire::RecordKind::MeasurementBatch as i32 {
+        return None;
+    }
+    let batch = wire::MeasurementBatch::decode(record.body.as_slice()).expect("batch");
+    Some(
+        batch
+            .measurements
+            .iter()
+            .map(|m| match &m.obs {
+                Some(wire::measurement::Obs::Radar(r)) => r.range_m as u64,
+                _ => 0,
+            })
+            .collect(),
+    )
+}

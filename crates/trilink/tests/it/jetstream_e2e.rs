@@ -6,7 +6,6 @@
 use crate::harness::*;
 use jetstore::local::LocalCluster;
 use ledger::LogStore;
-use prost::Message;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,19 +122,7 @@ fn check_log(cluster: &LocalCluster, node_dir: &std::path::Path, head: u64, acke
         let Some(last) = records.last() else { break };
         from = last.seq + 1;
         for r in &records {
-            let record = wire::Record::decode(r.bytes.as_slice()).expect("record");
-            if record.kind != wire::RecordKind::MeasurementBatch as i32 {
-                continue;
-            }
-            let batch = wire::MeasurementBatch::decode(record.body.as_slice()).expect("batch");
-            let ranges: Vec<u64> = batch
-                .measurements
-                .iter()
-                .map(|m| match &m.obs {
-                    Some(wire::measurement::Obs::Radar(r)) => r.range_m as u64,
-                    _ => 0,
-                })
-                .collect();
+            let Some(ranges) = radar_ranges(&r.bytes) else { continue };
             if let Some(other) = seen.insert(ranges, r.seq) {
                 panic!("records {other} and {} hold the same batch", r.seq);
             }

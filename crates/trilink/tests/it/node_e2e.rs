@@ -193,16 +193,7 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     for (seq, ranges) in acked.iter() {
         let r = store.read(jpn, *seq, 1).expect("read");
         assert_eq!(r.first().map(|r| r.seq), Some(*seq), "acknowledged seq {seq} missing");
-        let record = wire::Record::decode(r[0].bytes.as_slice()).expect("record");
-        let batch = wire::MeasurementBatch::decode(record.body.as_slice()).expect("batch");
-        let got: Vec<u64> = batch
-            .measurements
-            .iter()
-            .map(|m| match &m.obs {
-                Some(wire::measurement::Obs::Radar(r)) => r.range_m as u64,
-                _ => 0,
-            })
-            .collect();
+        let got = radar_ranges(&r[0].bytes).expect("a measurement batch");
         assert_eq!(&got, ranges, "seq {seq} holds other measurements than were acknowledged");
     }
 }
