@@ -4,7 +4,6 @@
 
 use crate::harness::*;
 use ledger::LogStore;
-use prost::Message;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
