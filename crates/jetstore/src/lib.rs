@@ -384,6 +384,55 @@ impl JetStore {
         Ok((store, recovery))
     }
 
+    /// A follower's heads, read again from the cluster: each origin's stream end (its last
+    /// checkpoint, whose head hash the chain takes). The writer verified every checkpoint
+    /// before publishing it; a follower does not verify again. A writer's store is its own
+    /// truth and does nothing here.
+    pub fn refresh_heads(&mut self) -> Result<(), StoreError> {
+        if !self.follow {
+            return Ok(());
+        }
+        let js = self.shared.js.clone();
+        let prefix = self.prefix.clone();
+        let ends = self.shared.run("read the streams' ends", async move {
+            let mut names = Vec::new();
+            let mut list = js.stream_names();
+            while let Some(n) = list.next().await {
+                names.push(n.map_err(|e| unavailable("list streams", e))?);
+            }
+            let mut ends = Vec::new();
+            for origin in
+                names.iter().filter_map(|n| n.strip_prefix(&format!("{prefix}_"))).filter_map(|r| Nation::parse(r).ok())
+            {
+                let (covers, at, cp) = readable_end(&js, &Names::new(&prefix, origin), origin).await?;
+                ends.push((origin, covers, at, cp));
+            }
+            Ok(ends)
+        })?;
+        for (origin, covers, at, cp) in ends {
+            let Some(cp) = cp else { continue };
+            let head = <wire::SignedCheckpoint as prost::Message>::decode(cp.as_ref())
+                .ok()
+                .and_then(|s| <wire::Checkpoint as prost::Message>::decode(s.checkpoint.as_slice()).ok())
+                .and_then(|c| <ledger::Hash>::try_from(c.head_hash.as_slice()).ok())
+                .ok_or_else(|| StoreError::CorruptStream {
+                    stream: Names::new(&self.prefix, origin).log,
+                    origin,
+                    seq: at,
+                    why: "the last checkpoint does not decode".into(),
+                })?;
+            let prefix = &self.prefix;
+            let log = self.origins.entry(origin).or_insert_with(|| OriginLog::empty(prefix, origin));
+            let chain = Chain::resume(origin, covers, head, covers);
+            log.chain = chain.clone();
+            log.checkpointed = chain.clone();
+            log.durable = chain;
+            log.stream_last = at;
+            log.last_checkpoint = Some(cp.to_vec());
+        }
+        Ok(())
+    }
+
     /// Replicas each stream is created with.
     pub fn replicas(&self) -> usize {
         self.shared.replicas
@@ -972,6 +1021,10 @@ impl LogStore for JetStore {
         Ok(())
     }
 
+    fn refresh(&mut self) -> Result<(), StoreError> {
+        self.refresh_heads()
+    }
+
     fn read(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, StoreError> {
         self.reader(origin, from_seq, max, usize::MAX).records()
     }
@@ -1027,8 +1080,12 @@ struct Plan {
 }
 
 /// The end of what is readable in a stream now: (last covered record seq, stream seq of the
-/// checkpoint covering it).
-async fn readable_end(js: &jetstream::Context, names: &Names, origin: Nation) -> Result<(u64, u64), StoreError> {
+/// checkpoint covering it, that checkpoint).
+async fn readable_end(
+    js: &jetstream::Context,
+    names: &Names,
+    origin: Nation,
+) -> Result<(u64, u64, Option<Bytes>), StoreError> {
     let info = again(
         || async {
             let mut s = js.get_stream(&names.log).await.map_err(|e| e.to_string())?;
@@ -1039,18 +1096,18 @@ async fn readable_end(js: &jetstream::Context, names: &Names, origin: Nation) ->
     .await;
     let mut at = match info {
         Ok(at) => at,
-        Err(e) if e.contains("not found") => return Ok((0, 0)),
+        Err(e) if e.contains("not found") => return Ok((0, 0, None)),
         Err(e) => return Err(unavailable("read the stream's end", e)),
     };
     let stream = js.get_stream_no_info(&names.log).await.map_err(|e| unavailable("open stream", e))?;
     while at > 0 {
         let f = get_frame(&stream, origin, at).await?;
         if f.kind == Kind::Checkpoint {
-            return Ok((f.seq, at));
+            return Ok((f.seq, at, Some(f.bytes)));
         }
         at -= 1;
     }
-    Ok((0, 0))
+    Ok((0, 0, None))
 }
 
 impl Plan {
@@ -1067,8 +1124,12 @@ impl Plan {
         let index = self.index.clone();
         let js = self.shared.js.clone();
         self.shared.run("read the log", async move {
-            let (last, stream_last) =
-                if follow { readable_end(&js, &names, origin).await? } else { (last, stream_last) };
+            let (last, stream_last) = if follow {
+                let (last, at, _) = readable_end(&js, &names, origin).await?;
+                (last, at)
+            } else {
+                (last, stream_last)
+            };
             if from_seq > last {
                 return Ok(Vec::new());
             }

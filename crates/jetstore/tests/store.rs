@@ -170,6 +170,10 @@ fn a_follower_reads_what_the_writer_commits_and_writes_nothing() {
         writer.commit().unwrap();
         let read: Vec<Vec<u8>> = follower.read(usa, 1, usize::MAX).unwrap().into_iter().map(|r| r.bytes).collect();
         assert_eq!(read, written, "after group {group}");
+        follower.refresh_heads().unwrap();
+        let head = follower.heads().into_iter().find(|c| c.origin() == usa).unwrap();
+        assert_eq!((head.seq(), head.covered(), head.head()), (chain.seq(), chain.seq(), chain.head()));
+        assert_eq!(follower.last_checkpoint(usa), writer.last_checkpoint(usa));
         let entries = follower.read_entries(usa, 3, 2).unwrap();
         assert!(matches!(entries.last(), Some(ledger::Entry::Checkpoint { .. })));
     }

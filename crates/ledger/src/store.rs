@@ -233,6 +233,12 @@ pub trait LogStore: Send + std::fmt::Debug {
     /// The latest committed signed checkpoint of `origin`.
     fn last_checkpoint(&self, origin: Nation) -> Option<Vec<u8>>;
 
+    /// Reads the heads again where another process writes the log (a JetStream follower);
+    /// a store that is its own writer has nothing to do.
+    fn refresh(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Plans `read(origin, from_seq, max)` (or, through `Reader::entries`, `read_entries` ending
     /// at the first checkpoint after `max` records or `max_bytes` bytes of entries) to run
     /// after the caller lets go of the store.

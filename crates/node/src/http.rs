@@ -45,33 +45,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/log/{origin}", get(log_range))
         .route("/v1/stream", get(stream))
         .merge(crate::taxii::router())
-        .layer(axum::middleware::from_fn_with_state(app.clone(), ingest_process_gate))
         // The ingest handler enforces its own limit so that it can count and explain refusals.
         .layer(DefaultBodyLimit::disable())
         .with_state(app)
-}
-
-/// An ingest process (`store_role = "ingest"`) serves what it holds — ingest, the log, status,
-/// metrics — and says where the rest is, rather than show an empty picture.
-async fn ingest_process_gate(
-    State(app): Shared,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let path = request.uri().path();
-    let served = ["/healthz", "/openapi.json", "/metrics", "/v1/ingest", "/v1/status"].contains(&path)
-        || path.starts_with("/v1/log/");
-    if app.ingest_only && !served {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "this is an ingest process of {}'s node: it takes measurements (/v1/ingest) and serves the log; tracks, \
-                 alerts, the picture and threat intelligence are served by the nation's writer process",
-                app.config.nation
-            ),
-        );
-    }
-    next.run(request).await
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

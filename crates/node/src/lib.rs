@@ -81,9 +81,6 @@ pub struct App {
     pub fed: Option<Arc<federation::state::Fed>>,
     /// Salt of the sensor pseudonyms in transformed releases (from the signing key).
     pub pseudonym_salt: [u8; 32],
-    /// An ingest process (`store_role = "ingest"`): it forwards batches to the nation's writer
-    /// process and serves only ingest, the log, status and metrics.
-    pub ingest_only: bool,
 }
 
 /// One refused measurement: its index in the batch and why.
@@ -299,8 +296,9 @@ fn trusted_keys(
 /// An ingest process of a nation whose node runs as several processes on one JetStream store
 /// (docs/store.md): it authenticates and checks sensors' batches exactly as the writer would,
 /// forwards them to the writer process and acknowledges each once the writer says it is
-/// durable; it serves the log from the store. Fusion, alerts, federation, CoT and TAXII run in
-/// the writer process only.
+/// durable. It serves the read API from its own fusion over the log as the writer extends it;
+/// what it is asked to write (alert acknowledgements, threat intelligence) goes to the writer
+/// too. Federation and CoT run in the writer process only.
 async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::Result<()> {
     let config::StoreConfig::JetStream { servers, monitors, prefix, timeout_s, .. } = config.store.clone() else {
         return Err(anyhow!("an ingest process needs `store = \"nats://…\"`"));
@@ -322,24 +320,49 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
     let (log_tx, log_rx) = mpsc::channel(config.queue_records);
     let forwarder = tokio::spawn(forward::forward(client, forward::subject(&prefix), log_rx, timeout));
     let (stop_watch, stop) = tokio::sync::watch::channel(false);
+    // The picture: this process's own fusion over the log as the writer extends it (a poller
+    // reads the stream ends); its products are not logged here — the writer logs its own.
+    let store: Store = Arc::new(Mutex::new(Box::new(store)));
+    let (metrics, head) = (Arc::new(Metrics::default()), Arc::new(AtomicU64::new(0)));
+    let (picture, events, cti) = (
+        Arc::new(RwLock::new(picture::Picture::default())),
+        broadcast::channel(EVENT_BUFFER).0,
+        taxii::SharedCti::default(),
+    );
+    let (unlogged, _) = mpsc::channel::<writer::Append>(1);
+    let links = FusionLinks {
+        picture: picture.clone(),
+        events: events.clone(),
+        metrics: metrics.clone(),
+        log: unlogged.downgrade(),
+        store: store.clone(),
+        head: head.clone(),
+        cti: cti.clone(),
+    };
+    let fusion = new_fusion(&config, &areas, links, 0);
+    // Nothing is handed to fusion directly: it reads the log up to `head`. The sender lives
+    // as long as the process, so fusion runs until exit.
+    let (fusion_tx, fusion_rx) = std::sync::mpsc::sync_channel::<writer::Committed>(1);
+    let _fusion_thread = std::thread::Builder::new().name("fusion".into()).spawn(move || fusion.run(fusion_rx))?;
+    let poll = (store.clone(), head.clone(), config.nation, stop.clone());
+    let _poller = std::thread::Builder::new().name("log-follower".into()).spawn(move || follow_log(poll))?;
     let app = Arc::new(App {
         stop,
         public_key: hex::encode(key.verifying_key().to_bytes()),
         config: config.clone(),
-        metrics: Arc::new(Metrics::default()),
-        picture: Arc::new(RwLock::new(picture::Picture::default())),
-        events: broadcast::channel(EVENT_BUFFER).0,
-        store: Arc::new(Mutex::new(Box::new(store))),
+        metrics,
+        picture,
+        events,
+        store,
         log: log_tx,
-        head: Arc::new(AtomicU64::new(0)),
+        head,
         sensors: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
         areas_geojson,
         areas,
-        cti: taxii::SharedCti::default(),
+        cti,
         fed: None,
         pseudonym_salt: federation::transform::salt(&key),
-        ingest_only: true,
     });
     let (stop_tx, _) = broadcast::channel::<()>(1);
     tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, writer = %forward::subject(&prefix), "ingest process listening");
@@ -352,8 +375,36 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
     let _ = grpc_task.await;
     drop(app);
     let _ = forwarder.await;
+    drop(fusion_tx);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often an ingest process looks for what the writer appended.
+const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// An ingest process's view of the log: reads the stream ends every `FOLLOW_INTERVAL` and moves
+/// `head` (which fusion reads up to) until the process stops.
+fn follow_log((store, head, nation, stop): (Store, Arc<AtomicU64>, Nation, tokio::sync::watch::Receiver<bool>)) {
+    let mut warned = false;
+    while !*stop.borrow() {
+        let refreshed = store.lock().map_err(|_| "store lock poisoned".to_string()).and_then(|mut s| {
+            s.refresh().map_err(|e| e.to_string())?;
+            Ok(s.heads().into_iter().find(|c| c.origin() == nation).map(|c| c.covered()).unwrap_or(0))
+        });
+        match refreshed {
+            Ok(seq) => {
+                head.fetch_max(seq, Relaxed);
+                warned = false;
+            }
+            Err(e) if !warned => {
+                tracing::warn!(error = %e, "failed to follow the log; the picture here is behind until the cluster answers");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(FOLLOW_INTERVAL);
+    }
 }
 
 /// Runs the node until SIGINT or SIGTERM, then shuts down gracefully: stops taking requests,
@@ -431,34 +482,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (fusion_tx, fusion_rx) = std::sync::mpsc::sync_channel(config.queue_records);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let picture = Arc::new(RwLock::new(picture::Picture::default()));
-    let engine = Engine::new(EngineConfig {
-        reorder_window_s: config.reorder_window_s,
-        impact_predictions_per_s: config.impact_predictions_per_s,
-        ..EngineConfig::default()
-    });
-
     let cti_state = taxii::SharedCti::default();
-    let fusion = picture::Fusion {
-        engine,
-        alerts: alert::AlertBook::new(areas.clone()),
-        picture: picture.clone(),
-        events: events.clone(),
-        metrics: metrics.clone(),
-        log: log_tx.downgrade(),
-        replay_until: start_seq,
-        reorder_window_s: config.reorder_window_s,
-        store: store.clone(),
-        origin: config.nation,
-        head: head.clone(),
-        arrivals: std::collections::VecDeque::new(),
-        waited_until: UtcNanos::from_nanos(i64::MIN),
-        partner_seq: BTreeMap::new(),
-        federated: config.federation.is_some(),
-        acks: BTreeMap::new(),
-        cti: cti_state.clone(),
-        track_nations: BTreeMap::new(),
-        sensors: BTreeMap::new(),
-    };
+    let fusion = new_fusion(
+        &config,
+        &areas,
+        FusionLinks {
+            picture: picture.clone(),
+            events: events.clone(),
+            metrics: metrics.clone(),
+            log: log_tx.downgrade(),
+            store: store.clone(),
+            head: head.clone(),
+            cti: cti_state.clone(),
+        },
+        start_seq,
+    );
     let fusion_thread = std::thread::Builder::new().name("fusion".into()).spawn(move || fusion.run(fusion_rx))?;
     // Fusion starts behind the log's head and reads the log up to it (the replay) before it
     // takes new records, so the picture after a restart is rebuilt from the log alone.
@@ -518,7 +556,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cti: cti_state,
         fed: fed.clone(),
         pseudonym_salt: federation::transform::salt(&key),
-        ingest_only: false,
     });
     // On a shared JetStream store, the nation's ingest processes forward their batches here.
     let forward_task = match &config.store {
@@ -577,6 +614,47 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(fusion_thread);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What the fusion thread shares with the rest of the process.
+struct FusionLinks {
+    picture: Arc<RwLock<picture::Picture>>,
+    events: broadcast::Sender<Arc<str>>,
+    metrics: Arc<Metrics>,
+    /// Where its products (alerts, track updates) are logged: the writer's queue, or a queue
+    /// nobody holds (an ingest process's picture, whose products the writer logs).
+    log: mpsc::WeakSender<writer::Append>,
+    store: Store,
+    head: Arc<AtomicU64>,
+    cti: taxii::SharedCti,
+}
+
+fn new_fusion(config: &Config, areas: &[alert::Area], links: FusionLinks, replay_until: u64) -> picture::Fusion {
+    picture::Fusion {
+        engine: Engine::new(EngineConfig {
+            reorder_window_s: config.reorder_window_s,
+            impact_predictions_per_s: config.impact_predictions_per_s,
+            ..EngineConfig::default()
+        }),
+        alerts: alert::AlertBook::new(areas.to_vec()),
+        picture: links.picture,
+        events: links.events,
+        metrics: links.metrics,
+        log: links.log,
+        replay_until,
+        reorder_window_s: config.reorder_window_s,
+        store: links.store,
+        origin: config.nation,
+        head: links.head,
+        arrivals: std::collections::VecDeque::new(),
+        waited_until: UtcNanos::from_nanos(i64::MIN),
+        partner_seq: BTreeMap::new(),
+        federated: config.federation.is_some(),
+        acks: BTreeMap::new(),
+        cti: links.cti,
+        track_nations: BTreeMap::new(),
+        sensors: BTreeMap::new(),
+    }
 }
 
 /// Serves the HTTP API and gRPC ingest until `stop` fires.
