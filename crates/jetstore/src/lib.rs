@@ -23,8 +23,9 @@
 //! writer last saw it. That both fences a second writer (its batch is refused, never
 //! interleaved) and de-duplicates a retried batch forever, not only within a duplicate window:
 //! when an acknowledgement is lost, the retry is refused and the store reads the stream's tail
-//! to learn whether its batch landed. (Atomic batches refuse `Nats-Msg-Id`; the expected
-//! sequence is the stronger de-duplication.) A group of more than 999 frames cannot be one
+//! to learn whether its batch landed. Each record and stub also carries `Nats-Msg-Id` =
+//! `<origin>.<seq>`, its identity, which the server de-duplicates within its duplicate window;
+//! the expected sequence is the stronger, permanent guard. A group of more than 999 frames cannot be one
 //! batch; it goes as several, and a crash between them leaves records after the last
 //! checkpoint, which reopening verifies and keeps (`Recovery::uncovered_records_kept`) and the
 //! next checkpoint covers. The store answers only after the cluster acknowledged every batch:
@@ -631,6 +632,7 @@ impl JetStore {
         for (seq, bytes) in std::mem::take(&mut log.pending_fills) {
             let mut headers = HeaderMap::new();
             headers.insert(SEQ_HEADER, seq.to_string());
+            headers.insert("Nats-Msg-Id", format!("{origin}.{seq}.fill"));
             let frames = vec![(log.names.fill_subject.clone(), headers, Bytes::from(bytes))];
             let at = publish_batch(&shared, &log.names.fills, origin, log.fills_last, frames)?;
             log.fills_last = at;
@@ -672,6 +674,10 @@ impl JetStore {
                 .map(|f| {
                     let mut h = HeaderMap::new();
                     h.insert(SEQ_HEADER, f.seq.to_string());
+                    if f.kind != Kind::Checkpoint {
+                        // A record's identity (origin, seq): the server's de-duplication too.
+                        h.insert("Nats-Msg-Id", format!("{origin}.{}", f.seq));
+                    }
                     (log.names.subject(f.kind), h, f.bytes.clone())
                 })
                 .collect();

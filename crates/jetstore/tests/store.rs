@@ -177,6 +177,22 @@ fn a_follower_reads_what_the_writer_commits_and_writes_nothing() {
         let entries = follower.read_entries(usa, 3, 2).unwrap();
         assert!(matches!(entries.last(), Some(ledger::Entry::Checkpoint { .. })));
     }
+    // The server knows each record by its identity (Nats-Msg-Id = origin.seq): the same record
+    // published again is a duplicate, and the stream does not grow.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (dup, before, after) = rt.block_on(async {
+        let js = jetstore::async_nats::jetstream::new(jetstore::async_nats::connect(cluster.urls()).await.unwrap());
+        let mut stream = js.get_stream("FOLLOW_USA").await.unwrap();
+        let before = stream.info().await.unwrap().state.last_sequence;
+        let mut headers = jetstore::async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", "USA.3");
+        headers.insert(jetstore::SEQ_HEADER, "3");
+        let ack = js.publish_with_headers("FOLLOW.USA.log.r", headers, written[2].clone().into()).await.unwrap();
+        let ack = ack.await.unwrap();
+        (ack.duplicate, before, stream.info().await.unwrap().state.last_sequence)
+    });
+    assert!(dup, "a record published again was not recognised as a duplicate");
+    assert_eq!(before, after);
     let s = chain.seal(NewRecord {
         time: UtcNanos::from_nanos(9),
         releasable_to: &[],
