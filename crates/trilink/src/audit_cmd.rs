@@ -12,8 +12,15 @@ use vocab::Nation;
 pub enum AuditCommand {
     /// Verify every origin's chain and checkpoint signatures in a log directory.
     Verify {
-        /// The log directory (a node's `data_dir`).
+        /// The log directory (a node's `data_dir`), or the NATS servers of a JetStream log
+        /// (`nats://host:port[,nats://…]`, with `--monitor` and `--prefix`).
         dir: PathBuf,
+        /// With a `nats://` log: each server's monitoring URL (repeat), as in `store_monitor`.
+        #[arg(long = "monitor", value_name = "URL")]
+        monitors: Vec<String>,
+        /// With a `nats://` log: its stream prefix (`store_prefix`, by default TRILINK_<NATION>).
+        #[arg(long)]
+        prefix: Option<String>,
         /// Trust this public key for a nation: NATION=FILE (a node.pub) or NATION=HEX. Without
         /// one, a nation's checkpoints are checked against the key they name, which proves the
         /// log consistent but not who wrote it.
@@ -35,19 +42,18 @@ fn parse_key(spec: &str) -> anyhow::Result<(Nation, ed25519_dalek::VerifyingKey)
 }
 
 pub fn run(cmd: &AuditCommand) -> Result<(), Failure> {
-    let AuditCommand::Verify { dir, keys } = cmd;
+    let AuditCommand::Verify { dir, keys, monitors, prefix } = cmd;
     let trusted: BTreeMap<_, _> =
         keys.iter().map(|k| parse_key(k)).collect::<anyhow::Result<_>>().map_err(Failure::Input)?;
+    let target = dir.to_string_lossy();
+    if target.starts_with("nats://") {
+        let prefix = prefix.clone().ok_or_else(|| Failure::Input(anyhow!("--prefix is needed with a nats:// log")))?;
+        return verify_jetstream(&target, monitors, prefix, &trusted);
+    }
     let audits = ledger::audit::verify_dir(dir, &trusted).map_err(|e| Failure::Input(anyhow!(e)))?;
     let mut faults = 0;
     for a in &audits {
-        let who = match (&a.signer, a.key_trusted) {
-            (Some(k), true) => format!("signed by the trusted key {k}"),
-            (Some(k), false) => {
-                format!("signed by {k} (not checked against a trusted key: pass --key {}=...)", a.origin)
-            }
-            (None, _) => "no checkpoint".to_string(),
-        };
+        let who = signed_by(a.signer.as_deref(), a.key_trusted, a.origin);
         println!(
             "{}: {} records, {} checkpoints, covered to seq {}; {who}",
             a.origin, a.records, a.checkpoints, a.covered
@@ -71,4 +77,54 @@ pub fn run(cmd: &AuditCommand) -> Result<(), Failure> {
     }
     println!("ok: every origin verifies");
     Ok(())
+}
+
+/// `audit verify nats://…`: opens the JetStream log (which checks the servers' durability and
+/// verifies each origin's last checkpoint) and re-verifies every origin's chain from seq 1.
+fn verify_jetstream(
+    servers: &str,
+    monitors: &[String],
+    prefix: String,
+    trusted: &BTreeMap<Nation, ed25519_dalek::VerifyingKey>,
+) -> Result<(), Failure> {
+    let settings = jetstore::Settings {
+        servers: servers.split(',').map(|s| s.trim().to_string()).collect(),
+        monitors: monitors.to_vec(),
+        prefix,
+        timeout: std::time::Duration::from_secs(30),
+    };
+    let (store, _) = jetstore::JetStore::open(&settings, trusted, None).map_err(|e| match e {
+        ledger::StoreError::Misconfigured(_) | ledger::StoreError::Unavailable(_) => Failure::Input(anyhow!(e)),
+        e => Failure::Run(anyhow!(e)),
+    })?;
+    let audits = store.audit(trusted);
+    if audits.is_empty() {
+        return Err(Failure::Input(anyhow!("no log with prefix {} on {servers}", settings.prefix)));
+    }
+    let mut faults = 0;
+    for a in &audits {
+        let who = signed_by(a.signer.as_deref(), a.key_trusted, a.origin);
+        println!(
+            "{} (stream {}): {} records, {} checkpoints, covered to seq {}; {who}",
+            a.origin, a.stream, a.records, a.checkpoints, a.covered
+        );
+        if let Some((seq, why)) = &a.fault {
+            faults += 1;
+            println!("  FIRST BAD RECORD: seq {seq}: {why}");
+        }
+    }
+    if faults > 0 {
+        return Err(Failure::Run(anyhow!("{faults} of {} origins failed verification", audits.len())));
+    }
+    println!("ok: every origin verifies");
+    Ok(())
+}
+
+/// How an origin's checkpoints were checked, in words.
+fn signed_by(signer: Option<&str>, trusted: bool, origin: Nation) -> String {
+    match (signer, trusted) {
+        (Some(k), true) => format!("signed by the trusted key {k}"),
+        (Some(k), false) => format!("signed by {k} (not checked against a trusted key: pass --key {origin}=...)"),
+        (None, _) => "no checkpoint".to_string(),
+    }
 }

@@ -100,6 +100,40 @@ fn node_on_jetstream_survives_a_nats_server_and_its_own_kill_without_losing_or_r
     cluster.start_server(0).expect("restart NATS server");
     cluster.wait_ready(Duration::from_secs(30)).expect("cluster");
     check_log(&cluster, &node.dir, head, &acked.lock().expect("lock"));
+
+    // The offline audit re-verifies the whole chain on the cluster: with the node's key it
+    // passes and covers the head; with another key the checkpoints are refused.
+    let audit = |key: &str| {
+        let mut cmd = trilink();
+        cmd.args(["audit", "verify", &cluster.urls().join(","), "--prefix", "TRILINK_JPN", "--key", key]);
+        for m in cluster.monitors() {
+            cmd.args(["--monitor", &m]);
+        }
+        cmd.output().expect("audit")
+    };
+    let out = audit(&format!("JPN={}", node.dir.join("node.pub").display()));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains("ok: every origin verifies"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let covered: u64 = text
+        .split("covered to seq ")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .expect("covered seq");
+    assert!(covered >= head, "{text}");
+    let other = tempfile::tempdir().expect("tempdir");
+    assert!(trilink().args(["pki", "init", "--out"]).arg(other.path()).output().expect("pki").status.success());
+    let out = audit(&format!("JPN={}", other.path().join("node.pub").display()));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not by the key trusted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Every acknowledged batch is in the log once, at its seq; no other record repeats one; the
