@@ -209,6 +209,31 @@ impl Shared {
     }
 }
 
+/// The origins whose log streams carry `prefix`, asking again when a request is lost (a server
+/// restarting, a meta-leader election).
+async fn origins_on(js: &jetstream::Context, prefix: &str) -> Result<Vec<Nation>, StoreError> {
+    let names = again(
+        || async {
+            let mut out = Vec::new();
+            let mut list = js.stream_names();
+            while let Some(n) = list.next().await {
+                out.push(n.map_err(|e| e.to_string())?);
+            }
+            Ok::<_, String>(out)
+        },
+        |_| true,
+    )
+    .await
+    .map_err(|e| unavailable("list streams", e))?;
+    let mut origins: Vec<Nation> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix(&format!("{prefix}_")))
+        .filter_map(|rest| Nation::parse(rest).ok())
+        .collect();
+    origins.sort();
+    Ok(origins)
+}
+
 /// Reads stream message `seq`. A request lost to a server restarting or a leader election is
 /// asked again (each try times out after the context's request timeout); the caller's
 /// deadline (`Shared::run`) bounds the whole.
@@ -411,15 +436,8 @@ impl JetStore {
         let js = self.shared.js.clone();
         let prefix = self.prefix.clone();
         let ends = self.shared.run("read the streams' ends", async move {
-            let mut names = Vec::new();
-            let mut list = js.stream_names();
-            while let Some(n) = list.next().await {
-                names.push(n.map_err(|e| unavailable("list streams", e))?);
-            }
             let mut ends = Vec::new();
-            for origin in
-                names.iter().filter_map(|n| n.strip_prefix(&format!("{prefix}_"))).filter_map(|r| Nation::parse(r).ok())
-            {
+            for origin in origins_on(&js, &prefix).await? {
                 let (covers, at, cp) = readable_end(&js, &Names::new(&prefix, origin), origin).await?;
                 ends.push((origin, covers, at, cp));
             }
@@ -511,20 +529,7 @@ impl JetStore {
     fn recover(&mut self, trusted: &BTreeMap<Nation, VerifyingKey>) -> Result<Recovery, StoreError> {
         let js = self.shared.js.clone();
         let prefix = self.prefix.clone();
-        let names: Vec<String> = self.shared.run("list streams", async move {
-            let mut out = Vec::new();
-            let mut list = js.stream_names();
-            while let Some(n) = list.next().await {
-                out.push(n.map_err(|e| unavailable("list streams", e))?);
-            }
-            Ok(out)
-        })?;
-        let mut origins: Vec<Nation> = names
-            .iter()
-            .filter_map(|n| n.strip_prefix(&format!("{prefix}_")))
-            .filter_map(|rest| Nation::parse(rest).ok())
-            .collect();
-        origins.sort();
+        let origins = self.shared.run("list streams", async move { origins_on(&js, &prefix).await })?;
         let mut recovery = Recovery::default();
         for origin in origins {
             let log = self.recover_origin(origin, trusted.get(&origin).copied(), &mut recovery)?;

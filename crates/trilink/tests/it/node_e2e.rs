@@ -93,6 +93,12 @@ fn node_tracks_and_warns_on_the_bundled_scenario() {
         assert!(Instant::now() < deadline, "the alert was never withdrawn");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // And the landed missile's track is deleted (on a loaded machine that can come after the
+    // alert's withdrawal); the stream must carry both before the node stops.
+    while !get_json(node.http, "/v1/tracks")["tracks"].as_array().expect("tracks").is_empty() {
+        assert!(Instant::now() < deadline, "the landed track was never deleted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let metrics = get(node.http, "/metrics").expect("metrics").1;
     assert!(metrics.contains("trilink_ingest_measurements_accepted_total 718"), "{metrics}");
