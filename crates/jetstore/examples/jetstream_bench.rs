@@ -6,7 +6,7 @@
 //! trilink requires. Prints records/s and the commit latency (p50, p99) of each, and the
 //! ratios to `FileStore`.
 //!
-//!     TRILINK_PYTHON=.ci/venv/bin/python cargo run --release -p jetstore --example store_bench
+//!     TRILINK_PYTHON=.ci/venv/bin/python cargo run --release -p jetstore --example jetstream_bench
 //!
 //! The servers are real processes on this machine (`jetstore::local`), sharing its cores with
 //! the benchmark.
