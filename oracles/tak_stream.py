@@ -4,8 +4,11 @@
     tak_stream.py client URL FORMAT SECONDS [--cert C --key K --ca CA --hostname H]
         Connects like a TAK client, with pytak (URL tcp://host:port or tls://host:port), and
         reads the stream for SECONDS.
-    tak_stream.py server PORT FORMAT SECONDS
-        Listens like a TAK server (plain TCP) for one pushing node and reads its stream.
+    tak_stream.py server PORT FORMAT SECONDS [--cert C --key K [--ca CA]]
+        Listens like a TAK server for one pushing node and reads its stream: plain TCP, or
+        TLS with --cert/--key (Python's ssl, OpenSSL), requiring a client certificate that
+        CA issued with --ca; the verified client certificate's subject and subjectAltName
+        are printed as {"peer": ...} before the events.
 
 FORMAT is "xml" (CoT XML events one after another) or "protobuf" (TAK protocol version 1,
 streaming framing). Every event is decoded by takproto (both formats) and printed as one JSON
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import configparser
 import json
+import ssl
 import sys
 import time
 
@@ -125,11 +129,21 @@ async def server(args):
     done = asyncio.Event()
 
     async def handle(reader, writer):
+        peer = writer.get_extra_info("peercert")
+        if peer is not None:
+            print(json.dumps({"peer": {"subject": peer.get("subject"), "san": peer.get("subjectAltName")}}), flush=True)
         await read_stream(reader, args.format, args.seconds)
         writer.close()
         done.set()
 
-    srv = await asyncio.start_server(handle, "127.0.0.1", args.port)
+    tls = None
+    if args.cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.cert, args.key)
+        if args.ca:
+            tls.load_verify_locations(args.ca)
+            tls.verify_mode = ssl.CERT_REQUIRED
+    srv = await asyncio.start_server(handle, "127.0.0.1", args.port, ssl=tls)
     print(json.dumps({"listening": args.port}), flush=True)
     try:
         await asyncio.wait_for(done.wait(), timeout=args.seconds + 60)

@@ -65,7 +65,7 @@ map.fitBounds([[20, 115], [48, 150]]);
 // not every time a track moves.
 map.createPane('basemap').style.zIndex = 350;
 const basemap = L.canvas({ padding: 0.2, pane: 'basemap' });
-const canvas = L.canvas({ padding: 0.2 });
+const canvas = L.canvas({ padding: 0.2 }); // sensors and coverage
 const svg = L.svg({ padding: 0.2 });
 L.geoJSON(feature(land, land.objects.land), {
   renderer: basemap, interactive: false,
@@ -74,6 +74,52 @@ L.geoJSON(feature(land, land.objects.land), {
 L.geoJSON(mesh(countries, countries.objects.countries, (a, b) => a !== b), {
   renderer: basemap, interactive: false, style: { color: '#4e6580', weight: 0.7, dashArray: '3 3' },
 }).addTo(map);
+
+// Tracks and their histories are drawn by the page itself on one canvas over the map: a few
+// draw calls per redraw (one path per phase colour), only what is in view, and only when the
+// data changed or a pan or zoom ended. Leaflet's own vector layers draw a thousand markers one
+// by one, and redraw them all whenever one moves.
+const TrackCanvas = L.Layer.extend({
+  initialize(paint) { this._paint = paint; this._dirty = true; },
+  onAdd() {
+    this._canvas = L.DomUtil.create('canvas', 'leaflet-zoom-hide track-canvas');
+    this.getPane().appendChild(this._canvas);
+    this._dirty = true;
+  },
+  onRemove() { L.DomUtil.remove(this._canvas); this._canvas = null; },
+  // A pan moves the canvas with the map; what it uncovers is drawn at most every 100 ms
+  // (redrawing a screen-sized canvas each frame of a pan costs more than the tracks).
+  getEvents() { return { move: this._moved, moveend: this.redraw, zoomend: this.redraw, resize: this.redraw, viewreset: this.redraw }; },
+  _moved() { this._movedAt ??= performance.now(); },
+  redraw() { this._dirty = true; return this; },
+  // Called by the render loop, so at most once per animation frame.
+  flush(now) {
+    if (this._movedAt !== undefined && now - this._movedAt >= 100) this._dirty = true;
+    if (!this._map || !this._dirty) return;
+    this._dirty = false;
+    this._movedAt = undefined;
+    const m = this._map, c = this._canvas, size = m.getSize(), dpr = window.devicePixelRatio || 1;
+    if (c.width !== Math.round(size.x * dpr) || c.height !== Math.round(size.y * dpr)) {
+      c.width = Math.round(size.x * dpr); c.height = Math.round(size.y * dpr);
+      c.style.width = `${size.x}px`; c.style.height = `${size.y}px`;
+    }
+    const topLeft = m.containerPointToLayerPoint([0, 0]);
+    L.DomUtil.setPosition(c, topLeft);
+    const ctx = c.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, size.x, size.y);
+    // World pixel (at this zoom) of the canvas' top-left corner.
+    const o = topLeft.add(m.getPixelOrigin());
+    this._paint(ctx, m.getZoom(), o.x, o.y, size.x, size.y);
+  },
+});
+
+// One canvas for markers and histories (each screen-sized canvas costs a composite on every
+// change): the layer control's two entries are empty groups that say what it draws.
+const trackCanvas = new TrackCanvas((ctx, ...view) => {
+  if (map.hasLayer(layers.trails)) paintTrails(ctx, ...view);
+  if (map.hasLayer(layers.tracks)) paintMarkers(ctx, ...view); else hit.n = 0;
+});
 
 const layers = {
   areas: L.layerGroup().addTo(map),
@@ -92,6 +138,8 @@ L.control.layers(null, {
   'Impact ellipses (50%, 95%)': layers.ellipses,
 }, { collapsed: true, position: 'topright' }).addTo(map);
 L.control.scale({ imperial: false }).addTo(map);
+trackCanvas.addTo(map);
+map.on('overlayadd overlayremove', () => trackCanvas.redraw());
 
 let areaLayer = null;
 function loadAreas() {
@@ -121,112 +169,191 @@ function ellipseRing(lat, lon, a, b, azDeg, n = 72) {
   return out;
 }
 
-// Drawn objects per track, reused between updates (a thousand tracks at 10 Hz).
-const drawn = new Map(); // id -> {marker, label, trail: [polyline], e95, e50, launch}
-function trackSegments(trail) {
-  const segs = [];
-  let cur = null;
-  for (const p of trail) {
-    const ph = PHASES[p[4]] ?? 'terminal';
-    if (!cur || cur.phase !== ph) {
-      const prev = cur?.pts[cur.pts.length - 1];
-      cur = { phase: ph, pts: prev ? [prev] : [] };
-      segs.push(cur);
-    }
-    cur.pts.push([p[1], p[2]]);
+// Drawn state per track (a thousand tracks at 10 Hz): the latest track, its history, the
+// history projected at the current zoom, and its SVG impact ellipses and launch circle.
+const drawn = new Map(); // id -> {t, trail, px, e95, e50, impact, launch}
+const MARKER_R = 5;
+const PHASE_FILL = [PHASE_COLOUR.boost, PHASE_COLOUR.midcourse, PHASE_COLOUR.terminal, '#fff'];
+let hit = { n: 0, x: new Float64Array(0), y: new Float64Array(0), ids: [], ox: 0, oy: 0 }; // markers as last drawn
+
+function trailPixels(d, zoom) {
+  const tr = d.trail;
+  const key = tr.length ? `${zoom}:${tr.length}:${tr[0][0]}:${tr[tr.length - 1][0]}:${tr[tr.length - 1][1]}` : '';
+  if (d.px?.key === key) return d.px;
+  const n = tr.length, xy = new Float64Array(2 * n), phase = new Uint8Array(n);
+  let minx = Infinity, miny = Infinity, maxx = -Infinity, maxy = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const p = map.project([tr[i][1], tr[i][2]], zoom);
+    xy[2 * i] = p.x; xy[2 * i + 1] = p.y; phase[i] = tr[i][4];
+    minx = Math.min(minx, p.x); maxx = Math.max(maxx, p.x); miny = Math.min(miny, p.y); maxy = Math.max(maxy, p.y);
   }
-  return segs;
+  d.px = { key, n, xy, phase, minx, miny, maxx, maxy };
+  return d.px;
 }
 
-function drawTrail(d, trail) {
-  const segs = trackSegments(trail);
-  while (d.trail.length > segs.length) layers.trails.removeLayer(d.trail.pop());
-  segs.forEach((s, i) => {
-    if (!d.trail[i]) {
-      d.trail[i] = L.polyline(s.pts, { renderer: canvas, weight: 2, opacity: 0.9, interactive: false });
-      layers.trails.addLayer(d.trail[i]);
-    } else d.trail[i].setLatLngs(s.pts);
-    d.trail[i].setStyle({ color: PHASE_COLOUR[s.phase] });
-  });
+// Histories, coloured by the phase of each leg's later point: one path per phase.
+function paintTrails(ctx, zoom, ox, oy, w, h) {
+  const shown = [];
+  for (const d of drawn.values()) {
+    const p = trailPixels(d, zoom);
+    if (p.n < 2 || p.maxx < ox || p.minx > ox + w || p.maxy < oy || p.miny > oy + h) continue;
+    shown.push(p);
+  }
+  ctx.lineWidth = 2; ctx.globalAlpha = 0.9; ctx.lineJoin = 'round';
+  for (let ph = 0; ph < PHASES.length; ph++) {
+    ctx.beginPath();
+    for (const p of shown) {
+      let open = false;
+      for (let i = 1; i < p.n; i++) {
+        if (p.phase[i] !== ph) { open = false; continue; }
+        if (!open) { ctx.moveTo(p.xy[2 * i - 2] - ox, p.xy[2 * i - 1] - oy); open = true; }
+        ctx.lineTo(p.xy[2 * i] - ox, p.xy[2 * i + 1] - oy);
+      }
+    }
+    ctx.strokeStyle = PHASE_FILL[ph];
+    ctx.stroke();
+  }
+  ctx.globalAlpha = 1;
 }
+
+// Markers: one filled path per phase colour, white rims in one stroke; remembered for hover.
+function paintMarkers(ctx, zoom, ox, oy, w, h) {
+  const n = drawn.size;
+  const xs = new Float64Array(n), ys = new Float64Array(n), ph = new Uint8Array(n), ids = [];
+  let k = 0;
+  for (const [id, d] of drawn) {
+    const p = map.project([d.t.lat_deg, d.t.lon_deg], zoom);
+    const x = p.x - ox, y = p.y - oy;
+    if (x < -MARKER_R || y < -MARKER_R || x > w + MARKER_R || y > h + MARKER_R) continue;
+    const i = PHASES.indexOf(d.t.phase);
+    xs[k] = x; ys[k] = y; ph[k] = i < 0 ? 3 : i; ids.push(id); k++;
+  }
+  hit = { n: k, x: xs, y: ys, ids, ox, oy };
+  // The hovered track's label follows it.
+  if (hoverId !== null) showHover();
+  ctx.lineWidth = 1.5; ctx.strokeStyle = '#fff';
+  for (let c = 0; c < PHASE_FILL.length; c++) {
+    ctx.beginPath();
+    let any = false;
+    for (let i = 0; i < k; i++) {
+      if (ph[i] !== c) continue;
+      ctx.moveTo(xs[i] + MARKER_R, ys[i]);
+      ctx.arc(xs[i], ys[i], MARKER_R, 0, 2 * Math.PI);
+      any = true;
+    }
+    if (!any) continue;
+    ctx.fillStyle = PHASE_FILL[c];
+    ctx.fill();
+    ctx.stroke();
+  }
+}
+
+// Hovering a marker shows what it is (the nearest within 8 px).
+const hoverTip = L.tooltip({ direction: 'top', offset: [0, -MARKER_R] });
+let hoverId = null;
+function showHover() {
+  const x = hoverId === null ? null : drawn.get(hoverId)?.t;
+  if (!x) { hoverId = null; if (map.hasLayer(hoverTip)) map.closeTooltip(hoverTip); return; }
+  hoverTip.setLatLng([x.lat_deg, x.lon_deg])
+    .setContent(`track ${x.track} · ${x.phase} · ${(x.alt_m / 1000).toFixed(0)} km · ${x.nations.join('+')}`);
+  if (!map.hasLayer(hoverTip)) map.openTooltip(hoverTip);
+}
+map.on('mousemove', (e) => {
+  // The mouse in the canvas' pixels as last drawn (a pan moves the canvas before it is redrawn).
+  const o = map.containerPointToLayerPoint([0, 0]).add(map.getPixelOrigin());
+  const mx = e.containerPoint.x + o.x - hit.ox, my = e.containerPoint.y + o.y - hit.oy;
+  let best = -1, bestD = 64;
+  for (let i = 0; i < hit.n; i++) {
+    const dx = hit.x[i] - mx, dy = hit.y[i] - my, dd = dx * dx + dy * dy;
+    if (dd <= bestD) { bestD = dd; best = i; }
+  }
+  hoverId = best >= 0 ? hit.ids[best] : null;
+  showHover();
+});
+map.getContainer().addEventListener('mouseleave', () => { hoverId = null; showHover(); });
+
+// Ellipses and launch circles move only when the prediction moves by about 100 m or more.
+const impactKey = (im) => `${im.lat_deg.toFixed(3)},${im.lon_deg.toFixed(3)},${Math.round(im.ellipse95_semi_major_m / 50)},`
+  + `${Math.round(im.ellipse95_semi_minor_m / 50)},${Math.round(im.ellipse95_major_azimuth_deg)}`;
+const launchKey = (la) => `${la.lat_deg.toFixed(3)},${la.lon_deg.toFixed(3)},${Math.round(la.sd_m / 50)}`;
 
 function drawTrack(t, trail) {
   let d = drawn.get(t.track);
-  const pos = [t.lat_deg, t.lon_deg];
-  const colour = PHASE_COLOUR[t.phase] ?? '#fff';
   if (!d) {
-    d = { trail: [] };
-    d.marker = L.circleMarker(pos, { renderer: canvas, radius: 5, color: '#fff', weight: 1.5, fillColor: colour, fillOpacity: 1 });
-    // Built when shown, from the latest state: nothing to do per update.
-    d.marker.bindTooltip(() => {
-      const x = d.t;
-      return `track ${x.track} · ${x.phase} · ${(x.alt_m / 1000).toFixed(0)} km · ${x.nations.join('+')}`;
-    });
-    layers.tracks.addLayer(d.marker);
+    d = {};
     drawn.set(t.track, d);
   }
   d.t = t;
-  d.marker.setLatLng(pos);
-  if (d.colour !== colour) {
-    d.colour = colour;
-    d.marker.setStyle({ fillColor: colour });
-  }
-  // History, one polyline per phase run; redrawn only when a point was added (every 2 s).
-  const tr = trail ?? [];
-  const trailKey = tr.length ? `${tr.length}:${tr[tr.length - 1][0]}:${tr[tr.length - 1][1]}` : "0";
-  if (d.trailKey !== trailKey) {
-    d.trailKey = trailKey;
-    drawTrail(d, tr);
-  }
-  // Impact ellipses (SVG: few, and findable by class).
+  d.trail = trail ?? [];
+  trackCanvas.redraw();
+  // Impact ellipses (SVG: few, and findable by class). Tooltips are built when shown.
   const im = t.impact;
   if (im) {
     const a = im.ellipse95_semi_major_m, b = im.ellipse95_semi_minor_m, az = im.ellipse95_major_azimuth_deg;
-    const r95 = ellipseRing(im.lat_deg, im.lon_deg, a, b, az);
-    const r50 = ellipseRing(im.lat_deg, im.lon_deg, a * SCALE_50, b * SCALE_50, az);
-    if (!d.e95) {
-      d.e95 = L.polygon(r95, { renderer: svg, color: '#ff3030', weight: 1.5, fillOpacity: 0.08, dashArray: '4 3', className: 'impact-ellipse95' });
-      d.e50 = L.polygon(r50, { renderer: svg, color: '#ff3030', weight: 2, fillOpacity: 0.2, className: 'impact-ellipse50' });
-      d.e95.bindTooltip('');
-      d.impact = L.circleMarker([im.lat_deg, im.lon_deg], { renderer: svg, radius: 4, color: '#fff', weight: 1.5, fillColor: '#ff3030', fillOpacity: 1, className: 'impact-point' });
-      layers.ellipses.addLayer(d.e95);
-      layers.ellipses.addLayer(d.e50);
-      layers.ellipses.addLayer(d.impact);
-    } else {
-      d.e95.setLatLngs(r95);
-      d.e50.setLatLngs(r50);
-      d.impact.setLatLng([im.lat_deg, im.lon_deg]);
+    const key = impactKey(im);
+    if (d.impactKey !== key) {
+      d.impactKey = key;
+      const r95 = ellipseRing(im.lat_deg, im.lon_deg, a, b, az);
+      const r50 = ellipseRing(im.lat_deg, im.lon_deg, a * SCALE_50, b * SCALE_50, az);
+      if (!d.e95) {
+        d.e95 = L.polygon(r95, { renderer: svg, color: '#ff3030', weight: 1.5, fillOpacity: 0.08, dashArray: '4 3', className: 'impact-ellipse95' });
+        d.e50 = L.polygon(r50, { renderer: svg, color: '#ff3030', weight: 2, fillOpacity: 0.2, className: 'impact-ellipse50' });
+        d.e95.bindTooltip(() => {
+          const x = d.t.impact;
+          if (!x) return '';
+          return `track ${d.t.track} impact ${new Date(parseTime(x.time)).toISOString().slice(11, 19)}Z ± ${x.time_sd_s.toFixed(0)} s · `
+            + `95%: ${(x.ellipse95_semi_major_m / 1000).toFixed(1)} × ${(x.ellipse95_semi_minor_m / 1000).toFixed(1)} km`;
+        });
+        d.impact = L.circleMarker([im.lat_deg, im.lon_deg], { renderer: svg, radius: 4, color: '#fff', weight: 1.5, fillColor: '#ff3030', fillOpacity: 1, className: 'impact-point' });
+        layers.ellipses.addLayer(d.e95);
+        layers.ellipses.addLayer(d.e50);
+        layers.ellipses.addLayer(d.impact);
+        d.e95.getElement?.()?.setAttribute('data-track', String(t.track));
+      } else {
+        d.e95.setLatLngs(r95);
+        d.e50.setLatLngs(r50);
+        d.impact.setLatLng([im.lat_deg, im.lon_deg]);
+      }
     }
-    d.e95.getElement?.()?.setAttribute('data-track', String(t.track));
-    d.e95.setTooltipContent(`track ${t.track} impact ${new Date(parseTime(im.time)).toISOString().slice(11, 19)}Z ± ${im.time_sd_s.toFixed(0)} s · 95%: ${(a / 1000).toFixed(1)} × ${(b / 1000).toFixed(1)} km`);
   } else if (d.e95) {
     layers.ellipses.removeLayer(d.e95); layers.ellipses.removeLayer(d.e50); layers.ellipses.removeLayer(d.impact);
     d.e95 = d.e50 = d.impact = null;
+    d.impactKey = null;
   }
   const la = t.launch;
   if (la) {
-    // 95% circle of a 2-D error with this RMS radius: sqrt(chi2_2(0.95) / 2) ≈ 1.73.
-    const r = Math.max(1.73 * la.sd_m, 200);
-    if (!d.launch) {
-      d.launch = L.circle([la.lat_deg, la.lon_deg], { renderer: svg, radius: r, color: '#ff6a3d', weight: 1.5, fillOpacity: 0.15, className: 'launch-point' });
-      d.launch.bindTooltip('');
-      layers.launches.addLayer(d.launch);
-    } else {
-      d.launch.setLatLng([la.lat_deg, la.lon_deg]);
-      d.launch.setRadius(r);
+    const key = launchKey(la);
+    if (d.launchKey !== key) {
+      d.launchKey = key;
+      // 95% circle of a 2-D error with this RMS radius: sqrt(chi2_2(0.95) / 2) ≈ 1.73.
+      const r = Math.max(1.73 * la.sd_m, 200);
+      if (!d.launch) {
+        d.launch = L.circle([la.lat_deg, la.lon_deg], { renderer: svg, radius: r, color: '#ff6a3d', weight: 1.5, fillOpacity: 0.15, className: 'launch-point' });
+        d.launch.bindTooltip(() => {
+          const x = d.t.launch;
+          if (!x) return '';
+          return `launch of track ${d.t.track} at ${new Date(parseTime(x.time)).toISOString().slice(11, 19)}Z ± ${x.time_sd_s.toFixed(1)} s, ${(x.sd_m / 1000).toFixed(1)} km RMS`;
+        });
+        layers.launches.addLayer(d.launch);
+      } else {
+        d.launch.setLatLng([la.lat_deg, la.lon_deg]);
+        d.launch.setRadius(r);
+      }
     }
-    d.launch.setTooltipContent(`launch of track ${t.track} at ${new Date(parseTime(la.time)).toISOString().slice(11, 19)}Z ± ${la.time_sd_s.toFixed(1)} s, ${(la.sd_m / 1000).toFixed(1)} km RMS`);
+  } else if (d.launch) {
+    layers.launches.removeLayer(d.launch);
+    d.launch = null;
+    d.launchKey = null;
   }
 }
 
 function undrawTrack(id) {
   const d = drawn.get(id);
   if (!d) return;
-  layers.tracks.removeLayer(d.marker);
-  d.trail.forEach((p) => layers.trails.removeLayer(p));
   if (d.e95) { layers.ellipses.removeLayer(d.e95); layers.ellipses.removeLayer(d.e50); layers.ellipses.removeLayer(d.impact); }
   if (d.launch) layers.launches.removeLayer(d.launch);
   drawn.delete(id);
+  trackCanvas.redraw();
 }
 
 let sensorKey = '';
@@ -310,10 +437,9 @@ function renderAlerts(alerts) {
 }
 
 function renderTracks(tracks) {
-  const rows = [...tracks].sort((a, b) => {
-    const ta = a.impact ? parseTime(a.impact.time) : Infinity, tb = b.impact ? parseTime(b.impact.time) : Infinity;
-    return ta - tb || a.track - b.track;
-  });
+  // Soonest impact first; the impact time is parsed once per track, not per comparison.
+  const rows = tracks.map((t) => [t.impact ? parseTime(t.impact.time) : Infinity, t])
+    .sort((a, b) => a[0] - b[0] || a[1].track - b[1].track).map((r) => r[1]);
   const body = $('tracks').tBodies[0];
   const now = nowMs();
   const shown = rows.slice(0, TRACK_ROWS).map((t) => el('tr', { 'data-track': String(t.track) },
@@ -516,7 +642,7 @@ function replayFrame() {
 }
 
 // ---------------------------------------------------------------- render loop
-const frameTimes = new Float64Array(600);
+const frameTimes = new Float64Array(4096);
 let frameN = 0, lastFrame = 0, lastPanels = 0;
 function frame(now) {
   if (lastFrame) frameTimes[frameN++ % frameTimes.length] = now - lastFrame;
@@ -553,6 +679,7 @@ function frame(now) {
       S.dirty = false;
     }
   }
+  trackCanvas.flush(now);
   renderClock();
   requestAnimationFrame(frame);
 }
@@ -565,16 +692,18 @@ window.trilink = {
     ellipses95: [...drawn.values()].filter((d) => d.e95).length,
     launches: [...drawn.values()].filter((d) => d.launch).length,
     sensors: S.sensors.length,
-    trackPositions: [...drawn.entries()].map(([id, d]) => ({ track: id, ...d.marker.getLatLng() })),
+    trackPositions: [...drawn.entries()].map(([id, d]) => ({ track: id, lat: d.t.lat_deg, lng: d.t.lon_deg })),
   }),
   frameStats: () => {
     const n = Math.min(frameN, frameTimes.length);
     const v = [...frameTimes.slice(0, n)].sort((a, b) => a - b);
     const q = (p) => v[Math.min(n - 1, Math.floor(p * n))] ?? NaN;
-    return { frames: n, p50_ms: q(0.5), p99_ms: q(0.99), max_ms: v[n - 1] ?? NaN };
+    return { frames: n, p50_ms: q(0.5), p95_ms: q(0.95), p99_ms: q(0.99), max_ms: v[n - 1] ?? NaN, over50: v.filter((x) => x > 50).length };
   },
   resetFrameStats: () => { frameN = 0; },
   apply: applyMessage,
+  // Where a position is on the map's container, in CSS pixels.
+  screenPoint: (lat, lng) => map.latLngToContainerPoint([lat, lng]),
 };
 
 loadAreas();

@@ -89,6 +89,22 @@ async function main() {
   const sensors = await until('sensors on the map', () => page.evaluate(() => window.trilink.drawn().sensors), 10_000);
   check(sensors > 0, `${sensors} sensors on the map`);
   await page.waitForSelector('#tracks tbody tr[data-track]');
+  // The marker is painted where the track is (the track canvas' pixel there is not empty), and
+  // hovering it names the track.
+  const at = await page.evaluate((id) => {
+    const d = window.trilink.drawn().trackPositions.find((x) => x.track === id);
+    const q = window.trilink.screenPoint(d.lat, d.lng);
+    const c = document.querySelector('canvas.track-canvas');
+    const r = c.getBoundingClientRect(), m = document.getElementById('map').getBoundingClientRect();
+    const k = c.width / r.width;
+    const px = c.getContext('2d').getImageData(Math.round((m.left + q.x - r.left) * k), Math.round((m.top + q.y - r.top) * k), 1, 1).data;
+    return { x: m.left + q.x, y: m.top + q.y, alpha: px[3] };
+  }, p.track);
+  check(at.alpha > 0, `track ${p.track}'s marker painted at ${at.x.toFixed(0)}, ${at.y.toFixed(0)}`);
+  await page.mouse.move(at.x + 1, at.y);
+  await page.waitForSelector(`.leaflet-tooltip:has-text("track ${p.track}")`, { timeout: 5_000 });
+  check(true, `hovering the marker names track ${p.track}`);
+  await page.mouse.move(5, 5);
   await page.screenshot({ path: join(out, '02-track.png') });
 
   // An impact ellipse and an alert for Japan.
@@ -103,11 +119,15 @@ async function main() {
   // the prediction still moves (by its standard deviation, tens of seconds); once it holds for
   // a few seconds, the countdown falls a second per second.
   const parse = (t) => Date.parse(t.replace(/\.(\d{3})\d*Z$/, '.$1Z'));
-  const readTti = async () => ({
-    at: Date.now(),
-    tti: parseTminus(await page.textContent('#alerts li.alert .tti')),
-    impact: parse(await page.getAttribute('#alerts li.alert .tti', 'data-impact')),
-  });
+  // The reading, its impact time and the clock are taken together (the page redraws the panel
+  // four times a second, and the prediction may move between two separate reads).
+  const readTti = async () => {
+    const r = await page.evaluate(() => {
+      const e = document.querySelector('#alerts li.alert .tti');
+      return { at: Date.now(), text: e.textContent, impact: e.dataset.impact };
+    });
+    return { at: r.at, tti: parseTminus(r.text), impact: parse(r.impact) };
+  };
   const first = await readTti();
   check(first.tti > 0 && first.tti < 15 * 60, `time to impact T−${first.tti} s is plausible for a medium-range missile`);
   let window;

@@ -1,7 +1,9 @@
 //! Cursor on Target output checked by independent TAK software (oracles/tak_stream.py, with
 //! PyPI's pytak and takproto): a node driven by the bundled scenario streams XML CoT over TCP,
-//! TAK protocol version 1 over TCP and over mutual TLS to pytak clients, and pushes to a TAK
-//! server stand-in; every decoded event's position matches what the node's API published.
+//! TAK protocol version 1 over TCP and over mutual TLS to pytak clients, and pushes to two TAK
+//! server stand-ins (TAK protocol over TCP; XML over mutual TLS, Python's ssl checking the
+//! node's client certificate); every decoded event's position matches what the node's API
+//! published.
 
 use crate::harness::*;
 use serde_json::Value;
@@ -52,12 +54,34 @@ fn tak_clients_and_servers_decode_the_node_cot_output() {
     let out = trilink().args(["pki", "init", "--nations", "JPN,USA", "--out"]).arg(pki.path()).output().expect("pki");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let jpn = pki.path().join("jpn");
+    let usa = pki.path().join("usa");
     let (xml_port, proto_port, tls_port, push_port) = (free_port(), free_port(), free_port(), free_port());
+    let tls_push_port = free_port();
     let mut server = tak(&py, &["server", &push_port.to_string(), "protobuf", "40"]);
+    // A TAK server over mutual TLS (Python's ssl): its certificate is USA's node certificate,
+    // and it requires a client certificate JPN's CA issued.
+    let mut tls_server = tak(
+        &py,
+        &[
+            "server",
+            &tls_push_port.to_string(),
+            "xml",
+            "40",
+            "--cert",
+            usa.join("tls.crt").to_str().expect("path"),
+            "--key",
+            usa.join("tls.key").to_str().expect("path"),
+            "--ca",
+            jpn.join("ca.crt").to_str().expect("path"),
+        ],
+    );
     let mut server_out = BufReader::new(server.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    server_out.read_line(&mut first).expect("server line");
-    assert!(first.contains("listening"), "{first}");
+    let mut tls_server_out = BufReader::new(tls_server.stdout.take().expect("stdout"));
+    for out in [&mut server_out, &mut tls_server_out] {
+        let mut first = String::new();
+        out.read_line(&mut first).expect("server line");
+        assert!(first.contains("listening"), "{first}");
+    }
     let extra = format!(
         r#"
 [cot]
@@ -82,10 +106,19 @@ client_ca = {ca:?}
 [[cot.push]]
 address = "127.0.0.1:{push_port}"
 format = "protobuf"
+
+[[cot.push]]
+address = "127.0.0.1:{tls_push_port}"
+format = "xml"
+ca = {usa_ca:?}
+cert = {cert:?}
+key = {key:?}
+server_name = "usa.node.trilink"
 "#,
         cert = jpn.join("tls.crt"),
         key = jpn.join("tls.key"),
         ca = jpn.join("ca.crt"),
+        usa_ca = usa.join("ca.crt"),
     );
     let mut node = Node::new(&extra);
     // The API's side: every track message of the WebSocket stream.
@@ -154,6 +187,17 @@ format = "protobuf"
             .collect()
     };
     assert!(server.wait().expect("server").success(), "the TAK server stand-in failed");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut tls_server_out, &mut rest);
+    assert!(tls_server.wait().expect("server").success(), "the TLS TAK server stand-in failed");
+    let lines: Vec<Value> = rest.lines().map(|l| serde_json::from_str::<Value>(l).expect("JSON line")).collect();
+    let peer = lines.iter().find_map(|l| l.get("peer")).expect("the TLS push presented no verified certificate");
+    assert!(peer.to_string().contains("urn:trilink:nation:JPN"), "the push's client certificate: {peer}");
+    let tls_push_events: Vec<Value> = lines
+        .into_iter()
+        .inspect(|l| assert!(l.get("error").is_none(), "{l}"))
+        .filter(|l| l.get("uid").is_some())
+        .collect();
     let xml = events(xml);
     let proto = events(proto);
     let tls = events(tls);
@@ -183,7 +227,13 @@ format = "protobuf"
         }
     }
     assert!(!api.is_empty(), "the API published no track");
-    for (name, evs) in [("xml/tcp", &xml), ("protobuf/tcp", &proto), ("protobuf/tls", &tls), ("push", &server_events)] {
+    for (name, evs) in [
+        ("xml/tcp", &xml),
+        ("protobuf/tcp", &proto),
+        ("protobuf/tls", &tls),
+        ("push", &server_events),
+        ("xml push/tls", &tls_push_events),
+    ] {
         let kinds = |t: &str| evs.iter().filter(|e| e["type"] == t).count();
         assert!(
             kinds("a-h-A-W-M") > 0 && kinds("b-m-p-s-p-i") > 0 && kinds("a-h-G") > 0,
