@@ -119,6 +119,7 @@ const TrackCanvas = L.Layer.extend({
 const trackCanvas = new TrackCanvas((ctx, ...view) => {
   if (map.hasLayer(layers.trails)) paintTrails(ctx, ...view);
   if (map.hasLayer(layers.tracks)) paintMarkers(ctx, ...view); else hit.n = 0;
+  if (map.hasLayer(layers.ellipses)) paintCountdowns(ctx, ...view); else countdowns = [];
 });
 
 const layers = {
@@ -245,6 +246,28 @@ function paintMarkers(ctx, zoom, ox, oy, w, h) {
     ctx.fillStyle = PHASE_FILL[c];
     ctx.fill();
     ctx.stroke();
+  }
+}
+
+// Time to impact beside each predicted impact point, on the page's clock (or the replayed
+// one); the canvas is repainted at least once a second while there is one.
+let countdowns = []; // [{track, text}] as last painted
+function paintCountdowns(ctx, zoom, ox, oy, w, h) {
+  const now = nowMs();
+  countdowns = [];
+  ctx.font = 'bold 12px system-ui, sans-serif';
+  ctx.textBaseline = 'middle';
+  ctx.lineWidth = 3; ctx.lineJoin = 'round'; ctx.strokeStyle = '#0b0f14'; ctx.fillStyle = '#ff8080';
+  for (const d of drawn.values()) {
+    const im = d.t.impact;
+    if (!im) continue;
+    const p = map.project([im.lat_deg, im.lon_deg], zoom);
+    const x = p.x - ox + 8, y = p.y - oy;
+    if (x < -80 || y < -10 || x > w || y > h + 10) continue;
+    const text = `T−${fmtDuration((parseTime(im.time) - now) / 1000)}`;
+    ctx.strokeText(text, x, y);
+    ctx.fillText(text, x, y);
+    countdowns.push({ track: d.t.track, text });
   }
 }
 
@@ -643,7 +666,7 @@ function replayFrame() {
 
 // ---------------------------------------------------------------- render loop
 const frameTimes = new Float64Array(4096);
-let frameN = 0, lastFrame = 0, lastPanels = 0;
+let frameN = 0, lastFrame = 0, lastPanels = 0, lastSecond = 0;
 function frame(now) {
   if (lastFrame) frameTimes[frameN++ % frameTimes.length] = now - lastFrame;
   lastFrame = now;
@@ -679,6 +702,9 @@ function frame(now) {
       S.dirty = false;
     }
   }
+  // The countdowns beside the impact points tick.
+  const second = Math.floor(nowMs() / 1000);
+  if (second !== lastSecond) { lastSecond = second; if (countdowns.length) trackCanvas.redraw(); }
   trackCanvas.flush(now);
   renderClock();
   requestAnimationFrame(frame);
@@ -692,6 +718,7 @@ window.trilink = {
     ellipses95: [...drawn.values()].filter((d) => d.e95).length,
     launches: [...drawn.values()].filter((d) => d.launch).length,
     sensors: S.sensors.length,
+    countdowns,
     trackPositions: [...drawn.entries()].map(([id, d]) => ({ track: id, lat: d.t.lat_deg, lng: d.t.lon_deg })),
   }),
   frameStats: () => {

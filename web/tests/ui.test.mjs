@@ -146,6 +146,14 @@ async function main() {
   }
   const fell = window[0].tti - window[window.length - 1].tti;
   check(fell >= 2 && fell <= 6, `time to impact counts down while the prediction holds (${window.map((x) => x.tti).join(', ')} s, every 0.5 s)`);
+  // The same countdown is painted beside the predicted impact point on the map.
+  const both = await page.evaluate(() => {
+    const a = document.querySelector('#alerts li.alert');
+    const track = Number(a.querySelector('.tti').dataset.track);
+    return { panel: a.querySelector('.tti').textContent, map: window.trilink.drawn().countdowns.find((c) => c.track === track)?.text };
+  });
+  check(both.map !== undefined && Math.abs(parseTminus(both.map) - parseTminus(both.panel)) <= 2,
+    `the map shows ${both.map} beside the impact point (the panel ${both.panel})`);
   const meta = await page.textContent('#alerts li.alert .meta');
   check(/JPN|KOR|USA/.test(meta), `the alert says whose sensors contributed: ${meta.trim()}`);
   check(await page.$('#alerts li.alert.unacked') !== null, 'the new alert flashes until acknowledged');

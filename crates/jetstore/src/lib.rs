@@ -237,12 +237,12 @@ async fn origins_on(js: &jetstream::Context, prefix: &str) -> Result<Vec<Nation>
 /// Reads stream message `seq`. A request lost to a server restarting or a leader election is
 /// asked again (each try times out after the context's request timeout); the caller's
 /// deadline (`Shared::run`) bounds the whole.
-async fn get_frame(stream: &stream::Stream<()>, origin: Nation, seq: u64) -> Result<Frame, StoreError> {
+async fn get_frame(stream: &stream::Stream<()>, names: &Names, origin: Nation, seq: u64) -> Result<Frame, StoreError> {
     let m =
         again(|| stream.get_raw_message(seq), |e| !matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound))
             .await
             .map_err(|e| unavailable(&format!("read {origin}'s stream at {seq}"), e))?;
-    frame_of(&m, origin)
+    frame_of(&m, &names.log, origin)
 }
 
 /// Runs `f` until it succeeds or fails with an error `transient` does not accept, pausing
@@ -264,8 +264,8 @@ async fn again<T, E, Fut: std::future::Future<Output = Result<T, E>>>(
     }
 }
 
-fn frame_of(m: &jetstream::message::StreamMessage, origin: Nation) -> Result<Frame, StoreError> {
-    let corrupt = |why: String| StoreError::CorruptStream { stream: String::new(), origin, seq: m.sequence, why };
+fn frame_of(m: &jetstream::message::StreamMessage, stream: &str, origin: Nation) -> Result<Frame, StoreError> {
+    let corrupt = |why: String| StoreError::CorruptStream { stream: stream.to_string(), origin, seq: m.sequence, why };
     let kind = Kind::of_subject(m.subject.as_str())
         .ok_or_else(|| corrupt(format!("a message on subject {}, not a log frame", m.subject)))?;
     let seq = m
@@ -571,7 +571,7 @@ impl JetStore {
             let mut tail = Vec::new();
             let mut checkpoint = None;
             while at > 0 {
-                let f = get_frame(&stream, origin, at).await?;
+                let f = get_frame(&stream, &names, origin, at).await?;
                 if f.kind == Kind::Checkpoint {
                     checkpoint = Some((at, f));
                     break;
@@ -585,7 +585,7 @@ impl JetStore {
             if let Some((cp_at, _)) = &checkpoint {
                 let mut j = *cp_at - 1;
                 while j > 0 {
-                    let f = get_frame(&stream, origin, j).await?;
+                    let f = get_frame(&stream, &names, origin, j).await?;
                     if f.kind != Kind::Checkpoint {
                         covered_frame = Some((j, f));
                         break;
@@ -605,7 +605,7 @@ impl JetStore {
                     match again(|| stream.get_first_raw_message_by_subject(&subject, from), |e| !not_found(e)).await {
                         Ok(m) => {
                             from = m.sequence + 1;
-                            owed.push(frame_of(&m, origin)?);
+                            owed.push(frame_of(&m, &names.log, origin)?);
                         }
                         Err(e) if not_found(&e) => break,
                         Err(e) => return Err(unavailable("read owed stubs", e)),
@@ -647,7 +647,11 @@ impl JetStore {
             match f.kind {
                 Kind::Record => chain.verify_next(&f.bytes).map(|_| ()),
                 Kind::Withheld | Kind::Owed => chain.verify_withheld(&f.bytes).map(|_| ()),
-                Kind::Checkpoint => unreachable_checkpoint(),
+                // The tail was read back to the last checkpoint, so none is in it.
+                Kind::Checkpoint => Err(ledger::ChainError::BadCheckpoint {
+                    seq: f.seq,
+                    why: "a checkpoint after the last checkpoint".into(),
+                }),
             }
             .map_err(reject(at))?;
             recovery.uncovered_records_kept += 1;
@@ -771,10 +775,6 @@ impl JetStore {
 
 fn poisoned() -> StoreError {
     StoreError::Failed("the store's index lock was poisoned".into())
-}
-
-fn unreachable_checkpoint() -> Result<(), ledger::ChainError> {
-    Err(ledger::ChainError::BadCheckpoint { seq: 0, why: "a checkpoint after the last checkpoint".into() })
 }
 
 /// The `prev_hash` a record or stub carries.
@@ -1181,7 +1181,7 @@ async fn readable_end(
     };
     let stream = js.get_stream_no_info(&names.log).await.map_err(|e| unavailable("open stream", e))?;
     while at > 0 {
-        let f = get_frame(&stream, origin, at).await?;
+        let f = get_frame(&stream, names, origin, at).await?;
         if f.kind == Kind::Checkpoint {
             return Ok((f.seq, at, Some(f.bytes)));
         }
@@ -1215,7 +1215,7 @@ impl Plan {
             }
             let stream = js.get_stream_no_info(&names.log).await.map_err(|e| unavailable("open stream", e))?;
             let fills_stream = js.get_stream_no_info(&names.fills).await.map_err(|e| unavailable("open stream", e))?;
-            let start = locate(&stream, origin, from_seq, stream_last, &index).await?;
+            let start = locate(&stream, &names, origin, from_seq, stream_last, &index).await?;
             let mut out = Vec::new();
             let (mut count, mut bytes_read, mut done) = (0usize, 0usize, false);
             let mut at = start;
@@ -1223,8 +1223,8 @@ impl Plan {
                 let window = (READ_AHEAD as u64 * 4).min(stream_last - at + 1);
                 let frames: Vec<Result<Frame, StoreError>> = futures::stream::iter(at..at + window)
                     .map(|s| {
-                        let stream = &stream;
-                        async move { get_frame(stream, origin, s).await }
+                        let (stream, names) = (&stream, &names);
+                        async move { get_frame(stream, names, origin, s).await }
                     })
                     .buffered(READ_AHEAD)
                     .collect()
@@ -1290,6 +1290,7 @@ impl Plan {
 /// the nearest known points.
 async fn locate(
     stream: &stream::Stream<()>,
+    names: &Names,
     origin: Nation,
     seq: u64,
     stream_last: u64,
@@ -1313,7 +1314,7 @@ async fn locate(
     let mut hi = hi.max(lo);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let f = get_frame(stream, origin, mid).await?;
+        let f = get_frame(stream, names, origin, mid).await?;
         // A checkpoint carries the seq it covers, which sits before it: the same test holds.
         if f.seq >= seq {
             hi = mid;
