@@ -23,7 +23,7 @@ use crate::measurement::{model, Measurement, Observation, SpaceIrObs};
 use crate::predict::{estimate_launch, predict_impact, ImpactPrediction, LaunchEstimate};
 use crate::{Cov, State};
 use geodesy::{ecef_to_geodetic, Vector3};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use vocab::{Nation, UtcNanos};
 
 /// The position slack a fix pair may need beyond the speed limit (three sigma of two fixes'
@@ -220,9 +220,10 @@ pub struct TrackView {
 pub struct Engine {
     cfg: EngineConfig,
     epoch: Option<UtcNanos>,
-    /// The reorder buffer, kept sorted by (time, sensor, arrival): reports mostly arrive in
-    /// order, so an insertion is usually a push at the back and processing pops the front.
-    buffer: VecDeque<(UtcNanos, u64, Measurement)>,
+    /// The reorder buffer, sorted by (time, sensor, arrival). A tree, not a sorted deque: the
+    /// five radars of a dense scene interleave their reports, and inserting into the middle
+    /// of a deque of thousands moved most of it each time.
+    buffer: BTreeMap<(UtcNanos, String, u64), Measurement>,
     arrivals: u64,
     processed_until: Option<UtcNanos>,
     tracks: Vec<Track>,
@@ -242,7 +243,7 @@ impl Engine {
         Engine {
             cfg,
             epoch: None,
-            buffer: VecDeque::new(),
+            buffer: BTreeMap::new(),
             arrivals: 0,
             processed_until: None,
             tracks: Vec::new(),
@@ -267,16 +268,7 @@ impl Engine {
             return;
         }
         self.arrivals += 1;
-        let key = |e: &(UtcNanos, u64, Measurement)| (e.0, e.2.sensor.clone(), e.1);
-        let entry = (m.time, self.arrivals, m);
-        let in_order = self.buffer.back().is_none_or(|last| (last.0, &last.2.sensor) <= (entry.0, &entry.2.sensor));
-        if in_order {
-            self.buffer.push_back(entry);
-        } else {
-            let k = key(&entry);
-            let at = self.buffer.partition_point(|e| key(e) <= k);
-            self.buffer.insert(at, entry);
-        }
+        self.buffer.insert((m.time, m.sensor.clone(), self.arrivals), m);
     }
 
     /// Processes everything older than `now − reorder_window`. Returns the ids of tracks that
@@ -288,7 +280,7 @@ impl Engine {
 
     /// Processes everything buffered.
     pub fn flush(&mut self) -> Vec<TrackId> {
-        match self.buffer.iter().map(|(t, _, _)| *t).max() {
+        match self.buffer.last_key_value().map(|(k, _)| k.0) {
             Some(last) => self.process_until(last),
             None => Vec::new(),
         }
@@ -301,10 +293,12 @@ impl Engine {
 
     fn process_until(&mut self, horizon: UtcNanos) -> Vec<TrackId> {
         let mut ready = Vec::new();
-        while self.buffer.front().is_some_and(|(t, _, _)| *t <= horizon) {
-            if let Some(e) = self.buffer.pop_front() {
-                ready.push(e);
+        while let Some(e) = self.buffer.first_entry() {
+            if e.key().0 > horizon {
+                break;
             }
+            let ((t, _, arrival), m) = e.remove_entry();
+            ready.push((t, arrival, m));
         }
         let mut i = 0;
         while i < ready.len() {
@@ -537,18 +531,32 @@ impl Engine {
         let mut births = Vec::new();
         let mut unpaired = Vec::new();
         for fix in new {
-            let lo = index.partition_point(|e| e.0 < fix.pos.x - reach);
+            // Outward from the fix's own x, nearest first, so that the cap (below) drops the
+            // farthest candidates: a real object's partner fix is a fraction of a second of
+            // flight away, among the first examined. Sweeping from one end of the window, as
+            // before, spent the cap on the far side of a dense cloud and paired nothing.
+            let mid = index.partition_point(|e| e.0 < fix.pos.x);
+            let (mut left, mut right) = (mid, mid);
             let mut best: Option<(usize, f64)> = None;
-            for (examined, &(x, i)) in index[lo..].iter().enumerate() {
-                if x > fix.pos.x + reach {
+            let mut examined = 0;
+            loop {
+                let dl = if left > 0 { fix.pos.x - index[left - 1].0 } else { f64::INFINITY };
+                let dr = if right < index.len() { index[right].0 - fix.pos.x } else { f64::INFINITY };
+                let i = if dl <= dr && dl <= reach {
+                    left -= 1;
+                    index[left].1
+                } else if dr <= reach {
+                    right += 1;
+                    index[right - 1].1
+                } else {
                     break;
-                }
+                };
                 if examined >= MAX_PAIR_CANDIDATES {
-                    // Clutter this dense would cost pool × fixes; a real object's partner fix
-                    // is nearly always among the first (its track takes its later reports).
+                    // Clutter this dense would cost pool × fixes.
                     self.counters.pair_candidates_capped += 1;
                     break;
                 }
+                examined += 1;
                 if used[i] {
                     continue;
                 }
