@@ -235,3 +235,10 @@ fn correlations_join_nations_on_observables_and_sightings() {
     assert!(keys.contains(&"ipv4-addr:value=198.51.100.7"), "{keys:?}");
     assert!(keys.contains(&format!("ref={ID}").as_str()), "{keys:?}");
 }
+
+#[test]
+fn uuid_v4_sets_version_and_variant_and_keeps_the_rest() {
+    assert_eq!(uuid_v4([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+    assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
+    assert_eq!(uuid_v4(*b"0123456789abcdef"), "30313233-3435-4637-b839-616263646566");
+}

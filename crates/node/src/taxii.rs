@@ -533,7 +533,7 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
             }
         }
     }
-    let status_id = uuid_v4();
+    let status_id = status_id();
     let mut status = json!({
         "id": status_id,
         "status": "complete",
@@ -561,13 +561,15 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
     taxii(StatusCode::ACCEPTED, status)
 }
 
-fn uuid_v4() -> String {
+/// A random status id; should the system have no randomness to give, the clock's nanoseconds
+/// (the objects are logged by then: the answer must not fail for want of an id).
+fn status_id() -> String {
     let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    if let Err(e) = getrandom::fill(&mut b) {
+        tracing::error!(error = %e, "no randomness for a TAXII status id; using the clock");
+        b = i128::from(crate::wall_clock().as_nanos()).to_be_bytes();
+    }
+    cti::uuid_v4(b)
 }
 
 /// Shared CTI state.

@@ -188,12 +188,9 @@ fn export(a: &ExportArgs) -> Result<(), Failure> {
     }
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| Failure::Run(anyhow!("no randomness: {e}")))?;
-    id[6] = (id[6] & 0x0f) | 0x40;
-    id[8] = (id[8] & 0x3f) | 0x80;
-    let h = hex::encode(id);
     let bundle = json!({
         "type": "bundle",
-        "id": format!("bundle--{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]),
+        "id": format!("bundle--{}", cti::uuid_v4(id)),
         "objects": objects,
     });
     let text = serde_json::to_string_pretty(&bundle).map_err(|e| Failure::Run(e.into()))? + "\n";
