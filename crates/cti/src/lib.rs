@@ -295,7 +295,6 @@ pub struct Entry {
     pub origin: Nation,
 }
 
-/// TAXII's timestamp form: microseconds, UTC.
 /// A version 4 UUID (RFC 9562) made of 16 random bytes: the version and variant bits are set,
 /// the rest kept. For STIX and TAXII identifiers (`bundle--<uuid>`, status ids).
 pub fn uuid_v4(mut b: [u8; 16]) -> String {
@@ -305,6 +304,7 @@ pub fn uuid_v4(mut b: [u8; 16]) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// TAXII's timestamp form: microseconds, UTC.
 pub fn taxii_time(t: UtcNanos) -> String {
     let (y, mo, d, h, mi, s, ns) = t.to_civil();
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z", ns / 1000)
