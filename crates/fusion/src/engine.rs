@@ -18,7 +18,7 @@
 use crate::assoc::assign;
 use crate::dynamics::MotionNoise;
 use crate::filter::{mahalanobis, Imm, ImmConfig, BOOST};
-use crate::init::{pair_score, triangulate, Fix};
+use crate::init::{pair_score_of, triangulate, Fix};
 use crate::measurement::{model, Measurement, Observation, SpaceIrObs};
 use crate::predict::{estimate_launch, predict_impact, ImpactPrediction, LaunchEstimate};
 use crate::{Cov, State};
@@ -33,6 +33,18 @@ const PAIR_SLACK_MAX_M: f64 = 30_000.0;
 /// Most waiting fixes one new fix is compared with: bounds the cost of initiation under
 /// dense clutter (hundreds of thousands of false plots) to this many comparisons a fix.
 const MAX_PAIR_CANDIDATES: usize = 4_096;
+/// A waiting fix as the pairing search reads it.
+struct WaitingFix {
+    x: f64,
+    t_s: f64,
+    pos: Vector3<f64>,
+    cov_trace: f64,
+    /// Its index in the waiting fixes.
+    i: usize,
+}
+
+/// Seconds of unused impact-prediction budget that may accrue (at least one prediction).
+pub const IMPACT_BURST_S: f64 = 0.1;
 
 /// Two tracks farther apart than this along x are not compared for merging (a merge needs
 /// them within a 3σ gate; no track is that uncertain and still worth merging).
@@ -103,6 +115,8 @@ pub struct EngineConfig {
     /// debris) each track's prediction is refreshed less often, oldest first, instead of the
     /// engine falling behind real time. Each prediction flies 15 trajectories to the ground;
     /// docs/BENCHMARKS.md shows what they cost against tracking alone. 0 turns them off.
+    /// Unused budget accrues for at most `IMPACT_BURST_S` of data, so one step never flies
+    /// more than that much of it at once (a step is what an alert waits for).
     pub impact_predictions_per_s: f64,
     /// The launch estimate is refined over this long after the first one, then kept.
     pub launch_refine_s: f64,
@@ -347,9 +361,10 @@ impl Engine {
                 let mut best = f64::INFINITY;
                 let mut dim = 0;
                 for j in 0..2 {
-                    let lin = model(&m.obs, &tr.imm.x[j]);
+                    let (xj, pj) = tr.imm.model(j);
+                    let lin = model(&m.obs, xj);
                     dim = lin.z.len();
-                    if let Some((d2, _)) = mahalanobis(&lin, &tr.imm.p[j]) {
+                    if let Some((d2, _)) = mahalanobis(&lin, pj) {
                         best = best.min(d2);
                     }
                 }
@@ -419,7 +434,7 @@ impl Engine {
         let max_meas_radius = placed.iter().fold(0.0f64, |m, p| m.max(p.3));
         let mut out = Vec::new();
         for (ti, tr) in self.tracks.iter().enumerate() {
-            let (x, p) = tr.imm.combined();
+            let (x, p) = tr.imm.combined_ref();
             let dt = (t_s - tr.t_s).max(0.0);
             let pos = Vector3::new(x[0], x[1], x[2]);
             let vel = Vector3::new(x[3], x[4], x[5]);
@@ -524,8 +539,15 @@ impl Engine {
         while self.fixes.front().is_some_and(|f| t_s - f.t_s > window) {
             self.fixes.pop_front();
         }
-        let mut index: Vec<(f64, usize)> = self.fixes.iter().enumerate().map(|(i, f)| (f.pos.x, i)).collect();
-        index.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // What the search reads of each waiting fix, sorted by x: read in sequence, not
+        // gathered from the fixes themselves (thousands of candidates per new fix in a cloud).
+        let mut index: Vec<WaitingFix> = self
+            .fixes
+            .iter()
+            .enumerate()
+            .map(|(i, f)| WaitingFix { x: f.pos.x, t_s: f.t_s, pos: f.pos, cov_trace: f.cov.trace(), i })
+            .collect();
+        index.sort_by(|a, b| a.x.total_cmp(&b.x));
         let reach = crate::init::MAX_SPEED_MPS * window + PAIR_SLACK_MAX_M;
         let mut used = vec![false; self.fixes.len()];
         let mut births = Vec::new();
@@ -535,22 +557,23 @@ impl Engine {
             // farthest candidates: a real object's partner fix is a fraction of a second of
             // flight away, among the first examined. Sweeping from one end of the window, as
             // before, spent the cap on the far side of a dense cloud and paired nothing.
-            let mid = index.partition_point(|e| e.0 < fix.pos.x);
+            let mid = index.partition_point(|e| e.x < fix.pos.x);
             let (mut left, mut right) = (mid, mid);
             let mut best: Option<(usize, f64)> = None;
             let mut examined = 0;
             loop {
-                let dl = if left > 0 { fix.pos.x - index[left - 1].0 } else { f64::INFINITY };
-                let dr = if right < index.len() { index[right].0 - fix.pos.x } else { f64::INFINITY };
-                let i = if dl <= dr && dl <= reach {
+                let dl = if left > 0 { fix.pos.x - index[left - 1].x } else { f64::INFINITY };
+                let dr = if right < index.len() { index[right].x - fix.pos.x } else { f64::INFINITY };
+                let e = if dl <= dr && dl <= reach {
                     left -= 1;
-                    index[left].1
+                    &index[left]
                 } else if dr <= reach {
                     right += 1;
-                    index[right - 1].1
+                    &index[right - 1]
                 } else {
                     break;
                 };
+                let i = e.i;
                 if examined >= MAX_PAIR_CANDIDATES {
                     // Clutter this dense would cost pool × fixes.
                     self.counters.pair_candidates_capped += 1;
@@ -560,7 +583,7 @@ impl Engine {
                 if used[i] {
                     continue;
                 }
-                if let Some(score) = pair_score(&self.fixes[i], &fix, window) {
+                if let Some(score) = pair_score_of(e.t_s, &e.pos, e.cov_trace, &fix, window) {
                     if best.is_none_or(|(_, s)| score < s) {
                         best = Some((i, score));
                     }
@@ -648,17 +671,19 @@ impl Engine {
         let before = self.tracks.len();
         self.tracks.retain(|tr| {
             let silent = now_s - tr.last_update_s;
-            let (x, _) = tr.imm.combined();
+            let (x, _) = tr.imm.combined_ref();
             // Tracks are predicted only when a report could be theirs, so carry the state to
             // now (a straight line is enough to tell that it has come down).
             let ahead = now_s - tr.t_s;
-            let alt =
-                ecef_to_geodetic(&(Vector3::new(x[0], x[1], x[2]) + Vector3::new(x[3], x[4], x[5]) * ahead)).alt_m;
+            let at = Vector3::new(x[0], x[1], x[2]) + Vector3::new(x[3], x[4], x[5]) * ahead;
+            // Outside the sphere round the equator the point is above the ellipsoid: the
+            // geodetic conversion (the costly part of this loop) only for those below it.
+            let alt = if at.norm() >= geodesy::Wgs84::A_M { 0.0 } else { ecef_to_geodetic(&at).alt_m };
             let alive = match tr.status {
                 TrackStatus::Tentative => silent <= cfg.tentative_timeout_s,
                 TrackStatus::Confirmed if tr.hits < cfg.young_updates => silent <= cfg.young_timeout_s,
                 TrackStatus::Confirmed => {
-                    let (_, p) = tr.imm.combined();
+                    let (_, p) = tr.imm.combined_ref();
                     // The state was last predicted at t_s; its uncertainty has grown since, at
                     // least by the velocity uncertainty carried over the interval.
                     let vel_sd = (p[(3, 3)] + p[(4, 4)] + p[(5, 5)]).sqrt();
@@ -687,7 +712,7 @@ impl Engine {
             if boosting {
                 tr.was_boost = true;
                 if tr.boost_history.len() < MAX_BOOST_HISTORY {
-                    let x = &tr.imm.x[BOOST];
+                    let (x, _) = tr.imm.model(BOOST);
                     tr.boost_history.push((now_s, Vector3::new(x[0], x[1], x[2])));
                 }
                 let refining = tr.launch_first_s.is_none_or(|first| now_s - first <= cfg.launch_refine_s);
@@ -707,11 +732,11 @@ impl Engine {
         }
         // Refill the prediction budget by the data time elapsed, then serve the stalest first.
         let rate = cfg.impact_predictions_per_s;
+        let burst = (rate * IMPACT_BURST_S).max(1.0);
         if self.tokens_at_s.is_finite() {
-            self.prediction_tokens =
-                (self.prediction_tokens + rate * (now_s - self.tokens_at_s).max(0.0)).min(rate.max(1.0));
+            self.prediction_tokens = (self.prediction_tokens + rate * (now_s - self.tokens_at_s).max(0.0)).min(burst);
         } else {
-            self.prediction_tokens = rate.max(1.0);
+            self.prediction_tokens = burst;
         }
         self.tokens_at_s = now_s;
         due_tracks.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -736,8 +761,8 @@ impl Engine {
         // Only tracks updated in this scan can have just become duplicates; candidates are
         // found by a sweep over positions sorted by x (within MERGE_PREFILTER_M), not all pairs,
         // and compared cheaply by distance against their position uncertainty first.
-        let estimates: Vec<(State, Cov)> = self.tracks.iter().map(|t| t.imm.combined()).collect();
-        let mut by_x: Vec<(f64, usize)> = estimates.iter().enumerate().map(|(i, e)| (e.0[0], i)).collect();
+        let mut by_x: Vec<(f64, usize)> =
+            self.tracks.iter().enumerate().map(|(i, t)| (t.imm.combined_ref().0[0], i)).collect();
         by_x.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut doomed = BTreeSet::new();
         for k in 0..by_x.len() {
@@ -755,7 +780,7 @@ impl Engine {
                 if doomed.contains(&a.id) || doomed.contains(&b.id) {
                     continue;
                 }
-                let ((xa, pa), (xb, pb)) = (&estimates[i], &estimates[j]);
+                let ((xa, pa), (xb, pb)) = (a.imm.combined_ref(), b.imm.combined_ref());
                 let gap_m = (Vector3::new(xa[0], xa[1], xa[2]) - Vector3::new(xb[0], xb[1], xb[2])).norm();
                 let spread = (pa[(0, 0)] + pa[(1, 1)] + pa[(2, 2)] + pb[(0, 0)] + pb[(1, 1)] + pb[(2, 2)]).sqrt();
                 let carry = (xb[3].abs() + xb[4].abs() + xb[5].abs()) * (a.t_s - b.t_s).abs();

@@ -193,12 +193,15 @@ const BOOST_RESTART_BELOW: f64 = 0.02;
 /// Thrust uncertainty of a restarted boost model: enough to catch a stage lighting.
 const RESTART_THRUST_SD_MPS2: f64 = 10.0;
 
-/// The IMM estimator's state.
+/// The IMM estimator's state. The combined estimate is kept with it, refreshed by every
+/// method that changes a model: the engine reads it for every track on every scan (coarse
+/// gating, deletion, duplicate merging), far more often than a track changes.
 #[derive(Debug, Clone)]
 pub struct Imm {
-    pub x: [State; 2],
-    pub p: [Cov; 2],
-    pub mu: [f64; 2],
+    x: [State; 2],
+    p: [Cov; 2],
+    mu: [f64; 2],
+    combined: (State, Cov),
 }
 
 impl Imm {
@@ -213,7 +216,19 @@ impl Imm {
             }
             pb[(i, i)] = 1e-6;
         }
-        Imm { x: [x, xb], p: [p, pb], mu: [boost_probability, 1.0 - boost_probability] }
+        let mut imm = Imm {
+            x: [x, xb],
+            p: [p, pb],
+            mu: [boost_probability, 1.0 - boost_probability],
+            combined: (State::zeros(), Cov::zeros()),
+        };
+        imm.combine();
+        imm
+    }
+
+    /// Model `j`'s state and covariance (`BOOST` or `BALLISTIC`).
+    pub fn model(&self, j: usize) -> (&State, &Cov) {
+        (&self.x[j], &self.p[j])
     }
 
     /// Mixing and time update over `dt_s`.
@@ -253,6 +268,7 @@ impl Imm {
             self.p[BOOST] = p;
         }
         self.mu = c;
+        self.combine();
     }
 
     /// Measurement update of both models and of the model probabilities. `model_of` builds the
@@ -289,6 +305,7 @@ impl Imm {
         }
         let best = ll[0].max(ll[1]);
         if !best.is_finite() {
+            self.combine();
             return None;
         }
         let w = [self.mu[0] * (ll[0] - best).exp(), self.mu[1] * (ll[1] - best).exp()];
@@ -296,18 +313,28 @@ impl Imm {
         self.mu = [(w[0] / total).max(MIN_MODEL_PROBABILITY), (w[1] / total).max(MIN_MODEL_PROBABILITY)];
         let norm = self.mu[0] + self.mu[1];
         self.mu = [self.mu[0] / norm, self.mu[1] / norm];
+        self.combine();
         Some(if self.mu[0] > self.mu[1] { nis[0] } else { nis[1] })
     }
 
     /// The combined estimate (moment-matched mixture).
     pub fn combined(&self) -> (State, Cov) {
+        self.combined
+    }
+
+    /// The combined estimate by reference (no copy of the covariance).
+    pub fn combined_ref(&self) -> (&State, &Cov) {
+        (&self.combined.0, &self.combined.1)
+    }
+
+    fn combine(&mut self) {
         let x = self.x[0] * self.mu[0] + self.x[1] * self.mu[1];
         let mut p = Cov::zeros();
         for j in 0..2 {
             let d = self.x[j] - x;
             p += (self.p[j] + d * d.transpose()) * self.mu[j];
         }
-        (x, p)
+        self.combined = (x, p);
     }
 
     pub fn boost_probability(&self) -> f64 {

@@ -62,13 +62,19 @@ pub const MIN_PAIR_INTERVAL_S: f64 = 0.9;
 /// older than `window_s`, or farther apart than the speed limit allows), else a score where
 /// lower is better — the most recent partner first, then the closest.
 pub fn pair_score(f: &Fix, fix: &Fix, window_s: f64) -> Option<f64> {
-    let dt = fix.t_s - f.t_s;
+    pair_score_of(f.t_s, &f.pos, f.cov.trace(), fix, window_s)
+}
+
+/// [`pair_score`] from the earlier fix's time, position and covariance trace (what an index
+/// of waiting fixes keeps, so that a search does not touch the fixes themselves).
+pub fn pair_score_of(t_s: f64, pos: &Vector3<f64>, cov_trace: f64, fix: &Fix, window_s: f64) -> Option<f64> {
+    let dt = fix.t_s - t_s;
     if !(dt >= MIN_PAIR_INTERVAL_S && dt <= window_s) {
         return None;
     }
-    let displacement = (fix.pos - f.pos).norm();
+    let displacement = (fix.pos - pos).norm();
     // Allow the speed limit plus three sigma of both fixes' position errors.
-    let slack = 3.0 * ((f.cov.trace() + fix.cov.trace()).sqrt());
+    let slack = 3.0 * ((cov_trace + fix.cov.trace()).sqrt());
     if displacement > MAX_SPEED_MPS * dt + slack {
         return None;
     }
