@@ -52,6 +52,11 @@ pub struct FusionBench {
     /// Use the unscented (sigma-point) measurement update instead of the extended one.
     #[arg(long)]
     unscented: bool,
+    /// Frames per radar scan: 1 reports every object of a scan at one instant, all radars in
+    /// step (the worst burst); N spreads a scan over N frames evenly through the update
+    /// interval and staggers the radars, as scanning radars report.
+    #[arg(long, default_value_t = 1)]
+    frames: u32,
 }
 
 /// When the cloud's reports begin.
@@ -99,7 +104,8 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
             "need 1..={MAX_OBJECTS} objects, positive seconds and rate, and at most {MAX_REPORTS} reports in all"
         )));
     }
-    let (reports, objects, radars, interval) = cloud(args.objects, args.reports_per_s, args.seconds, args.seed)?;
+    let (reports, objects, radars, interval) =
+        cloud(args.objects, args.reports_per_s, args.seconds, args.seed, args.frames)?;
     let n_reports = reports.len();
     let mut engine = Engine::new(crate::engine_config(args.impact_predictions_per_s, args.unscented)?);
     let mut engine_time = Duration::ZERO;
@@ -163,15 +169,25 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Most frames a scan may be split into.
+pub const MAX_FRAMES: u32 = 1_000;
+
 /// A cloud of objects in midcourse over the Sea of Japan seen by five radars: the reports,
 /// in time order from a fixed start, the flights, the radars and their update interval.
+/// Each radar's scan is reported in `frames` frames spread evenly over its update interval
+/// (object i in frame i mod frames), the radars staggered by a fraction of a frame; with one
+/// frame every radar reports every object at the same instants.
 #[allow(clippy::type_complexity)]
 pub fn cloud(
     objects_n: usize,
     reports_per_s: f64,
     seconds: f64,
     seed: u64,
+    frames: u32,
 ) -> Result<(Vec<Measurement>, Vec<flight::Trajectory>, Vec<Radar>, f64), Failure> {
+    if frames == 0 || frames > MAX_FRAMES {
+        return Err(Failure::Input(anyhow!("--frames must be 1..={MAX_FRAMES}")));
+    }
     let mut rng = Rng::for_stream(seed, "bench-fusion");
     // Objects: a cloud 300 km across at 300-600 km height over the Sea of Japan, moving
     // 2.5-3.5 km/s roughly east, as a salvo or a debris field in midcourse would.
@@ -217,12 +233,15 @@ pub fn cloud(
     let start = CLOUD_START;
     let mut reports: Vec<Measurement> = Vec::with_capacity((reports_per_s * seconds) as usize);
     let mut clutter = Vec::new();
-    for radar in &radars {
+    let frame_s = interval / f64::from(frames);
+    for (r, radar) in radars.iter().enumerate() {
         let site = radar.site_ecef();
         let mut rrng = Rng::for_stream(seed, &radar.id);
         let scans = (seconds / radar.update_interval_s).floor() as u64;
-        for k in 0..scans {
-            let t_s = k as f64 * radar.update_interval_s;
+        let stagger_s = if frames > 1 { frame_s * r as f64 / radars.len() as f64 } else { 0.0 };
+        for k in 0..scans * u64::from(frames) {
+            let frame = (k % u64::from(frames)) as usize;
+            let t_s = k as f64 * frame_s + stagger_s;
             let time = start.add_secs_f64(t_s);
             let push = |obs: SimObs, out: &mut Vec<Measurement>| {
                 if let SimObs::Radar { aer, .. } = obs {
@@ -244,7 +263,7 @@ pub fn cloud(
                     }
                 }
             };
-            for f in &objects {
+            for f in objects.iter().skip(frame).step_by(frames as usize) {
                 let Some((pos, vel)) = f.state_at(t_s) else { continue };
                 let Some((aer, rr)) = radar.geometry(&site, &pos, &vel) else { continue };
                 let detected = rrng.bernoulli(radar.detection_probability);
@@ -252,6 +271,9 @@ pub fn cloud(
                 if detected {
                     push(obs, &mut reports);
                 }
+            }
+            if frame != 0 {
+                continue;
             }
             clutter.clear();
             radar.clutter(&mut rrng, &mut clutter);

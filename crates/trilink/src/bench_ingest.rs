@@ -35,6 +35,10 @@ pub struct IngestBench {
     /// measurements keep their times): a steady load rather than bursts.
     #[arg(long)]
     pace: bool,
+    /// Frames per radar scan (as `bench fusion --frames`): 1 sends each radar's whole scan at
+    /// one instant, all radars together; N spreads it over the update interval.
+    #[arg(long, default_value_t = 1)]
+    frames: u32,
 }
 
 /// Batches a stream may have unacknowledged: enough to keep the group commit full.
@@ -48,7 +52,7 @@ pub fn run(args: &IngestBench) -> Result<(), Failure> {
         return Err(Failure::Input(anyhow!("--seconds must be in (0, 3600] and --rate positive")));
     }
     eprintln!("flying the cloud ...");
-    let (reports, _, radars, _) = crate::bench_cmd::cloud(args.objects, args.rate, args.seconds, 1)?;
+    let (reports, _, radars, _) = crate::bench_cmd::cloud(args.objects, args.rate, args.seconds, 1, args.frames)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::Run(anyhow!(e)))?;
     let ids: Vec<String> = radars.iter().map(|r| r.id.clone()).collect();
     rt.block_on(load(args, reports, ids)).map_err(Failure::Run)
