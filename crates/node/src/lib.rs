@@ -648,6 +648,7 @@ fn new_fusion(config: &Config, areas: &[alert::Area], links: FusionLinks, replay
         head: links.head,
         arrivals: std::collections::VecDeque::new(),
         waited_until: UtcNanos::from_nanos(i64::MIN),
+        unfused: std::collections::VecDeque::new(),
         partner_seq: BTreeMap::new(),
         federated: config.federation.is_some(),
         acks: BTreeMap::new(),
@@ -665,13 +666,25 @@ fn serve_api(
     stop: &broadcast::Sender<()>,
 ) -> (tokio::task::JoinHandle<std::io::Result<()>>, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>) {
     let mut stop_http = stop.subscribe();
+    // Acknowledgements are small writes: without TCP_NODELAY, Nagle's algorithm holds each
+    // behind the previous one's ACK and a sensor sees ~10 ms where the node took 1.
+    use axum::serve::ListenerExt;
+    use tokio_stream::StreamExt;
+    let http_listener = http_listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let http_server = axum::serve(http_listener, http::router(app.clone())).with_graceful_shutdown(async move {
         let _ = stop_http.recv().await;
     });
     let mut stop_grpc = stop.subscribe();
+    let grpc_incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener).map(|accepted| {
+        accepted.inspect(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        })
+    });
     let grpc_server = tonic::transport::Server::builder()
         .add_service(grpc::service(app.clone()))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), async move {
+        .serve_with_incoming_shutdown(grpc_incoming, async move {
             let _ = stop_grpc.recv().await;
         });
     (tokio::spawn(async move { http_server.await }), tokio::spawn(grpc_server))
