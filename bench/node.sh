@@ -6,9 +6,13 @@
 #
 #   bash bench/node.sh            # full run (10-minute memory run)
 #   MEMORY_MINUTES=2 bash bench/node.sh
+#   ONLY=alert REORDER_MS=10 FRAMES=10 bash bench/node.sh   # the ingest-to-alert section only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEMORY_MINUTES=${MEMORY_MINUTES:-10}
+# The ingest-to-alert section's load: objects, and frames per radar scan (1: every radar
+# reports its whole scan at one instant, all together; 10: spread over the update interval).
+OBJECTS=${OBJECTS:-1000} FRAMES=${FRAMES:-1} ONLY=${ONLY:-}
 cargo build --release --locked -q
 BIN=$PWD/target/release/trilink
 DIR=$(mktemp -d)
@@ -48,6 +52,7 @@ print('n/a' if tot == 0 else next('%.1f ms' % (le * 1e3) for le, c in b if c >= 
 " "$1" "$2"
 }
 
+if [ "$ONLY" != alert ]; then
 echo "== peer: this disk's fdatasync rate (one sync per record would be capped here)"
 python3 - "$DIR" <<'PY'
 import os, sys, time
@@ -64,22 +69,18 @@ start_node
 $BIN bench ingest --grpc http://127.0.0.1:15062 --objects 2000 --rate 200000 --seconds 5
 curl -s localhost:18082/metrics | grep -E '^trilink_log_(group_commits|records_appended)_total'
 kill -TERM $NODE; wait $NODE || true
+fi
 
-echo "== 10,000 measurements/s (1,000 objects) with the Honshu scenario streamed at 10x: ack and ingest-to-alert latency"
+# The cloud's objects fly east over Japan: their impact predictions raise and update alerts.
+echo "== 10,000 measurements/s ($OBJECTS objects, $FRAMES frames per scan): ack and ingest-to-alert latency"
 start_node
-$BIN bench ingest --grpc http://127.0.0.1:15062 --objects 1000 --rate 10000 --seconds 70 &
-LOAD=$!
-sleep 2
-python3 - "$DIR/tokens.toml" <<'PY'
-import sys
-open(sys.argv[1], "w").write('[tokens]\n"JPN-FPS5-SADO" = "bench-jpn-fps5-sado"\n"JPN-DDG-SOJ" = "bench-jpn-ddg-soj"\n')
-PY
-$BIN sim scenarios/mrbm-honshu.toml --send http://127.0.0.1:15062 --speed 10 --nation JPN --tokens "$DIR/tokens.toml" 2>/dev/null | tail -1
-wait $LOAD
+$BIN bench ingest --grpc http://127.0.0.1:15062 --objects "$OBJECTS" --frames "$FRAMES" --rate 10000 --seconds 70
 echo "node-side ack latency p50 $(metric_q trilink_ingest_ack_latency_seconds 0.5), p99 $(metric_q trilink_ingest_ack_latency_seconds 0.99)"
-echo "ingest-to-alert p50 $(metric_q trilink_ingest_to_alert_seconds 0.5), p99 $(metric_q trilink_ingest_to_alert_seconds 0.99) (reorder window ${REORDER_MS:-250} ms)"
-curl -s localhost:18082/metrics | grep -E '^trilink_alert_changes_total'
+echo "ingest-to-alert (reorder window ${REORDER_MS:-250} ms): $(curl -s localhost:18082/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["fusion"]["ingest_to_alert"])')"
+echo "fusion step p50 $(metric_q trilink_fusion_step_seconds 0.5), p99 $(metric_q trilink_fusion_step_seconds 0.99)"
+curl -s localhost:18082/metrics | grep -E "^trilink_(alert_changes|fusion_late_set_aside)_total"
 kill -TERM $NODE; wait $NODE || true
+[ "$ONLY" = alert ] && exit 0
 
 echo "== memory over $MEMORY_MINUTES minutes at 10,000 measurements/s"
 start_node

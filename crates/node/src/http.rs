@@ -149,7 +149,8 @@ async fn status(State(app): Shared) -> Response {
         "time": crate::wall_clock().to_string(),
         "public_key": app.public_key,
         "log": {"seq": app.head.load(Relaxed), "fused_seq": fused_seq, "dir": app.config.data_dir.display().to_string()},
-        "fusion": {"reorder_window_s": app.config.reorder_window_s, "tracks": tracks, "alerts": alerts, "counters": counters},
+        "fusion": {"reorder_window_s": app.config.reorder_window_s, "tracks": tracks, "alerts": alerts, "counters": counters,
+                   "ingest_to_alert": app.metrics.ingest_to_alert_fine.summary()},
         "sensors": sensors,
         "origins": origins,
         "federation": app.fed.as_ref().map(|f| {

@@ -157,9 +157,11 @@ pub struct Metrics {
     pub ack_latency: Histogram,
     /// One group commit's write and sync.
     pub commit_latency: Histogram,
-    /// From the arrival of the newest measurement an engine step processed to the publication
-    /// of the alert changes that step made (includes the reorder window).
+    /// From the arrival of the earliest-arrived batch of measurements an engine step fused (the
+    /// longest any of its inputs waited: reorder window, queues and the step itself) to the
+    /// publication of the alert changes that step made; also at 0.1 ms resolution.
     pub ingest_to_alert: Histogram,
+    pub ingest_to_alert_fine: FineHistogram,
     /// One fusion step: taking records, the engine's advance, alerts and publication.
     pub fusion_step: Histogram,
     /// From a partner record's origin time (sealed at the origin, on the origin's clock) to

@@ -35,11 +35,12 @@ struct RefreshState {
     dirty: BTreeSet<u64>,
     /// When each track's impact prediction that alerts last saw was made.
     impact_made: BTreeMap<u64, UtcNanos>,
-    /// Tracks whose launch event has been published.
-    launched: BTreeSet<u64>,
+    /// The publisher thread's queue (one publication waits at most).
+    publisher: std::sync::mpsc::SyncSender<Publication>,
     last_publish: Instant,
-    /// Arrival of the newest live record fused (for the ingest-to-alert latency).
-    newest_arrival: Option<Instant>,
+    /// Arrival of the earliest-arrived live record first fused by this step (for the
+    /// ingest-to-alert latency): the longest any input of the step's alerts has waited.
+    oldest_fused_arrival: Option<Instant>,
 }
 
 /// Records read from the log per catch-up step; the picture refreshes between steps.
@@ -112,6 +113,9 @@ pub struct Fusion {
     pub arrivals: VecDeque<(Instant, UtcNanos)>,
     /// Newest data time of batches whose wait is over.
     pub waited_until: UtcNanos,
+    /// (newest data time, arrival) of live batches taken in but not yet fused, in the order
+    /// taken; a batch older than the last one is folded into it (fused no later than it).
+    pub unfused: VecDeque<(UtcNanos, Instant)>,
     /// Partners' records fused so far, per origin.
     pub partner_seq: BTreeMap<vocab::Nation, u64>,
     /// Whether the log holds partners' records (federation configured).
@@ -155,31 +159,36 @@ impl Fusion {
     /// Runs until the writer is gone.
     pub fn run(mut self, rx: Receiver<Committed>) {
         let mut newest_time = UtcNanos::from_nanos(i64::MIN);
-        let mut newest_arrival: Option<Instant> = None;
         let mut last_seq = 0;
         let mut pending_log: VecDeque<Append> = VecDeque::new();
         let mut st = RefreshState {
             dirty: BTreeSet::new(),
             impact_made: BTreeMap::new(),
-            launched: BTreeSet::new(),
+            publisher: spawn_publisher(self.picture.clone(), self.events.clone()),
             last_publish: Instant::now(),
-            newest_arrival: None,
+            oldest_fused_arrival: None,
         };
         loop {
             let mut got = 0usize;
             let mut disconnected = false;
-            let mut step_started = None;
-            match rx.recv_timeout(TICK) {
+            // Wake when the oldest batch's reorder wait ends, if that is sooner than the tick.
+            let window = Duration::from_secs_f64(self.reorder_window_s);
+            let wait = self
+                .arrivals
+                .front()
+                .map_or(TICK, |(at, _)| (window.saturating_sub(at.elapsed())).clamp(Duration::from_micros(200), TICK));
+            let received = rx.recv_timeout(wait);
+            let step_started = Instant::now();
+            match received {
                 Ok(c) => {
                     got += 1;
-                    step_started = Some(Instant::now());
-                    self.take_in_order(c, &mut newest_time, &mut newest_arrival, &mut last_seq);
+                    self.take_in_order(c, &mut newest_time, &mut last_seq);
                     // Drain what else is ready, bounded so the picture refreshes under load.
                     while got < CATCH_UP_CHUNK {
                         match rx.try_recv() {
                             Ok(c) => {
                                 got += 1;
-                                self.take_in_order(c, &mut newest_time, &mut newest_arrival, &mut last_seq);
+                                self.take_in_order(c, &mut newest_time, &mut last_seq);
                             }
                             Err(_) => break,
                         }
@@ -203,7 +212,6 @@ impl Fusion {
             // reached fusion (a quiet sensor must not hold back the picture). So a partner's
             // report that crosses a link a few milliseconds after the node's own newer ones is
             // still fused in order — whether the feed is live or faster than real time.
-            let window = Duration::from_secs_f64(self.reorder_window_s);
             while self.arrivals.front().is_some_and(|(at, _)| at.elapsed() >= window) {
                 if let Some((_, t)) = self.arrivals.pop_front() {
                     self.waited_until = self.waited_until.max(t);
@@ -212,10 +220,18 @@ impl Fusion {
             let now = newest_time.max(self.waited_until.add_secs_f64(self.reorder_window_s + 1e-6));
             let changed = if newest_time.as_nanos() == i64::MIN { Vec::new() } else { self.engine.advance(now) };
             let replaying = last_seq <= self.replay_until;
-            st.newest_arrival = newest_arrival;
+            let horizon = now.add_secs_f64(-self.reorder_window_s);
+            st.oldest_fused_arrival = None;
+            while self.unfused.front().is_some_and(|(t, _)| *t <= horizon) {
+                if let Some((_, at)) = self.unfused.pop_front() {
+                    st.oldest_fused_arrival = Some(st.oldest_fused_arrival.map_or(at, |o: Instant| o.min(at)));
+                }
+            }
             self.refresh(&changed, newest_time, replaying, &mut st, &mut pending_log);
-            if let Some(t0) = step_started {
-                self.metrics.fusion_step.observe(t0.elapsed().as_secs_f64());
+            // Steps that took records or changed tracks (a step that fuses what waited out the
+            // reorder window may do so on a tick, with nothing new).
+            if got > 0 || !changed.is_empty() {
+                self.metrics.fusion_step.observe(step_started.elapsed().as_secs_f64());
             }
             if let Ok(mut p) = self.picture.write() {
                 p.fused_seq = last_seq;
@@ -255,9 +271,8 @@ impl Fusion {
         if c.fill && c.seq <= seq {
             // A record owed and filled after fusion passed its stub: fused now (or set aside
             // as late, and counted, if the picture has moved on).
-            let mut none = None;
             let mut ignored = seq;
-            self.take(c, newest_time, &mut none, &mut ignored);
+            self.take(c, newest_time, &mut ignored);
             return;
         }
         if c.seq <= seq {
@@ -272,8 +287,7 @@ impl Fusion {
                 break;
             }
         }
-        let mut none = None;
-        self.take(c, newest_time, &mut none, &mut seq);
+        self.take(c, newest_time, &mut seq);
         self.partner_seq.insert(origin, seq);
     }
 
@@ -297,13 +311,7 @@ impl Fusion {
     }
 
     /// Takes a record handed over by the writer, first reading from the log any it skipped.
-    fn take_in_order(
-        &mut self,
-        c: Committed,
-        newest_time: &mut UtcNanos,
-        newest_arrival: &mut Option<Instant>,
-        last_seq: &mut u64,
-    ) {
+    fn take_in_order(&mut self, c: Committed, newest_time: &mut UtcNanos, last_seq: &mut u64) {
         if c.origin != self.origin {
             self.take_partner(c, newest_time);
             return;
@@ -321,7 +329,7 @@ impl Fusion {
                 break;
             }
         }
-        self.take(c, newest_time, newest_arrival, last_seq);
+        self.take(c, newest_time, last_seq);
     }
 
     /// Reads up to one chunk of records `from..=to` from the log into fusion; returns how many.
@@ -353,7 +361,6 @@ impl Fusion {
             }
         };
         let n = records.len();
-        let mut none = None;
         for r in records {
             match wire::Record::decode(r.bytes.as_slice()) {
                 // This node's transformed copies for partners: its own data again.
@@ -371,7 +378,6 @@ impl Fusion {
                             origin_time: None,
                         },
                         newest_time,
-                        &mut none,
                         last_seq,
                     );
                 }
@@ -384,13 +390,7 @@ impl Fusion {
         n
     }
 
-    fn take(
-        &mut self,
-        c: Committed,
-        newest_time: &mut UtcNanos,
-        newest_arrival: &mut Option<Instant>,
-        last_seq: &mut u64,
-    ) {
+    fn take(&mut self, c: Committed, newest_time: &mut UtcNanos, last_seq: &mut u64) {
         *last_seq = c.seq;
         if c.kind == RecordKind::CyberBundle {
             if let Ok(mut cti) = self.cti.lock() {
@@ -435,9 +435,15 @@ impl Fusion {
                     self.waited_until = self.waited_until.max(t);
                 }
             }
-        }
-        if c.arrived.is_some() {
-            *newest_arrival = c.arrived;
+            if let Some(at) = c.arrived {
+                match self.unfused.back_mut() {
+                    Some(last) if batch_newest <= last.0 => last.1 = last.1.min(at),
+                    _ => self.unfused.push_back((batch_newest, at)),
+                }
+                if self.unfused.len() > MAX_ARRIVALS {
+                    self.unfused.pop_front();
+                }
+            }
         }
     }
 
@@ -571,27 +577,14 @@ impl Fusion {
                 }
             }
             self.publish_alerts(&self.alerts.current());
-            if let (Some(t0), false) = (st.newest_arrival, replaying) {
-                self.metrics.ingest_to_alert.observe(t0.elapsed().as_secs_f64());
+            if let (Some(t0), false) = (st.oldest_fused_arrival, replaying) {
+                let secs = t0.elapsed().as_secs_f64();
+                self.metrics.ingest_to_alert.observe(secs);
+                self.metrics.ingest_to_alert_fine.observe(secs);
             }
         }
         if st.last_publish.elapsed() < PUBLISH_INTERVAL {
             return;
-        }
-        st.last_publish = Instant::now();
-        let dirty = std::mem::take(&mut st.dirty);
-        let views = self.engine.tracks_where(|id| dirty.contains(&id.0));
-        let mut messages = Vec::new();
-        let mut updates = Vec::new();
-        for t in views.iter().filter(|t| t.status == TrackStatus::Confirmed) {
-            let v = track_json(t);
-            messages.push(json!({"type": "track", "data": v}));
-            if t.launch.is_some() && st.launched.insert(t.id.0) {
-                if let Some(l) = launch_json(t) {
-                    messages.push(json!({"type": "launch", "data": l}));
-                }
-            }
-            updates.push((t.id.0, v, launch_json(t), t.clone()));
         }
         let counters = self.engine.counters();
         self.metrics.tracks_confirmed.store(counters.tracks_confirmed, Relaxed);
@@ -599,36 +592,113 @@ impl Fusion {
         let live: BTreeSet<u64> = live.into_iter().collect();
         st.impact_made.retain(|id, _| live.contains(id));
         self.track_nations.retain(|id, _| live.contains(id));
+        let views: Vec<TrackView> = self
+            .engine
+            .tracks_where(|id| st.dirty.contains(&id.0))
+            .into_iter()
+            .filter(|t| t.status == TrackStatus::Confirmed)
+            .collect();
         let sensors: Vec<Value> = self.sensors.iter().map(|(id, s)| s.json(id)).collect();
-        if let Ok(mut p) = self.picture.write() {
-            let removed: Vec<u64> = p.tracks.keys().copied().filter(|id| !live.contains(id)).collect();
-            for id in removed {
-                p.tracks.remove(&id);
-                p.views.remove(&id);
-                p.trails.remove(&id);
-                messages.push(json!({"type": "track_deleted", "track": id}));
+        // Building the JSON of a thousand tracks takes milliseconds: the publisher thread
+        // does it, so that alerts never wait for it. If it is still busy with the last one,
+        // the dirty set is kept and sent next time.
+        match st.publisher.try_send(Publication { views, live, counters, sensors }) {
+            Ok(()) => {
+                st.dirty.clear();
+                st.last_publish = Instant::now();
             }
-            p.sensors = sensors;
-            for (id, v, launch, view) in updates {
-                let trail = p.trails.entry(id).or_default();
-                let t = view.time.as_nanos() as f64 * 1e-9;
-                if trail.back().is_none_or(|b| t - b[0] >= TRAIL_STEP_S) {
-                    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-                    trail.push_back([t, f("lat_deg"), f("lon_deg"), f("alt_m"), phase_code(view.phase.as_str())]);
-                    if trail.len() > TRAIL_POINTS {
-                        trail.pop_front();
-                    }
-                }
-                p.tracks.insert(id, v);
-                p.views.insert(id, view);
-                if let Some(l) = launch {
-                    p.launches.insert(id, l);
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                // Try again in 10 ms rather than at every step.
+                let retry = PUBLISH_INTERVAL.saturating_sub(Duration::from_millis(10));
+                st.last_publish = Instant::now().checked_sub(retry).unwrap_or(st.last_publish);
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                tracing::error!("the picture publisher stopped; the track picture is no longer refreshed");
+                st.last_publish = Instant::now();
+            }
+        }
+    }
+}
+
+/// One refresh of the track picture, handed from fusion to the publisher thread.
+struct Publication {
+    /// Confirmed tracks changed since the last publication.
+    views: Vec<TrackView>,
+    /// Every live track.
+    live: BTreeSet<u64>,
+    counters: fusion::Counters,
+    sensors: Vec<Value>,
+}
+
+/// Starts the thread that turns publications into the shared picture and stream messages.
+/// It stops when fusion drops the sender.
+fn spawn_publisher(
+    picture: Arc<RwLock<Picture>>,
+    events: broadcast::Sender<Arc<str>>,
+) -> std::sync::mpsc::SyncSender<Publication> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Publication>(1);
+    let spawned = std::thread::Builder::new().name("picture".into()).spawn(move || {
+        // Tracks whose launch event has been published.
+        let mut launched = BTreeSet::new();
+        for p in rx {
+            publish_picture(&picture, &events, p, &mut launched);
+        }
+    });
+    if let Err(e) = spawned {
+        // Without the thread the receiver is dropped: fusion logs it at the first publication.
+        tracing::error!(error = %e, "failed to start the picture publisher");
+    }
+    tx
+}
+
+fn publish_picture(
+    picture: &RwLock<Picture>,
+    events: &broadcast::Sender<Arc<str>>,
+    publication: Publication,
+    launched: &mut BTreeSet<u64>,
+) {
+    let Publication { views, live, counters, sensors } = publication;
+    let mut messages = Vec::new();
+    let mut updates = Vec::new();
+    for t in views {
+        let v = track_json(&t);
+        messages.push(json!({"type": "track", "data": v}));
+        if t.launch.is_some() && launched.insert(t.id.0) {
+            if let Some(l) = launch_json(&t) {
+                messages.push(json!({"type": "launch", "data": l}));
+            }
+        }
+        updates.push((t.id.0, v, launch_json(&t), t));
+    }
+    launched.retain(|id| live.contains(id));
+    if let Ok(mut p) = picture.write() {
+        let removed: Vec<u64> = p.tracks.keys().copied().filter(|id| !live.contains(id)).collect();
+        for id in removed {
+            p.tracks.remove(&id);
+            p.views.remove(&id);
+            p.trails.remove(&id);
+            messages.push(json!({"type": "track_deleted", "track": id}));
+        }
+        p.sensors = sensors;
+        for (id, v, launch, view) in updates {
+            let trail = p.trails.entry(id).or_default();
+            let t = view.time.as_nanos() as f64 * 1e-9;
+            if trail.back().is_none_or(|b| t - b[0] >= TRAIL_STEP_S) {
+                let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+                trail.push_back([t, f("lat_deg"), f("lon_deg"), f("alt_m"), phase_code(view.phase.as_str())]);
+                if trail.len() > TRAIL_POINTS {
+                    trail.pop_front();
                 }
             }
-            p.counters = crate::products::counters_json(&counters);
+            p.tracks.insert(id, v);
+            p.views.insert(id, view);
+            if let Some(l) = launch {
+                p.launches.insert(id, l);
+            }
         }
-        for m in messages {
-            publish(&self.events, m);
-        }
+        p.counters = crate::products::counters_json(&counters);
+    }
+    for m in messages {
+        publish(events, m);
     }
 }
