@@ -80,6 +80,7 @@ echo "ingest-to-alert (reorder window ${REORDER_MS:-250} ms): $(curl -s localhos
 echo "fusion step p50 $(metric_q trilink_fusion_step_seconds 0.5), p99 $(metric_q trilink_fusion_step_seconds 0.99)"
 curl -s localhost:18082/metrics | grep -E "^trilink_(alert_changes|fusion_late_set_aside)_total"
 kill -TERM $NODE; wait $NODE || true
+grep "slow alert" "$DIR/node.log" || true
 [ "$ONLY" = alert ] && exit 0
 
 echo "== memory over $MEMORY_MINUTES minutes at 10,000 measurements/s"

@@ -41,7 +41,13 @@ struct RefreshState {
     /// Arrival of the earliest-arrived live record first fused by this step (for the
     /// ingest-to-alert latency): the longest any input of the step's alerts has waited.
     oldest_fused_arrival: Option<Instant>,
+    /// When this step began (after the wait for records).
+    step_started: Instant,
 }
+
+/// An alert published this long after its earliest input arrived is logged with where the
+/// time went.
+const SLOW_ALERT_S: f64 = 0.05;
 
 /// Records read from the log per catch-up step; the picture refreshes between steps.
 const CATCH_UP_CHUNK: usize = 1000;
@@ -167,6 +173,7 @@ impl Fusion {
             publisher: spawn_publisher(self.picture.clone(), self.events.clone()),
             last_publish: Instant::now(),
             oldest_fused_arrival: None,
+            step_started: Instant::now(),
         };
         loop {
             let mut got = 0usize;
@@ -179,6 +186,7 @@ impl Fusion {
                 .map_or(TICK, |(at, _)| (window.saturating_sub(at.elapsed())).clamp(Duration::from_micros(200), TICK));
             let received = rx.recv_timeout(wait);
             let step_started = Instant::now();
+            st.step_started = step_started;
             match received {
                 Ok(c) => {
                     got += 1;
@@ -581,6 +589,17 @@ impl Fusion {
                 let secs = t0.elapsed().as_secs_f64();
                 self.metrics.ingest_to_alert.observe(secs);
                 self.metrics.ingest_to_alert_fine.observe(secs);
+                if secs > SLOW_ALERT_S {
+                    // Where the time went: before this step began (log commit, hand-over, the
+                    // reorder window, earlier steps) or in it.
+                    let waited = st.step_started.saturating_duration_since(t0).as_secs_f64();
+                    tracing::warn!(
+                        ms = secs * 1e3,
+                        before_step_ms = waited * 1e3,
+                        step_ms = st.step_started.elapsed().as_secs_f64() * 1e3,
+                        "slow alert: published long after its earliest input arrived"
+                    );
+                }
             }
         }
         if st.last_publish.elapsed() < PUBLISH_INTERVAL {
