@@ -66,6 +66,9 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// A group commit (write and sync) this long is logged: the disk held up every sender.
+const SLOW_COMMIT_S: f64 = 0.05;
+
 impl Writer {
     /// Runs until every sender is gone, then returns after the last group is durable.
     pub fn run(mut self, mut rx: mpsc::Receiver<Append>, to_fusion: SyncSender<Committed>) {
@@ -96,7 +99,12 @@ impl Writer {
             let started = Instant::now();
             match self.commit(&group) {
                 Ok(seqs) => {
-                    self.metrics.commit_latency.observe(started.elapsed().as_secs_f64());
+                    let took = started.elapsed().as_secs_f64();
+                    self.metrics.commit_latency.observe(took);
+                    if took > SLOW_COMMIT_S {
+                        // Every acknowledgement of the group and fusion of its records waited.
+                        tracing::warn!(ms = took * 1e3, records = group.len(), bytes, "slow group commit");
+                    }
                     self.metrics.group_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let appended = group.iter().map(|a| 1 + a.derived.len() as u64).sum::<u64>();
                     self.metrics.records_appended.fetch_add(appended, std::sync::atomic::Ordering::Relaxed);
