@@ -682,12 +682,13 @@ fn publish_picture(
     for t in views {
         let v = track_json(&t);
         messages.push(json!({"type": "track", "data": v}));
-        if t.launch.is_some() && launched.insert(t.id.0) {
-            if let Some(l) = launch_json(&t) {
+        let launch = launch_json(&t);
+        if let Some(l) = &launch {
+            if launched.insert(t.id.0) {
                 messages.push(json!({"type": "launch", "data": l}));
             }
         }
-        updates.push((t.id.0, v, launch_json(&t), t));
+        updates.push((t.id.0, v, launch, t));
     }
     launched.retain(|id| live.contains(id));
     if let Ok(mut p) = picture.write() {
