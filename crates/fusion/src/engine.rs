@@ -18,7 +18,7 @@
 use crate::assoc::assign;
 use crate::dynamics::MotionNoise;
 use crate::filter::{mahalanobis, Imm, ImmConfig, BOOST};
-use crate::init::{pair_score_of, triangulate, Fix};
+use crate::init::{pair_score, triangulate, Fix};
 use crate::measurement::{model, Measurement, Observation, SpaceIrObs};
 use crate::predict::{estimate_launch, predict_impact, ImpactPrediction, LaunchEstimate};
 use crate::{Cov, State};
@@ -35,7 +35,6 @@ const PAIR_SLACK_MAX_M: f64 = 30_000.0;
 const MAX_PAIR_CANDIDATES: usize = 4_096;
 /// A waiting fix as the pairing search reads it.
 struct WaitingFix {
-    x: f64,
     t_s: f64,
     pos: Vector3<f64>,
     cov_trace: f64,
@@ -545,9 +544,9 @@ impl Engine {
             .fixes
             .iter()
             .enumerate()
-            .map(|(i, f)| WaitingFix { x: f.pos.x, t_s: f.t_s, pos: f.pos, cov_trace: f.cov.trace(), i })
+            .map(|(i, f)| WaitingFix { t_s: f.t_s, pos: f.pos, cov_trace: f.cov.trace(), i })
             .collect();
-        index.sort_by(|a, b| a.x.total_cmp(&b.x));
+        index.sort_by(|a, b| a.pos.x.total_cmp(&b.pos.x));
         let reach = crate::init::MAX_SPEED_MPS * window + PAIR_SLACK_MAX_M;
         let mut used = vec![false; self.fixes.len()];
         let mut births = Vec::new();
@@ -557,13 +556,13 @@ impl Engine {
             // farthest candidates: a real object's partner fix is a fraction of a second of
             // flight away, among the first examined. Sweeping from one end of the window, as
             // before, spent the cap on the far side of a dense cloud and paired nothing.
-            let mid = index.partition_point(|e| e.x < fix.pos.x);
+            let mid = index.partition_point(|e| e.pos.x < fix.pos.x);
             let (mut left, mut right) = (mid, mid);
             let mut best: Option<(usize, f64)> = None;
             let mut examined = 0;
             loop {
-                let dl = if left > 0 { fix.pos.x - index[left - 1].x } else { f64::INFINITY };
-                let dr = if right < index.len() { index[right].x - fix.pos.x } else { f64::INFINITY };
+                let dl = if left > 0 { fix.pos.x - index[left - 1].pos.x } else { f64::INFINITY };
+                let dr = if right < index.len() { index[right].pos.x - fix.pos.x } else { f64::INFINITY };
                 let e = if dl <= dr && dl <= reach {
                     left -= 1;
                     &index[left]
@@ -583,7 +582,7 @@ impl Engine {
                 if used[i] {
                     continue;
                 }
-                if let Some(score) = pair_score_of(e.t_s, &e.pos, e.cov_trace, &fix, window) {
+                if let Some(score) = pair_score(e.t_s, &e.pos, e.cov_trace, &fix, window) {
                     if best.is_none_or(|(_, s)| score < s) {
                         best = Some((i, score));
                     }
@@ -678,7 +677,7 @@ impl Engine {
             let at = Vector3::new(x[0], x[1], x[2]) + Vector3::new(x[3], x[4], x[5]) * ahead;
             // Outside the sphere round the equator the point is above the ellipsoid: the
             // geodetic conversion (the costly part of this loop) only for those below it.
-            let alt = if at.norm() >= geodesy::Wgs84::A_M { 0.0 } else { ecef_to_geodetic(&at).alt_m };
+            let aloft = at.norm() >= geodesy::Wgs84::A_M || ecef_to_geodetic(&at).alt_m > -5_000.0;
             let alive = match tr.status {
                 TrackStatus::Tentative => silent <= cfg.tentative_timeout_s,
                 TrackStatus::Confirmed if tr.hits < cfg.young_updates => silent <= cfg.young_timeout_s,
@@ -691,7 +690,7 @@ impl Engine {
                     silent <= cfg.confirmed_timeout_s && (silent < 1.0 || sd <= cfg.max_coast_position_sd_m)
                 }
             };
-            alive && alt > -5_000.0
+            alive && aloft
         });
         self.counters.tracks_deleted += (before - self.tracks.len()) as u64;
         self.merge_duplicates(now_s);

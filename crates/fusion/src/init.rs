@@ -58,16 +58,12 @@ pub const MAX_SPEED_MPS: f64 = 8_000.0;
 /// is a 5 km/s velocity error); wait for a later one.
 pub const MIN_PAIR_INTERVAL_S: f64 = 0.9;
 
-/// How well `fix` pairs with the earlier fix `f`: `None` if implausible (too close in time,
+/// How well `fix` pairs with an earlier fix made at `t_s` at `pos` with covariance trace
+/// `cov_trace` (what an index of waiting fixes keeps, so that a search does not touch the
+/// fixes themselves): `None` if implausible (too close in time,
 /// older than `window_s`, or farther apart than the speed limit allows), else a score where
 /// lower is better — the most recent partner first, then the closest.
-pub fn pair_score(f: &Fix, fix: &Fix, window_s: f64) -> Option<f64> {
-    pair_score_of(f.t_s, &f.pos, f.cov.trace(), fix, window_s)
-}
-
-/// [`pair_score`] from the earlier fix's time, position and covariance trace (what an index
-/// of waiting fixes keeps, so that a search does not touch the fixes themselves).
-pub fn pair_score_of(t_s: f64, pos: &Vector3<f64>, cov_trace: f64, fix: &Fix, window_s: f64) -> Option<f64> {
+pub fn pair_score(t_s: f64, pos: &Vector3<f64>, cov_trace: f64, fix: &Fix, window_s: f64) -> Option<f64> {
     let dt = fix.t_s - t_s;
     if !(dt >= MIN_PAIR_INTERVAL_S && dt <= window_s) {
         return None;

@@ -185,8 +185,7 @@ impl Fusion {
                 .front()
                 .map_or(TICK, |(at, _)| (window.saturating_sub(at.elapsed())).clamp(Duration::from_micros(200), TICK));
             let received = rx.recv_timeout(wait);
-            let step_started = Instant::now();
-            st.step_started = step_started;
+            st.step_started = Instant::now();
             match received {
                 Ok(c) => {
                     got += 1;
@@ -239,7 +238,7 @@ impl Fusion {
             // Steps that took records or changed tracks (a step that fuses what waited out the
             // reorder window may do so on a tick, with nothing new).
             if got > 0 || !changed.is_empty() {
-                self.metrics.fusion_step.observe(step_started.elapsed().as_secs_f64());
+                self.metrics.fusion_step.observe(st.step_started.elapsed().as_secs_f64());
             }
             if let Ok(mut p) = self.picture.write() {
                 p.fused_seq = last_seq;
