@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status, Streaming};
 use wire::ingest_server::{Ingest, IngestServer};
 use wire::{IngestAck, MeasurementBatch, Rejection};
 
-/// Batches a stream may have in flight before the node stops reading it (backpressure).
+/// Batches a stream may have in flight (staged, then awaiting their acknowledgement's
+/// delivery) before the node stops reading it (backpressure).
 const STREAM_ACK_BUFFER: usize = 64;
 
 #[derive(Debug)]
@@ -27,7 +28,8 @@ fn bearer<T>(req: &Request<T>) -> Option<String> {
     req.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-async fn submit(app: &App, sensor: &crate::config::Sensor, batch: MeasurementBatch) -> Result<IngestAck, Status> {
+/// Checks a batch and queues it for the log (see `App::stage_batch`).
+async fn stage(app: &App, sensor: &crate::config::Sensor, batch: MeasurementBatch) -> Result<crate::Staged, Status> {
     let arrived = Instant::now();
     let max = app.config.ingest.max_batch_measurements;
     if batch.measurements.len() > max {
@@ -41,7 +43,12 @@ async fn submit(app: &App, sensor: &crate::config::Sensor, batch: MeasurementBat
         return Err(Status::invalid_argument("empty batch"));
     }
     let items = batch.measurements.iter().map(ingest::from_wire).collect();
-    let o = app.ingest_batch(sensor, items, arrived).await.map_err(Status::unavailable)?;
+    app.stage_batch(sensor, items, arrived).await.map_err(Status::unavailable)
+}
+
+/// The acknowledgement of a staged batch, once its record is durable.
+async fn acknowledge(app: &App, staged: crate::Staged) -> Result<IngestAck, Status> {
+    let o = staged.durable(app).await.map_err(Status::unavailable)?;
     Ok(IngestAck {
         accepted: o.accepted as u64,
         rejected: o.refused.len() as u64,
@@ -60,7 +67,8 @@ type AckStream = Pin<Box<dyn Stream<Item = Result<IngestAck, Status>> + Send + '
 impl Ingest for Service {
     async fn submit(&self, req: Request<MeasurementBatch>) -> Result<Response<IngestAck>, Status> {
         let sensor = self.app.authenticate(bearer(&req).as_deref()).map_err(Status::unauthenticated)?.clone();
-        submit(&self.app, &sensor, req.into_inner()).await.map(Response::new)
+        let staged = stage(&self.app, &sensor, req.into_inner()).await?;
+        acknowledge(&self.app, staged).await.map(Response::new)
     }
 
     type StreamStream = AckStream;
@@ -70,15 +78,31 @@ impl Ingest for Service {
         let mut inbound = req.into_inner();
         let app = self.app.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_ACK_BUFFER);
+        // Batches are staged (checked and queued for the log, in stream order) as they arrive
+        // and acknowledged in the same order as each becomes durable: a stream keeps up to
+        // `STREAM_ACK_BUFFER` batches in the group commit instead of one per sync.
+        let (staged_tx, mut staged_rx) = tokio::sync::mpsc::channel(STREAM_ACK_BUFFER);
+        let reader_app = app.clone();
         tokio::spawn(async move {
             while let Some(batch) = inbound.next().await {
-                let ack = match batch {
-                    Ok(b) => submit(&app, &sensor, b).await,
+                let staged = match batch {
+                    Ok(b) => stage(&reader_app, &sensor, b).await,
                     Err(status) => {
-                        app.metrics.reject(crate::metrics::Reject::Malformed, 1);
-                        let _ = tx.send(Err(status)).await;
+                        reader_app.metrics.reject(crate::metrics::Reject::Malformed, 1);
+                        let _ = staged_tx.send(Err(status)).await;
                         break;
                     }
+                };
+                if staged_tx.send(staged).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(staged) = staged_rx.recv().await {
+                let ack = match staged {
+                    Ok(s) => acknowledge(&app, s).await,
+                    Err(status) => Err(status),
                 };
                 if tx.send(ack).await.is_err() {
                     break;

@@ -175,6 +175,19 @@ impl App {
         items: Vec<Result<Measurement, ingest::IngestError>>,
         arrived: Instant,
     ) -> Result<BatchOutcome, String> {
+        self.stage_batch(sensor, items, arrived).await?.durable(self).await
+    }
+
+    /// The first half of `ingest_batch`: checks the batch and queues its good measurements
+    /// for the log, in call order, without waiting for them to be durable. A stream stages
+    /// its next batch while earlier ones are in the group commit, so a sensor sending small
+    /// batches is not held to one batch per sync.
+    pub async fn stage_batch(
+        &self,
+        sensor: &Sensor,
+        items: Vec<Result<Measurement, ingest::IngestError>>,
+        arrived: Instant,
+    ) -> Result<Staged, String> {
         let now = wall_clock();
         let mut refused = Vec::new();
         let mut good = Vec::with_capacity(items.len());
@@ -206,7 +219,7 @@ impl App {
             e.last_seen = Some(now);
         }
         if good.is_empty() {
-            return Ok(BatchOutcome { accepted, refused, seq: None });
+            return Ok(Staged { accepted, refused, durable: None });
         }
         let batch = wire::MeasurementBatch { measurements: good };
         // Partners that get this node's measurements only transformed get a derived copy each.
@@ -236,17 +249,35 @@ impl App {
             self.metrics.reject(Reject::Unavailable, accepted as u64);
             return Err("the node is shutting down".into());
         }
+        Ok(Staged { accepted, refused, durable: Some(rx) })
+    }
+}
+
+/// A checked batch queued for the log (`App::stage_batch`); `durable` waits for its record.
+#[derive(Debug)]
+pub struct Staged {
+    accepted: usize,
+    refused: Vec<Refused>,
+    /// The writer's answer for the record of the good measurements (none: nothing to log).
+    durable: Option<oneshot::Receiver<Result<u64, String>>>,
+}
+
+impl Staged {
+    /// The batch's outcome once its record is durable (or why it is not).
+    pub async fn durable(self, app: &App) -> Result<BatchOutcome, String> {
+        let Staged { accepted, refused, durable } = self;
+        let Some(rx) = durable else { return Ok(BatchOutcome { accepted, refused, seq: None }) };
         match rx.await {
             Ok(Ok(seq)) => {
-                self.metrics.measurements_accepted.fetch_add(accepted as u64, Relaxed);
+                app.metrics.measurements_accepted.fetch_add(accepted as u64, Relaxed);
                 Ok(BatchOutcome { accepted, refused, seq: Some(seq) })
             }
             Ok(Err(e)) => {
-                self.metrics.reject(Reject::Unavailable, accepted as u64);
+                app.metrics.reject(Reject::Unavailable, accepted as u64);
                 Err(e)
             }
             Err(_) => {
-                self.metrics.reject(Reject::Unavailable, accepted as u64);
+                app.metrics.reject(Reject::Unavailable, accepted as u64);
                 Err("the log writer stopped".into())
             }
         }
@@ -371,8 +402,8 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(());
     let _ = stop_watch.send(true);
-    let _ = http_task.await;
-    let _ = grpc_task.await;
+    drain("HTTP", http_task).await;
+    drain("gRPC", grpc_task).await;
     drop(app);
     let _ = forwarder.await;
     drop(fusion_tx);
@@ -598,22 +629,52 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(());
     let _ = stop_watch.send(true);
-    let _ = http_task.await;
-    let _ = grpc_task.await;
+    drain("HTTP", http_task).await;
+    drain("gRPC", grpc_task).await;
     for t in fed_tasks {
-        let _ = t.await;
+        drain("federation", t).await;
     }
     if let Some(t) = forward_task {
         let _ = t.await;
     }
     // Dropping the last senders lets the writer drain its queue, commit and stop. Only the
     // writer is waited for — durability is its job; fusion's state is rebuilt from the log at
-    // the next start, so a fusion step still running does not hold up the exit.
+    // the next start, so a fusion step still running does not hold up the exit. A connection
+    // the drain gave up on still holds a sender: then the writer is given the same limit to
+    // commit what it has, and the node exits (whatever that connection had not had
+    // acknowledged is not logged — its sender sees the connection drop, as after a crash).
     drop(app);
-    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    let deadline = std::time::Instant::now() + DRAIN_LIMIT;
+    while !writer_thread.is_finished() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    if writer_thread.is_finished() {
+        let _ = writer_thread.join();
+    } else {
+        tracing::warn!("connections still open after the drain; exiting without their unacknowledged batches");
+    }
     drop(fusion_thread);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long a graceful shutdown waits for each server's clients to finish their requests.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for a server to finish its requests in flight after the stop signal — at most
+/// `DRAIN_LIMIT`: an HTTP/2 client that stops reading never answers the shutdown's GOAWAY and
+/// PING, and would otherwise hold the node up forever. The server is then dropped (its
+/// connections close when the runtime does).
+async fn drain<T>(server: &str, task: tokio::task::JoinHandle<T>) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout(DRAIN_LIMIT, task).await.is_err() {
+        tracing::warn!(
+            server,
+            limit_s = DRAIN_LIMIT.as_secs(),
+            "clients still connected after the drain limit; closing"
+        );
+        abort.abort();
+    }
 }
 
 /// What the fusion thread shares with the rest of the process.

@@ -25,5 +25,8 @@ pub fn run(args: &NodeArgs) -> Result<(), Failure> {
         .thread_name("node-io")
         .build()
         .map_err(|e| Failure::Run(anyhow::anyhow!("failed to start the runtime: {e}")))?;
-    rt.block_on(node::run(config)).map_err(Failure::Run)
+    let result = rt.block_on(node::run(config));
+    // Connections a graceful shutdown gave up on are dropped here, not waited for.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result.map_err(Failure::Run)
 }

@@ -207,7 +207,7 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
 /// it refused never reaches the log.
 #[test]
 fn bad_input_is_refused_clearly_and_counted() {
-    let node = Node::new(
+    let mut node = Node::new(
         "[ingest]\nmax_future_s = 60.0\nmax_age_s = 3600.0\nmax_batch_measurements = 50\nmax_body_bytes = 65536\n",
     );
     let now = now_rfc3339();
@@ -282,6 +282,59 @@ fn bad_input_is_refused_clearly_and_counted() {
     assert_eq!(get(node.http, "/v1/log/JPN?limit=1001").expect("log").0, 400);
     assert_eq!(get(node.http, "/v1/tracks/abc").expect("track").0, 400);
     assert_eq!(get(node.http, "/v1/tracks/999").expect("track").0, 404);
+    grpc_stream_keeps_order(&mut node);
+}
+
+/// One gRPC stream sends its batches without waiting for acknowledgements (the node stages
+/// each while earlier ones are in the group commit): the acknowledgements come back one per
+/// batch, in order, each naming the record that holds exactly that batch's good measurements,
+/// and a bad batch mid-stream ends the stream with its error after the good ones before it.
+fn grpc_stream_keeps_order(node: &mut Node) {
+    const BATCHES: u64 = 300;
+    let now = now_rfc3339();
+    let line = |range: u64| {
+        ingest::to_wire(&ingest::parse_line(&radar_line("JPN-FPS5-SADO", &now, range as f64)).expect("line"))
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (acks, end) = rt.block_on(async {
+        let mut client =
+            wire::ingest_client::IngestClient::connect(format!("http://{}", node.grpc)).await.expect("connect");
+        let mut batches: Vec<wire::MeasurementBatch> =
+            (0..BATCHES).map(|i| wire::MeasurementBatch { measurements: vec![line(300_000 + i)] }).collect();
+        // One with a bad measurement beside a good one: half accepted, in its place.
+        let mut bad = line(1);
+        if let Some(wire::measurement::Obs::Radar(r)) = &mut bad.obs {
+            r.el_rad = 3.0;
+        }
+        batches[100].measurements.insert(0, bad);
+        // Then an empty batch, which ends the stream with an error.
+        batches.push(wire::MeasurementBatch { measurements: Vec::new() });
+        let mut req = tonic::Request::new(tokio_stream::iter(batches));
+        req.metadata_mut().insert("authorization", format!("Bearer {SADO_TOKEN}").parse().expect("header"));
+        let mut stream = client.stream(req).await.expect("stream").into_inner();
+        let mut acks = Vec::new();
+        loop {
+            match stream.message().await {
+                Ok(Some(ack)) => acks.push(ack),
+                Ok(None) => break (acks, None),
+                Err(status) => break (acks, Some(status)),
+            }
+        }
+    });
+    let end = end.expect("the empty batch ends the stream with an error");
+    assert_eq!(end.code(), tonic::Code::InvalidArgument, "{end:?}");
+    assert_eq!(acks.len() as u64, BATCHES, "one acknowledgement per good batch");
+    assert_eq!((acks[100].accepted, acks[100].rejected), (1, 1), "{:?}", acks[100]);
+    assert!(acks.windows(2).all(|w| w[0].seq < w[1].seq), "acknowledged out of order");
+    assert!(node.stop(), "{}", node.log_text());
+    let key =
+        ledger::keys::parse_public_key(&std::fs::read_to_string(node.dir.join("node.pub")).expect("pub")).expect("key");
+    let jpn = vocab::Nation::parse("JPN").expect("nation");
+    let (store, _) = ledger::FileStore::open(&node.log_dir(), &BTreeMap::from([(jpn, key)])).expect("open log");
+    for (i, ack) in acks.iter().enumerate() {
+        let r = store.read(jpn, ack.seq, 1).expect("read");
+        assert_eq!(radar_ranges(&r[0].bytes), Some(vec![300_000 + i as u64]), "batch {i} at seq {}", ack.seq);
+    }
 }
 
 /// The node's API against its own OpenAPI document, checked by an independent client:
