@@ -34,12 +34,15 @@ const PAIR_SLACK_MAX_M: f64 = 30_000.0;
 /// dense clutter (hundreds of thousands of false plots) to this many comparisons a fix.
 const MAX_PAIR_CANDIDATES: usize = 4_096;
 /// A waiting fix as the pairing search reads it.
+#[derive(Debug, Clone)]
 struct WaitingFix {
     t_s: f64,
     pos: Vector3<f64>,
     cov_trace: f64,
-    /// Its index in the waiting fixes.
-    i: usize,
+    /// Its slot in `Engine::fix_slots`.
+    slot: usize,
+    /// Paired in the current call (dropped from the index at its end).
+    taken: bool,
 }
 
 /// Seconds of unused impact-prediction budget that may accrue (at least one prediction).
@@ -240,8 +243,17 @@ pub struct Engine {
     arrivals: u64,
     processed_until: Option<UtcNanos>,
     tracks: Vec<Track>,
-    /// Fixes waiting for a partner, in time order.
-    fixes: VecDeque<Fix>,
+    /// Fixes too recent to pair with a new one (`MIN_PAIR_INTERVAL_S`), in time order. In
+    /// the first second of a dense scene every report is such a fix, and searching among
+    /// them spent the candidate cap on fixes that could not pair.
+    young: VecDeque<Fix>,
+    /// Fixes old enough to pair, sorted by x: what the pairing search reads, kept sorted from
+    /// scan to scan (each scan merges the newly mature in and drops the expired and the
+    /// paired, one linear pass, where sorting the whole index again was a sixth of the engine).
+    waiting: Vec<WaitingFix>,
+    /// The waiting fixes themselves, by slot (`None`: free, on `free_slots`).
+    fix_slots: Vec<Option<Fix>>,
+    free_slots: Vec<usize>,
     /// Unassigned infrared lines of sight of the latest instants, awaiting another satellite's.
     ir_pending: Vec<(f64, String, Nation, SpaceIrObs)>,
     next_id: u64,
@@ -260,7 +272,10 @@ impl Engine {
             arrivals: 0,
             processed_until: None,
             tracks: Vec::new(),
-            fixes: VecDeque::new(),
+            young: VecDeque::new(),
+            waiting: Vec::new(),
+            fix_slots: Vec::new(),
+            free_slots: Vec::new(),
             ir_pending: Vec::new(),
             next_id: 1,
             counters: Counters::default(),
@@ -535,20 +550,13 @@ impl Engine {
         }
         self.counters.fixes += new.len() as u64;
         let window = self.cfg.init_window_s;
-        while self.fixes.front().is_some_and(|f| t_s - f.t_s > window) {
-            self.fixes.pop_front();
+        let mut mature = Vec::new();
+        while let Some(f) = self.young.pop_front_if(|f| t_s - f.t_s >= crate::init::MIN_PAIR_INTERVAL_S) {
+            mature.push(f);
         }
-        // What the search reads of each waiting fix, sorted by x: read in sequence, not
-        // gathered from the fixes themselves (thousands of candidates per new fix in a cloud).
-        let mut index: Vec<WaitingFix> = self
-            .fixes
-            .iter()
-            .enumerate()
-            .map(|(i, f)| WaitingFix { t_s: f.t_s, pos: f.pos, cov_trace: f.cov.trace(), i })
-            .collect();
-        index.sort_by(|a, b| a.pos.x.total_cmp(&b.pos.x));
+        self.rebuild_waiting(t_s, window, mature);
+        let expired = |e: &WaitingFix| t_s - e.t_s > window;
         let reach = crate::init::MAX_SPEED_MPS * window + PAIR_SLACK_MAX_M;
-        let mut used = vec![false; self.fixes.len()];
         let mut births = Vec::new();
         let mut unpaired = Vec::new();
         for fix in new {
@@ -556,6 +564,7 @@ impl Engine {
             // farthest candidates: a real object's partner fix is a fraction of a second of
             // flight away, among the first examined. Sweeping from one end of the window, as
             // before, spent the cap on the far side of a dense cloud and paired nothing.
+            let index = &self.waiting;
             let mid = index.partition_point(|e| e.pos.x < fix.pos.x);
             let (mut left, mut right) = (mid, mid);
             let mut best: Option<(usize, f64)> = None;
@@ -563,50 +572,49 @@ impl Engine {
             loop {
                 let dl = if left > 0 { fix.pos.x - index[left - 1].pos.x } else { f64::INFINITY };
                 let dr = if right < index.len() { index[right].pos.x - fix.pos.x } else { f64::INFINITY };
-                let e = if dl <= dr && dl <= reach {
+                let at = if dl <= dr && dl <= reach {
                     left -= 1;
-                    &index[left]
+                    left
                 } else if dr <= reach {
                     right += 1;
-                    &index[right - 1]
+                    right - 1
                 } else {
                     break;
                 };
-                let i = e.i;
+                let e = &index[at];
+                if expired(e) {
+                    // Out of the window since the last scan: no longer waiting.
+                    continue;
+                }
                 if examined >= MAX_PAIR_CANDIDATES {
                     // Clutter this dense would cost pool × fixes.
                     self.counters.pair_candidates_capped += 1;
                     break;
                 }
                 examined += 1;
-                if used[i] {
+                if e.taken {
                     continue;
                 }
                 if let Some(score) = pair_score(e.t_s, &e.pos, e.cov_trace, &fix, window) {
                     if best.is_none_or(|(_, s)| score < s) {
-                        best = Some((i, score));
+                        best = Some((at, score));
                     }
                 }
             }
             match best {
-                Some((i, _)) => {
-                    used[i] = true;
-                    births.push((self.fixes[i].clone(), fix));
+                Some((at, _)) => {
+                    let e = &mut self.waiting[at];
+                    e.taken = true;
+                    if let Some(first) = self.fix_slots[e.slot].clone() {
+                        births.push((first, fix));
+                    }
                 }
                 None => unpaired.push(fix),
             }
         }
-        let mut k = 0;
-        self.fixes.retain(|_| {
-            let keep = !used[k];
-            k += 1;
-            keep
-        });
-        for fix in unpaired {
-            if self.fixes.len() >= self.cfg.max_fixes {
-                self.fixes.pop_front();
-            }
-            self.fixes.push_back(fix);
+        self.young.extend(unpaired);
+        while self.young.len() > self.cfg.max_fixes {
+            self.young.pop_front();
         }
         for (first, fix) in births {
             let dt = fix.t_s - first.t_s;
@@ -632,6 +640,71 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The waiting index for a scan at `t_s`: without the fixes paired before or out of the
+    /// window, with `mature` merged in by x; then, past `max_fixes` with the young, without the
+    /// oldest.
+    fn rebuild_waiting(&mut self, t_s: f64, window: f64, mut mature: Vec<Fix>) {
+        mature.retain(|f| t_s - f.t_s <= window);
+        mature.sort_by(|a, b| a.pos.x.total_cmp(&b.pos.x));
+        let old = std::mem::take(&mut self.waiting);
+        let mut merged = Vec::with_capacity(old.len() + mature.len());
+        let mut incoming = mature.into_iter().peekable();
+        for e in old {
+            if e.taken || t_s - e.t_s > window {
+                self.fix_slots[e.slot] = None;
+                self.free_slots.push(e.slot);
+                continue;
+            }
+            while let Some(fix) = incoming.next_if(|f| f.pos.x < e.pos.x) {
+                merged.push(self.waiting_fix(fix));
+            }
+            merged.push(e);
+        }
+        for fix in incoming {
+            merged.push(self.waiting_fix(fix));
+        }
+        if merged.len() + self.young.len() > self.cfg.max_fixes && !merged.is_empty() {
+            // The oldest go first (rare: a scene denser than the cap's three seconds of a
+            // thousand objects under five radars).
+            let excess = (merged.len() + self.young.len() - self.cfg.max_fixes).min(merged.len());
+            let mut times: Vec<f64> = merged.iter().map(|e| e.t_s).collect();
+            let (_, cut, _) = times.select_nth_unstable_by(excess - 1, f64::total_cmp);
+            let cut = *cut;
+            let mut dropped = 0;
+            merged.retain(|e| {
+                let drop = dropped < excess && e.t_s <= cut;
+                if drop {
+                    dropped += 1;
+                }
+                !drop
+            });
+            let live: std::collections::HashSet<usize> = merged.iter().map(|e| e.slot).collect();
+            for (slot, f) in self.fix_slots.iter_mut().enumerate() {
+                if f.is_some() && !live.contains(&slot) {
+                    *f = None;
+                    self.free_slots.push(slot);
+                }
+            }
+        }
+        self.waiting = merged;
+    }
+
+    /// Stores a fix in a free slot and returns its entry for the index.
+    fn waiting_fix(&mut self, fix: Fix) -> WaitingFix {
+        let e = WaitingFix { t_s: fix.t_s, pos: fix.pos, cov_trace: fix.cov.trace(), slot: 0, taken: false };
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.fix_slots[slot] = Some(fix);
+                slot
+            }
+            None => {
+                self.fix_slots.push(Some(fix));
+                self.fix_slots.len() - 1
+            }
+        };
+        WaitingFix { slot, ..e }
     }
 
     fn new_track(&mut self, t_s: f64, x: State, p: Cov, nation: Nation) -> Option<TrackId> {
@@ -762,18 +835,36 @@ impl Engine {
         // and compared cheaply by distance against their position uncertainty first.
         let mut by_x: Vec<(f64, usize)> =
             self.tracks.iter().enumerate().map(|(i, t)| (t.imm.combined_ref().0[0], i)).collect();
-        by_x.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Ties in x keep the tracks' order (as a stable sort would), without its cost.
+        by_x.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        // The pairs (k < k2 in x order) within MERGE_PREFILTER_M in x of which at least one
+        // track was updated now, in the order a sweep over all pairs meets them (so which of a
+        // chain of duplicates survives is as before), but reaching a not-updated track's
+        // partners through the sorted list of updated ones: a scan updates a tenth of the
+        // tracks or fewer, and the sweep used to test every neighbour of every track.
+        let mut updated_at: Vec<usize> = Vec::new();
+        for (k, &(_, i)) in by_x.iter().enumerate() {
+            if self.tracks[i].last_update_s == now_s {
+                updated_at.push(k);
+            }
+        }
         let mut doomed = BTreeSet::new();
+        let mut later = 0;
         for k in 0..by_x.len() {
-            let i = by_x[k].1;
-            for &(xj, j) in &by_x[k + 1..] {
-                if xj - by_x[k].0 > MERGE_PREFILTER_M {
-                    break;
-                }
+            while later < updated_at.len() && updated_at[later] <= k {
+                later += 1;
+            }
+            let (x, i) = by_x[k];
+            let near = |&k2: &usize| by_x[k2].0 - x <= MERGE_PREFILTER_M;
+            let partners: Box<dyn Iterator<Item = usize>> = if self.tracks[i].last_update_s == now_s {
+                Box::new((k + 1..by_x.len()).take_while(near))
+            } else {
+                Box::new(updated_at[later..].iter().copied().take_while(near))
+            };
+            for k2 in partners {
+                let j = by_x[k2].1;
                 let (a, b) = (&self.tracks[i], &self.tracks[j]);
-                if (a.last_update_s != now_s && b.last_update_s != now_s)
-                    || (a.t_s - b.t_s).abs() > MERGE_MAX_TIME_GAP_S
-                {
+                if (a.t_s - b.t_s).abs() > MERGE_MAX_TIME_GAP_S {
                     continue;
                 }
                 if doomed.contains(&a.id) || doomed.contains(&b.id) {

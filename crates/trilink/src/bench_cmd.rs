@@ -166,6 +166,10 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
         c.impact_predictions,
         c.impact_predictions_deferred
     );
+    println!(
+        "reports: {} updated a track, {} became position fixes ({} of whose partner searches stopped at the candidate cap), {} tracks started, {} merged as duplicates",
+        c.updates, c.fixes, c.pair_candidates_capped, c.tracks_initiated, c.tracks_merged
+    );
     Ok(())
 }
 
