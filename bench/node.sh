@@ -14,7 +14,7 @@ MEMORY_MINUTES=${MEMORY_MINUTES:-10}
 # reports its whole scan at one instant, all together; 10: spread over the update interval).
 OBJECTS=${OBJECTS:-1000} FRAMES=${FRAMES:-1} ONLY=${ONLY:-}
 cargo build --release --locked -q
-BIN=$PWD/target/release/trilink
+BIN=${BIN:-$PWD/target/release/trilink}   # BIN=/path/to/another/trilink: compare builds
 DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 $BIN pki init --out "$DIR" >/dev/null
