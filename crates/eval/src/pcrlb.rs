@@ -10,7 +10,6 @@
 
 use fusion::dynamics::{process_noise, transition, Model, MotionNoise};
 use fusion::{Cov, Measurement, State};
-use nalgebra::DMatrix;
 use sim::Flown;
 
 /// Prior at the first report: what a two-fix initiation knows at best, loosely (10 km, 1 km/s,
@@ -62,8 +61,9 @@ pub fn bound(flown: &Flown, reports: &[&Measurement], noise: &MotionNoise) -> Ve
         // Every report of this instant adds its information.
         while i < reports.len() && reports[i].time == t {
             let lin = fusion::measurement::model(&reports[i].obs, &x);
-            if let Some(r_inv) = lin.r.clone().try_inverse() {
-                let add: DMatrix<f64> = lin.h.transpose() * r_inv * &lin.h;
+            // The model's padding (zero Jacobian rows) adds nothing.
+            if let Some(r_inv) = lin.r.try_inverse() {
+                let add = lin.h.transpose() * r_inv * lin.h;
                 for a in 0..9 {
                     for b in 0..9 {
                         j[(a, b)] += add[(a, b)];

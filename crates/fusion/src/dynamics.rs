@@ -80,20 +80,30 @@ pub fn derivative(x: &State, model: Model, noise: &MotionNoise) -> State {
 /// Longest single integration step; longer predictions are split.
 const MAX_STEP_S: f64 = 2.0;
 
+/// One classical Runge–Kutta step of `h` seconds.
+fn rk4_step(x: &State, h: f64, model: Model, noise: &MotionNoise) -> State {
+    let k1 = derivative(x, model, noise);
+    let k2 = derivative(&(x + k1 * (h / 2.0)), model, noise);
+    let k3 = derivative(&(x + k2 * (h / 2.0)), model, noise);
+    let k4 = derivative(&(x + k3 * h), model, noise);
+    x + (k1 + 2.0 * k2 + 2.0 * k3 + k4) * (h / 6.0)
+}
+
+/// Sub-steps of a span: how many, and how long each.
+fn steps(dt_s: f64) -> (usize, f64) {
+    let n = (dt_s.abs() / MAX_STEP_S).ceil().max(1.0) as usize;
+    (n, dt_s / n as f64)
+}
+
 /// Propagates the state `dt_s` seconds (negative allowed) with RK4 sub-steps.
 pub fn propagate(x: &State, dt_s: f64, model: Model, noise: &MotionNoise) -> State {
-    let n = (dt_s.abs() / MAX_STEP_S).ceil().max(1.0) as usize;
-    let h = dt_s / n as f64;
+    let (n, h) = steps(dt_s);
     let mut x = *x;
     if model == Model::Ballistic {
         x.fixed_rows_mut::<3>(6).fill(0.0);
     }
     for _ in 0..n {
-        let k1 = derivative(&x, model, noise);
-        let k2 = derivative(&(x + k1 * (h / 2.0)), model, noise);
-        let k3 = derivative(&(x + k2 * (h / 2.0)), model, noise);
-        let k4 = derivative(&(x + k3 * h), model, noise);
-        x += (k1 + 2.0 * k2 + 2.0 * k3 + k4) * (h / 6.0);
+        x = rk4_step(&x, h, model, noise);
     }
     x
 }
@@ -118,21 +128,37 @@ pub fn jacobian(x: &State, model: Model) -> SMatrix<f64, 9, 9> {
 /// State transition matrix over `dt_s`: the third-order series of exp(A·dt), accurate while
 /// ‖A‖·dt is small (gravity gradient × dt² ≈ 1e-5 for a 2 s step); longer spans are chained.
 pub fn transition(x: &State, dt_s: f64, model: Model, noise: &MotionNoise) -> SMatrix<f64, 9, 9> {
-    let n = (dt_s.abs() / MAX_STEP_S).ceil().max(1.0) as usize;
-    let h = dt_s / n as f64;
+    propagate_with_transition(x, dt_s, model, noise).1
+}
+
+/// [`propagate`] and [`transition`] in one pass: the transition is chained along the very
+/// sub-step states the propagation visits, so each is computed once. Both results equal the
+/// two functions' bit for bit.
+pub fn propagate_with_transition(
+    x: &State,
+    dt_s: f64,
+    model: Model,
+    noise: &MotionNoise,
+) -> (State, SMatrix<f64, 9, 9>) {
+    let (n, h) = steps(dt_s);
     let mut phi = SMatrix::<f64, 9, 9>::identity();
     let mut xi = *x;
-    for _ in 0..n {
+    if model == Model::Ballistic {
+        xi.fixed_rows_mut::<3>(6).fill(0.0);
+    }
+    for k in 0..n {
+        // The Jacobian depends on position alone, so the reset thrust does not change it.
         let ah = jacobian(&xi, model) * h;
-        let step = SMatrix::<f64, 9, 9>::identity() + ah + ah * ah / 2.0 + ah * ah * ah / 6.0;
-        phi = step * phi;
-        xi = propagate(&xi, h, model, noise);
+        let ah2 = ah * ah;
+        let step = SMatrix::<f64, 9, 9>::identity() + ah + ah2 / 2.0 + ah2 * ah / 6.0;
+        phi = if k == 0 { step } else { step * phi };
+        xi = rk4_step(&xi, h, model, noise);
     }
     if model == Model::Ballistic {
         // The motor is out: the thrust state is reset, not carried.
         phi.fixed_rows_mut::<3>(6).fill(0.0);
     }
-    phi
+    (xi, phi)
 }
 
 /// Process noise accumulated over `dt_s`.

@@ -34,7 +34,7 @@ const PAIR_SLACK_MAX_M: f64 = 30_000.0;
 /// dense clutter (hundreds of thousands of false plots) to this many comparisons a fix.
 const MAX_PAIR_CANDIDATES: usize = 4_096;
 /// A waiting fix as the pairing search reads it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct WaitingFix {
     t_s: f64,
     pos: Vector3<f64>,
@@ -251,6 +251,8 @@ pub struct Engine {
     /// scan to scan (each scan merges the newly mature in and drops the expired and the
     /// paired, one linear pass, where sorting the whole index again was a sixth of the engine).
     waiting: Vec<WaitingFix>,
+    /// The previous scan's index buffer, reused by the next rebuild.
+    waiting_spare: Vec<WaitingFix>,
     /// The waiting fixes themselves, by slot (`None`: free, on `free_slots`).
     fix_slots: Vec<Option<Fix>>,
     free_slots: Vec<usize>,
@@ -274,6 +276,7 @@ impl Engine {
             tracks: Vec::new(),
             young: VecDeque::new(),
             waiting: Vec::new(),
+            waiting_spare: Vec::new(),
             fix_slots: Vec::new(),
             free_slots: Vec::new(),
             ir_pending: Vec::new(),
@@ -377,7 +380,7 @@ impl Engine {
                 for j in 0..2 {
                     let (xj, pj) = tr.imm.model(j);
                     let lin = model(&m.obs, xj);
-                    dim = lin.z.len();
+                    dim = lin.dim;
                     if let Some((d2, _)) = mahalanobis(&lin, pj) {
                         best = best.min(d2);
                     }
@@ -648,10 +651,14 @@ impl Engine {
     fn rebuild_waiting(&mut self, t_s: f64, window: f64, mut mature: Vec<Fix>) {
         mature.retain(|f| t_s - f.t_s <= window);
         mature.sort_by(|a, b| a.pos.x.total_cmp(&b.pos.x));
-        let old = std::mem::take(&mut self.waiting);
-        let mut merged = Vec::with_capacity(old.len() + mature.len());
+        // The index is rebuilt into the spare buffer and the old one kept as the next spare,
+        // so a scan allocates nothing here.
+        let mut old = std::mem::take(&mut self.waiting);
+        let mut merged = std::mem::take(&mut self.waiting_spare);
+        merged.clear();
+        merged.reserve(old.len() + mature.len());
         let mut incoming = mature.into_iter().peekable();
-        for e in old {
+        for e in old.drain(..) {
             if e.taken || t_s - e.t_s > window {
                 self.fix_slots[e.slot] = None;
                 self.free_slots.push(e.slot);
@@ -689,11 +696,12 @@ impl Engine {
             }
         }
         self.waiting = merged;
+        self.waiting_spare = old;
     }
 
     /// Stores a fix in a free slot and returns its entry for the index.
     fn waiting_fix(&mut self, fix: Fix) -> WaitingFix {
-        let e = WaitingFix { t_s: fix.t_s, pos: fix.pos, cov_trace: fix.cov.trace(), slot: 0, taken: false };
+        let (t_s, pos, cov_trace) = (fix.t_s, fix.pos, fix.cov.trace());
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 self.fix_slots[slot] = Some(fix);
@@ -704,7 +712,7 @@ impl Engine {
                 self.fix_slots.len() - 1
             }
         };
-        WaitingFix { slot, ..e }
+        WaitingFix { t_s, pos, cov_trace, slot, taken: false }
     }
 
     fn new_track(&mut self, t_s: f64, x: State, p: Cov, nation: Nation) -> Option<TrackId> {
@@ -856,12 +864,11 @@ impl Engine {
             }
             let (x, i) = by_x[k];
             let near = |&k2: &usize| by_x[k2].0 - x <= MERGE_PREFILTER_M;
-            let partners: Box<dyn Iterator<Item = usize>> = if self.tracks[i].last_update_s == now_s {
-                Box::new((k + 1..by_x.len()).take_while(near))
-            } else {
-                Box::new(updated_at[later..].iter().copied().take_while(near))
-            };
-            for k2 in partners {
+            // Every later neighbour of an updated track; only the updated ones of another.
+            let updated_now = self.tracks[i].last_update_s == now_s;
+            let all_later = updated_now.then(|| k + 1..by_x.len()).into_iter().flatten();
+            let updated_later = (!updated_now).then(|| updated_at[later..].iter().copied()).into_iter().flatten();
+            for k2 in all_later.chain(updated_later).take_while(near) {
                 let j = by_x[k2].1;
                 let (a, b) = (&self.tracks[i], &self.tracks[j]);
                 if (a.t_s - b.t_s).abs() > MERGE_MAX_TIME_GAP_S {

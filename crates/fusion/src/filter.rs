@@ -9,10 +9,10 @@
 //! matter — carrying a state to impact over minutes — the impact predictor uses sigma points
 //! instead (`predict.rs`).
 
-use crate::dynamics::{process_noise, propagate, transition, Model, MotionNoise};
-use crate::measurement::Linearized;
+use crate::dynamics::{process_noise, propagate_with_transition, Model, MotionNoise};
+use crate::measurement::{Linearized, MeasCov, MeasVec, MAX_DIM};
 use crate::{Cov, State};
-use nalgebra::{DMatrix, DVector};
+use nalgebra::{Cholesky, Const, SMatrix};
 
 /// Result of one Kalman update.
 #[derive(Debug, Clone, Copy)]
@@ -38,50 +38,45 @@ pub fn predict(x: &State, p: &Cov, dt_s: f64, model: Model, noise: &MotionNoise)
     if dt_s == 0.0 {
         return (*x, *p);
     }
-    let phi = transition(x, dt_s, model, noise);
-    let x1 = propagate(x, dt_s, model, noise);
+    let (x1, phi) = propagate_with_transition(x, dt_s, model, noise);
     let mut p1 = phi * p * phi.transpose() + process_noise(x, dt_s, model, noise);
     tidy(&mut p1);
     (x1, p1)
 }
 
 /// Innovation covariance S = H P Hᵀ + R.
-pub fn innovation_cov(lin: &Linearized, p: &Cov) -> DMatrix<f64> {
-    let pd = DMatrix::from_iterator(9, 9, p.iter().copied());
-    &lin.h * pd * lin.h.transpose() + &lin.r
+pub fn innovation_cov(lin: &Linearized, p: &Cov) -> MeasCov {
+    lin.h * p * lin.h.transpose() + lin.r
+}
+
+/// ln det S from its Cholesky factor, over the measurement's own components (the padding's
+/// noise is 1, or 1/(1 − ω) in a covariance-intersection step, and must not count).
+fn ln_det(chol: &Cholesky<f64, Const<MAX_DIM>>, dim: usize) -> f64 {
+    2.0 * chol.l_dirty().diagonal().iter().take(dim).map(|d| d.ln()).sum::<f64>()
 }
 
 /// Squared Mahalanobis distance of the measurement from the prediction, and ln det S.
 pub fn mahalanobis(lin: &Linearized, p: &Cov) -> Option<(f64, f64)> {
-    let s = innovation_cov(lin, p);
-    let chol = s.cholesky()?;
+    let chol = innovation_cov(lin, p).cholesky()?;
     let y = lin.residual();
     let d2 = y.dot(&chol.solve(&y));
-    let ln_det = 2.0 * chol.l().diagonal().iter().map(|d| d.ln()).sum::<f64>();
-    Some((d2, ln_det))
+    Some((d2, ln_det(&chol, lin.dim)))
 }
 
 /// EKF measurement update in Joseph form (stays symmetric positive definite under rounding).
 /// `None` if the innovation covariance is not positive definite (a degenerate geometry).
 pub fn update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update> {
-    let pd = DMatrix::from_iterator(9, 9, p.iter().copied());
-    let s = &lin.h * &pd * lin.h.transpose() + &lin.r;
-    let chol = s.clone().cholesky()?;
+    let pht = *p * lin.h.transpose();
+    let chol = (lin.h * pht + lin.r).cholesky()?;
     let y = lin.residual();
-    let pht = &pd * lin.h.transpose();
     let k = chol.solve(&pht.transpose()).transpose();
-    let dx: DVector<f64> = &k * &y;
-    for i in 0..9 {
-        x[i] += dx[i];
-    }
-    let i_kh = DMatrix::identity(9, 9) - &k * &lin.h;
-    let joseph = &i_kh * &pd * i_kh.transpose() + &k * &lin.r * k.transpose();
-    *p = Cov::from_iterator(joseph.iter().copied());
+    *x += k * y;
+    let i_kh = Cov::identity() - k * lin.h;
+    *p = i_kh * *p * i_kh.transpose() + k * lin.r * k.transpose();
     tidy(p);
     let nis = y.dot(&chol.solve(&y));
-    let ln_det = 2.0 * chol.l().diagonal().iter().map(|d| d.ln()).sum::<f64>();
-    let m = y.len() as f64;
-    Some(Update { nis, log_likelihood: -0.5 * (nis + ln_det + m * (2.0 * std::f64::consts::PI).ln()) })
+    let m = lin.dim as f64;
+    Some(Update { nis, log_likelihood: -0.5 * (nis + ln_det(&chol, lin.dim) + m * (2.0 * std::f64::consts::PI).ln()) })
 }
 
 /// Unscented measurement update: the measurement model is evaluated at 2n + 1 sigma points
@@ -95,45 +90,42 @@ pub fn unscented_update(x: &mut State, p: &mut Cov, model_at: &dyn Fn(&State) ->
     let w_i = 1.0 / (2.0 * (N as f64 + lambda));
     let l = (*p * (N as f64 + lambda)).cholesky()?.l();
     let centre = model_at(x);
-    let m = centre.z.len();
-    let wrap = |d: &mut DVector<f64>| {
+    let wrap = |d: &mut MeasVec| {
         for &i in centre.angle_rows {
             d[i] = (d[i] + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
         }
     };
-    let mut points: Vec<(State, DVector<f64>, f64, f64)> = Vec::with_capacity(2 * N + 1);
-    points.push((*x, DVector::zeros(m), w_mean_0, w_cov_0));
+    let mut points: Vec<(State, MeasVec, f64, f64)> = Vec::with_capacity(2 * N + 1);
+    points.push((*x, MeasVec::zeros(), w_mean_0, w_cov_0));
     for k in 0..N {
         for sign in [1.0, -1.0] {
             let chi = *x + l.column(k) * sign;
-            let mut dz = model_at(&chi).predicted - &centre.predicted;
+            let mut dz = model_at(&chi).predicted - centre.predicted;
             wrap(&mut dz);
             points.push((chi, dz, w_i, w_i));
         }
     }
-    let mean_dz: DVector<f64> = points.iter().fold(DVector::zeros(m), |a, (_, dz, wm, _)| a + dz * *wm);
-    let mut pzz = centre.r.clone();
-    let mut pxz = DMatrix::zeros(N, m);
+    let mean_dz: MeasVec = points.iter().fold(MeasVec::zeros(), |a, (_, dz, wm, _)| a + dz * *wm);
+    let mut pzz = centre.r;
+    let mut pxz = SMatrix::<f64, N, MAX_DIM>::zeros();
     for (chi, dz, _, wc) in &points {
-        let d = dz - &mean_dz;
-        pzz += &d * d.transpose() * *wc;
-        let dx = DVector::from_iterator(N, (chi - *x).iter().copied());
-        pxz += dx * d.transpose() * *wc;
+        let d = dz - mean_dz;
+        pzz += d * d.transpose() * *wc;
+        pxz += (chi - *x) * d.transpose() * *wc;
     }
-    let chol = pzz.clone().cholesky()?;
-    let mut y = &centre.z - &centre.predicted - &mean_dz;
+    let chol = pzz.cholesky()?;
+    let mut y = centre.z - centre.predicted - mean_dz;
     wrap(&mut y);
     let k = chol.solve(&pxz.transpose()).transpose();
-    let dx = &k * &y;
-    for i in 0..N {
-        x[i] += dx[i];
-    }
-    let dp = &k * &pzz * k.transpose();
-    *p -= Cov::from_iterator(dp.iter().copied());
+    *x += k * y;
+    *p -= k * pzz * k.transpose();
     tidy(p);
     let nis = y.dot(&chol.solve(&y));
-    let ln_det = 2.0 * chol.l().diagonal().iter().map(|d| d.ln()).sum::<f64>();
-    Some(Update { nis, log_likelihood: -0.5 * (nis + ln_det + m as f64 * (2.0 * std::f64::consts::PI).ln()) })
+    let m = centre.dim as f64;
+    Some(Update {
+        nis,
+        log_likelihood: -0.5 * (nis + ln_det(&chol, centre.dim) + m * (2.0 * std::f64::consts::PI).ln()),
+    })
 }
 
 /// Covariance intersection as a Kalman update: with the prior covariance inflated to P/ω and
@@ -145,13 +137,7 @@ pub fn unscented_update(x: &mut State, p: &mut Cov, model_at: &dyn Fn(&State) ->
 pub fn ci_update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update> {
     let attempt = |w: f64| -> Option<(State, Cov, Update)> {
         let (mut xw, mut pw) = (*x, *p / w);
-        let inflated = Linearized {
-            z: lin.z.clone(),
-            predicted: lin.predicted.clone(),
-            h: lin.h.clone(),
-            r: &lin.r / (1.0 - w),
-            angle_rows: lin.angle_rows,
-        };
+        let inflated = Linearized { r: lin.r / (1.0 - w), ..lin.clone() };
         let u = update(&mut xw, &mut pw, &inflated)?;
         Some((xw, pw, u))
     };

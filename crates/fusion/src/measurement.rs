@@ -5,7 +5,7 @@
 
 use crate::State;
 use geodesy::{enu_rotation, geodetic_to_ecef, Geodetic, Matrix3, Vector3};
-use nalgebra::{DMatrix, DVector};
+use nalgebra::{SMatrix, SVector};
 use std::f64::consts::{FRAC_PI_2, PI, TAU};
 use vocab::{Nation, UtcNanos};
 
@@ -192,21 +192,49 @@ impl SpaceIrObs {
     }
 }
 
+/// Most components any measurement model has: a partner track's position and velocity.
+pub const MAX_DIM: usize = 6;
+/// A measurement-sized vector (the first [`Linearized::dim`] components in use).
+pub type MeasVec = SVector<f64, MAX_DIM>;
+/// A measurement Jacobian with respect to the state.
+pub type MeasJac = SMatrix<f64, MAX_DIM, 9>;
+/// A measurement-sized covariance.
+pub type MeasCov = SMatrix<f64, MAX_DIM, MAX_DIM>;
+
 /// A measurement model evaluated at a state: predicted value, Jacobian and noise, with the
 /// residual function that wraps angles.
-#[derive(Debug)]
+///
+/// Fixed-size, so a model evaluation and the update after it never touch the heap (the engine
+/// does a few hundred thousand a second). Only the first `dim` components are the measurement;
+/// the rest are padding with zero value, zero Jacobian and unit noise, uncorrelated with the
+/// rest, which leaves every product of an update unchanged: the padded block of the innovation
+/// covariance is the identity, its residual is zero and its gain column is zero.
+#[derive(Debug, Clone)]
 pub struct Linearized {
-    pub z: DVector<f64>,
-    pub predicted: DVector<f64>,
-    pub h: DMatrix<f64>,
-    pub r: DMatrix<f64>,
+    pub dim: usize,
+    pub z: MeasVec,
+    pub predicted: MeasVec,
+    pub h: MeasJac,
+    pub r: MeasCov,
     /// Indices of components that are angles (residuals wrapped to (−π, π]).
     pub angle_rows: &'static [usize],
 }
 
 impl Linearized {
-    pub fn residual(&self) -> DVector<f64> {
-        let mut y = &self.z - &self.predicted;
+    /// A model of `dim` components, all zero, with unit noise everywhere.
+    fn empty(dim: usize, angle_rows: &'static [usize]) -> Linearized {
+        Linearized {
+            dim,
+            z: MeasVec::zeros(),
+            predicted: MeasVec::zeros(),
+            h: MeasJac::zeros(),
+            r: MeasCov::identity(),
+            angle_rows,
+        }
+    }
+
+    pub fn residual(&self) -> MeasVec {
+        let mut y = self.z - self.predicted;
         for &i in self.angle_rows {
             y[i] = (y[i] + PI).rem_euclid(TAU) - PI;
         }
@@ -232,10 +260,8 @@ pub fn radar_model(obs: &RadarObs, x: &State) -> Linearized {
     let d_az = rot_t * d_az_enu;
     let d_el = rot_t * d_el_enu;
     let rows = if obs.range_rate_mps.is_some() { 4 } else { 3 };
-    let mut h = DMatrix::zeros(rows, 9);
-    let mut predicted = DVector::zeros(rows);
-    let mut z = DVector::zeros(rows);
-    let mut rm = DMatrix::zeros(rows, rows);
+    let mut lin = Linearized::empty(rows, &[1]);
+    let Linearized { z, predicted, h, r: rm, .. } = &mut lin;
     predicted[0] = range;
     predicted[1] = e.atan2(n).rem_euclid(TAU);
     predicted[2] = u.atan2(rho);
@@ -261,7 +287,7 @@ pub fn radar_model(obs: &RadarObs, x: &State) -> Linearized {
             h[(3, 3 + k)] = dhat[k];
         }
     }
-    Linearized { z, predicted, h, r: rm, angle_rows: &[1] }
+    lin
 }
 
 /// Space-IR model at state `x`: (α, β) in the satellite's nadir frame.
@@ -273,34 +299,31 @@ pub fn space_ir_model(obs: &SpaceIrObs, x: &State) -> Linearized {
     let db_db = Vector3::new(0.0, bz, -by) / (by * by + bz * bz);
     let da = obs.frame.transpose() * da_db;
     let dbeta = obs.frame.transpose() * db_db;
-    let mut h = DMatrix::zeros(2, 9);
+    let mut lin = Linearized::empty(2, &[0, 1]);
     for k in 0..3 {
-        h[(0, k)] = da[k];
-        h[(1, k)] = dbeta[k];
+        lin.h[(0, k)] = da[k];
+        lin.h[(1, k)] = dbeta[k];
     }
     let var = obs.sigma_rad * obs.sigma_rad;
-    Linearized {
-        z: DVector::from_vec(vec![obs.alpha_rad, obs.beta_rad]),
-        predicted: DVector::from_vec(vec![bx.atan2(bz), by.atan2(bz)]),
-        h,
-        r: DMatrix::from_diagonal(&DVector::from_vec(vec![var, var])),
-        angle_rows: &[0, 1],
-    }
+    lin.z[0] = obs.alpha_rad;
+    lin.z[1] = obs.beta_rad;
+    lin.predicted[0] = bx.atan2(bz);
+    lin.predicted[1] = by.atan2(bz);
+    lin.r[(0, 0)] = var;
+    lin.r[(1, 1)] = var;
+    lin
 }
 
 /// Partner-track model at `x`: position and velocity, identity observation.
 pub fn partner_model(obs: &PartnerTrack, x: &State) -> Linearized {
-    let mut h = DMatrix::zeros(6, 9);
+    let mut lin = Linearized::empty(6, &[]);
     for k in 0..6 {
-        h[(k, k)] = 1.0;
+        lin.h[(k, k)] = 1.0;
+        lin.predicted[k] = x[k];
     }
-    Linearized {
-        z: DVector::from_iterator(6, obs.pos_vel.iter().copied()),
-        predicted: DVector::from_iterator(6, x.iter().take(6).copied()),
-        h,
-        r: DMatrix::from_iterator(6, 6, obs.cov.iter().copied()),
-        angle_rows: &[],
-    }
+    lin.z = obs.pos_vel;
+    lin.r = obs.cov;
+    lin
 }
 
 /// The model for any observation.
@@ -317,16 +340,16 @@ mod tests {
     use super::*;
 
     /// Central differences of the model, to check the analytic Jacobians.
-    fn numeric_jacobian(obs: &Observation, x: &State) -> DMatrix<f64> {
+    fn numeric_jacobian(obs: &Observation, x: &State) -> MeasJac {
         let base = model(obs, x);
-        let mut h = DMatrix::zeros(base.z.len(), 9);
+        let mut h = MeasJac::zeros();
         for j in 0..9 {
             let step = if j < 3 { 1.0 } else { 0.01 };
             let mut dx = State::zeros();
             dx[j] = step;
             let plus = model(obs, &(x + dx)).predicted;
             let minus = model(obs, &(x - dx)).predicted;
-            for i in 0..base.z.len() {
+            for i in 0..base.dim {
                 let mut d = plus[i] - minus[i];
                 if base.angle_rows.contains(&i) {
                     d = (d + PI).rem_euclid(TAU) - PI;
@@ -357,7 +380,7 @@ mod tests {
             let x = state();
             let analytic = model(&obs, &x).h;
             let numeric = numeric_jacobian(&obs, &x);
-            let err = (&analytic - &numeric).abs().max();
+            let err = (analytic - numeric).abs().max();
             let scale = numeric.abs().max();
             assert!(err < 1e-5 * scale.max(1e-9) + 1e-12, "{obs:?}: {err} vs scale {scale}\n{analytic}\n{numeric}");
         }

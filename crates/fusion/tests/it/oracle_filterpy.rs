@@ -102,15 +102,15 @@ fn ekf_step_matches_filterpy() {
             let lin = model(&obs, &xp);
             let (mut xu, mut pu) = (xp, pp);
             update(&mut xu, &mut pu, &lin).expect("update");
-            let m = lin.z.len();
+            let m = lin.dim;
             cases.push(serde_json::json!({
                 "x": flat(x0.iter().copied()),
                 "P": flat(rows(&p0)),
                 "F": flat(rows(&transition(&x0, dt, model_kind, &noise))),
                 "Q": flat(rows(&process_noise(&x0, dt, model_kind, &noise))),
                 "x_pred": flat(propagate(&x0, dt, model_kind, &noise).iter().copied()),
-                "z": flat(lin.z.iter().copied()),
-                "hx": flat(lin.predicted.iter().copied()),
+                "z": flat(lin.z.iter().take(m).copied()),
+                "hx": flat(lin.predicted.iter().take(m).copied()),
                 "H": flat((0..m).flat_map(|i| (0..9).map(move |j| (i, j))).map(|(i, j)| lin.h[(i, j)])),
                 "R": flat((0..m).flat_map(|i| (0..m).map(move |j| (i, j))).map(|(i, j)| lin.r[(i, j)])),
                 "angle_rows": lin.angle_rows,
