@@ -59,6 +59,41 @@ const MERGE_MAX_TIME_GAP_S: f64 = 2.0;
 /// from several sensors.
 const MAX_BOOST_HISTORY: usize = 2_000;
 
+/// Below this height a climbing object is taken to be under thrust until its track shows
+/// otherwise (see [`initial_boost_probability`]).
+const BOOST_PRIOR_MAX_ALT_M: f64 = 80_000.0;
+/// Climb rate above which a new track counts as climbing: well above what the two-fix
+/// velocity of a level or falling object shows from noise.
+const BOOST_PRIOR_MIN_CLIMB_MPS: f64 = 100.0;
+/// From this boost-model probability up, a track may still be under thrust: its phase is
+/// boost, its impact predictions are instantaneous impact points (`during_boost`), and no
+/// burnout is declared. Early in a climb the thrust is barely observable — radar cross-range
+/// noise of hundreds of metres hides 15 m of thrust per second — and the boost probability
+/// wanders between 0.2 and 0.9 for several seconds; called ballistic at the first dip under
+/// one half, a boosting missile got impact predictions 900 km short with ellipses that missed
+/// and a burnout time a minute early. After a real burnout it falls to nearly 0 within
+/// seconds.
+const THRUST_POSSIBLE_FROM: f64 = 0.05;
+/// Boost-model probability of a new track low and climbing.
+const BOOST_PRIOR_CLIMBING: f64 = 0.9;
+
+/// The boost-model probability a new track starts with. A track born low in the atmosphere
+/// and climbing is a rocket under thrust (whatever coasts there is falling, or has just burnt
+/// out and will show it), so it starts at 0.9. Anything else starts undecided at 0.5. With an
+/// even start, a missile first seen at 11 km — where the first fixes' velocity is too rough
+/// to show the thrust, and the ballistic model's drag noise covers it — was called ballistic
+/// for its first seconds: impact predictions from a boosting missile, 900 km short, with
+/// ellipses that missed.
+fn initial_boost_probability(x: &State) -> f64 {
+    let r = Vector3::new(x[0], x[1], x[2]);
+    let climb = r.normalize().dot(&Vector3::new(x[3], x[4], x[5]));
+    if geodesy::geocentric_height_m(&r) < BOOST_PRIOR_MAX_ALT_M && climb > BOOST_PRIOR_MIN_CLIMB_MPS {
+        BOOST_PRIOR_CLIMBING
+    } else {
+        0.5
+    }
+}
+
 /// Coarse gating: how many σ of track and report position the sphere test allows, the largest
 /// unmodelled acceleration (a burning rocket's thrust, 6 g, plus gravity), and a floor.
 const COARSE_SIGMAS: f64 = 6.0;
@@ -728,7 +763,7 @@ impl Engine {
         self.tracks.push(Track {
             id,
             status: TrackStatus::Tentative,
-            imm: Imm::new(x, p, 0.5),
+            imm: Imm::new(x, p, initial_boost_probability(&x)),
             t_s,
             first_s: t_s,
             last_update_s: t_s,
@@ -788,7 +823,9 @@ impl Engine {
             if tr.status != TrackStatus::Confirmed || tr.last_update_s != now_s {
                 continue;
             }
-            let boosting = tr.imm.boost_probability() > 0.5;
+            let mu_boost = tr.imm.boost_probability();
+            let boosting = mu_boost > 0.5;
+            let thrust_possible = mu_boost >= THRUST_POSSIBLE_FROM;
             if boosting {
                 tr.was_boost = true;
                 if tr.boost_history.len() < MAX_BOOST_HISTORY {
@@ -802,12 +839,12 @@ impl Engine {
                         tr.launch = Some((now_s, l));
                     }
                 }
-            } else if tr.was_boost && tr.burnout_s.is_none() {
+            } else if !thrust_possible && tr.was_boost && tr.burnout_s.is_none() {
                 tr.burnout_s = Some(now_s);
             }
             let due = tr.impact.as_ref().is_none_or(|(t, _)| now_s - t >= cfg.impact_interval_s);
             if due {
-                due_tracks.push((tr.impact.as_ref().map_or(f64::NEG_INFINITY, |(t, _)| *t), tr.id, boosting));
+                due_tracks.push((tr.impact.as_ref().map_or(f64::NEG_INFINITY, |(t, _)| *t), tr.id, thrust_possible));
             }
         }
         // Refill the prediction budget by the data time elapsed, then serve the stalest first.
@@ -820,7 +857,7 @@ impl Engine {
         }
         self.tokens_at_s = now_s;
         due_tracks.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for (_, id, boosting) in due_tracks {
+        for (_, id, thrust_possible) in due_tracks {
             if rate <= 0.0 || self.prediction_tokens < 1.0 {
                 self.counters.impact_predictions_deferred += 1;
                 continue;
@@ -829,7 +866,7 @@ impl Engine {
             self.prediction_tokens -= 1.0;
             self.counters.impact_predictions += 1;
             let (x, p) = tr.imm.combined();
-            if let Some(pred) = predict_impact(&x, &p, &cfg.noise, boosting) {
+            if let Some(pred) = predict_impact(&x, &p, &cfg.noise, thrust_possible) {
                 tr.impact = Some((now_s, pred));
             }
         }
@@ -930,7 +967,7 @@ impl Engine {
         let alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
         let boost = tr.imm.boost_probability();
         let descending = Vector3::new(x[0], x[1], x[2]).dot(&Vector3::new(x[3], x[4], x[5])) < 0.0;
-        let phase = if boost > 0.5 {
+        let phase = if boost >= THRUST_POSSIBLE_FROM {
             flight::Phase::Boost
         } else if descending && alt < flight::TERMINAL_BELOW_M {
             flight::Phase::Terminal
