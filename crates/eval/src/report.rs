@@ -78,6 +78,8 @@ pub struct LaunchSummary {
     pub mean_reported_sd_m: f64,
     pub mean_time_error_s: f64,
     pub mean_reported_time_sd_s: f64,
+    /// Share of the estimates whose 95% ellipse holds the true launch point.
+    pub coverage_95: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -214,6 +216,7 @@ pub fn aggregate(scenario: &str, runs: &[RunOutcome]) -> ScenarioReport {
                 mean_reported_sd_m: mean(got.iter().map(|l| l.sd_m)),
                 mean_time_error_s: mean(got.iter().map(|l| l.time_err_s)),
                 mean_reported_time_sd_s: mean(got.iter().map(|l| l.time_sd_s)),
+                coverage_95: mean(got.iter().map(|l| if l.inside_95 { 1.0 } else { 0.0 })),
             }
         })
         .collect();
@@ -309,10 +312,11 @@ impl ScenarioReport {
         for l in &self.launch_point {
             let _ = writeln!(
                 s,
-                "  launch point {}: error {:.1} km (reported σ {:.1} km), launch time error {:+.1} s (σ {:.1} s), {} estimates",
+                "  launch point {}: error {:.1} km (reported σ {:.1} km, 95% ellipse holds it in {:.0}%), launch time error {:+.1} s (σ {:.1} s), {} estimates",
                 l.launch,
                 l.mean_point_error_m / 1e3,
                 l.mean_reported_sd_m / 1e3,
+                l.coverage_95 * 100.0,
                 l.mean_time_error_s,
                 l.mean_reported_time_sd_s,
                 l.estimates

@@ -60,12 +60,17 @@ pub struct ImpactSample {
     pub time_to_impact_sd_s: f64,
 }
 
+/// The 95% quantile of χ² with two degrees of freedom: a 2-D 95% ellipse's Mahalanobis radius².
+const CHI2_2D_95: f64 = 5.991_464_547;
+
 #[derive(Debug, Clone, Copy)]
 pub struct LaunchSample {
     pub err_m: f64,
     pub time_err_s: f64,
     pub sd_m: f64,
     pub time_sd_s: f64,
+    /// The estimate's 95% ellipse holds the true launch point.
+    pub inside_95: bool,
 }
 
 /// Everything one run measured.
@@ -310,7 +315,7 @@ impl<'a> Judge<'a> {
                         t_since_launch_s: since_pred,
                         err_m: err,
                         inside_50: d2 <= 1.386_294_361,
-                        inside_95: d2 <= 5.991_464_547,
+                        inside_95: d2 <= CHI2_2D_95,
                         during_boost: pred.during_boost,
                         time_to_impact_err_s: pred.time_to_impact_s - tti_true,
                         time_to_impact_sd_s: pred.time_to_impact_sd_s,
@@ -357,6 +362,7 @@ impl<'a> Judge<'a> {
                     time_err_s: launch_time.secs_since(f.plan.time),
                     sd_m: l.cov_en_m2.trace().sqrt(),
                     time_sd_s: l.seconds_before_sd,
+                    inside_95: l.mahalanobis2(&f.plan.site) <= CHI2_2D_95,
                 })
             })
             .collect()
