@@ -73,7 +73,7 @@ const BOOST_PRIOR_MIN_CLIMB_MPS: f64 = 100.0;
 /// one half, a boosting missile got impact predictions 900 km short with ellipses that missed
 /// and a burnout time a minute early. After a real burnout it falls to nearly 0 within
 /// seconds.
-const THRUST_POSSIBLE_FROM: f64 = 0.05;
+const THRUST_POSSIBLE_FROM: f64 = 0.01;
 /// Boost-model probability of a new track low and climbing.
 const BOOST_PRIOR_CLIMBING: f64 = 0.9;
 
@@ -828,6 +828,8 @@ impl Engine {
             let thrust_possible = mu_boost >= THRUST_POSSIBLE_FROM;
             if boosting {
                 tr.was_boost = true;
+                // Thrust again after a declared burnout was a staging: the burnout is the last.
+                tr.burnout_s = None;
                 if tr.boost_history.len() < MAX_BOOST_HISTORY {
                     let (x, _) = tr.imm.model(BOOST);
                     tr.boost_history.push((now_s, Vector3::new(x[0], x[1], x[2])));

@@ -176,6 +176,13 @@ const MIN_MODEL_PROBABILITY: f64 = 1e-6;
 /// Below this probability the boost model is restarted from the ballistic one. It must lie
 /// above the chain's stationary boost probability during a coast (the dwell ratio).
 const BOOST_RESTART_BELOW: f64 = 0.02;
+/// An implausible boost model is restarted only once its position spread exceeds the
+/// ballistic prediction's by this factor. Restarting it at every step while implausible kept
+/// it from ever gathering evidence: thrust shows only over several seconds (24 m/s² moves a
+/// target 12 m in a second, under a radar's cross-range noise), so after an ICBM's staging —
+/// thrust falling from 65 to 24 m/s², which the IMM takes for burnout — the reset boost model
+/// never won back and the ballistic model drifted off the missile.
+const RESTART_SPREAD_RATIO: f64 = 4.0;
 /// Thrust uncertainty of a restarted boost model: enough to catch a stage lighting.
 const RESTART_THRUST_SD_MPS2: f64 = 10.0;
 
@@ -235,23 +242,26 @@ impl Imm {
                 mixed_p[j] += (self.p[i] + d * d.transpose()) * *wi;
             }
         }
-        // A boost model that has become implausible is not propagated at all but restarted from
-        // the ballistic prediction: unobserved, its thrust random walk would grow without bound
-        // (over a 40-minute coast, to a 100,000 km position spread), and even a tiny weight of
-        // it would swell the mixture's covariance and open the gate to clutter.
+        // A boost model that has become implausible is restarted from the ballistic prediction
+        // once its own prediction spreads far wider: unobserved, its thrust random walk would
+        // grow without bound (over a 40-minute coast, to a 100,000 km position spread), and even
+        // a tiny weight of it would swell the mixture's covariance and open the gate to clutter.
+        // While it stays close it is propagated and updated as usual, so that evidence of
+        // thrust can build up over several updates (see `RESTART_SPREAD_RATIO`).
         let (x, p) = predict(&mixed_x[BALLISTIC], &mixed_p[BALLISTIC], dt_s, Model::Ballistic, noise);
         self.x[BALLISTIC] = x;
         self.p[BALLISTIC] = p;
-        if c[BOOST] < BOOST_RESTART_BELOW {
+        let (xb, pb) = predict(&mixed_x[BOOST], &mixed_p[BOOST], dt_s, Model::Boost, noise);
+        let trace3 = |p: &Cov| p[(0, 0)] + p[(1, 1)] + p[(2, 2)];
+        if c[BOOST] < BOOST_RESTART_BELOW && trace3(&pb) > RESTART_SPREAD_RATIO * trace3(&p) {
             self.x[BOOST] = x;
             self.p[BOOST] = p;
             for i in 6..9 {
                 self.p[BOOST][(i, i)] = RESTART_THRUST_SD_MPS2 * RESTART_THRUST_SD_MPS2;
             }
         } else {
-            let (x, p) = predict(&mixed_x[BOOST], &mixed_p[BOOST], dt_s, Model::Boost, noise);
-            self.x[BOOST] = x;
-            self.p[BOOST] = p;
+            self.x[BOOST] = xb;
+            self.p[BOOST] = pb;
         }
         self.mu = c;
         self.combine();

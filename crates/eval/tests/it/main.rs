@@ -21,10 +21,37 @@ fn tracks_the_mrbm_from_boost_to_impact() {
     assert!(report.impact_coverage_95 > 0.8, "95% ellipse coverage {}", report.impact_coverage_95);
     let launch = &report.launch_point[0];
     assert!(launch.estimates == 1 && launch.mean_point_error_m < 30e3, "launch {launch:?}");
+    assert_eq!(launch.coverage_95, 1.0, "the launch point's 95% ellipse misses it: {launch:?}");
     assert!(report.first_impact_prediction_s[0].is_some_and(|t| t < 120.0));
+    no_ballistic_prediction_under_thrust(&run);
     // The last impact predictions are within a kilometre.
     let late: Vec<_> = run.impact_samples.iter().filter(|s| s.t_since_launch_s > 300.0).collect();
     assert!(!late.is_empty() && late.iter().all(|s| s.err_m < 2_000.0));
+}
+
+/// No impact prediction is offered as a ballistic one (not `during_boost`) while the missile
+/// still thrusts: such a prediction is far short and its ellipse cannot hold the truth.
+fn no_ballistic_prediction_under_thrust(run: &eval::RunOutcome) {
+    let burnout_s =
+        run.track_samples.iter().filter(|s| s.thrusting).map(|s| s.t_since_launch_s).fold(f64::NEG_INFINITY, f64::max);
+    assert!(burnout_s > 30.0, "no boost-phase samples");
+    let early: Vec<f64> = run
+        .impact_samples
+        .iter()
+        .filter(|s| !s.during_boost && s.t_since_launch_s < burnout_s)
+        .map(|s| s.t_since_launch_s)
+        .collect();
+    assert!(early.is_empty(), "ballistic predictions before burnout at {burnout_s} s: at {early:?} s");
+}
+
+#[test]
+fn keeps_the_icbm_through_staging() {
+    // This seed's staging (thrust from 65 to 24 m/s² in an instant) once looked like burnout
+    // to the IMM: the track went on ballistic, drifted off the climbing missile and broke.
+    let scenario = bundled("lofted-icbm");
+    let run = eval::evaluate(&scenario, 20261136, &eval::EvalConfig::default()).unwrap();
+    assert_eq!(run.breaks, vec![0], "the ICBM must be one unbroken track through staging");
+    no_ballistic_prediction_under_thrust(&run);
 }
 
 #[test]
