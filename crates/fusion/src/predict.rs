@@ -221,9 +221,11 @@ pub fn estimate_launch(history: &[(f64, Vector3<f64>)]) -> Option<LaunchEstimate
     point.alt_m = 0.0;
     // The fit's own spread leaves out the error of its shape: below the lowest point seen the
     // climb is extrapolated, and a real climb bends (vertical rise, then the gravity turn) in
-    // a way the quadratic only approximates. Measured by `trilink eval`, the point lands
-    // downrange of the truth by 0.03–1.2 times the lowest height seen, and a few times less
-    // across the track; this error is added along and across the climb's heading.
+    // a way the quadratic only approximates. On twelve MRBM and ICBM runs (a one-off probe,
+    // not kept) the point landed downrange of the truth by 0.03–1.2 times the lowest height
+    // seen, and a few times less across the track; this error is added along and across the
+    // climb's heading. What can be rerun is the result: `trilink eval` prints how often the
+    // 95% ellipse holds the true launch point.
     let (s_low, s_high) = rows.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), r| (lo.min(r.0), hi.max(r.0)));
     let ground_at = |s: f64| {
         let f = coef.transpose() * Vector3::new(1.0, s, s * s);
