@@ -30,8 +30,14 @@
 //! The writer appends the records of many requests, then one checkpoint over them, then syncs
 //! once (group commit); requests are acknowledged only after the sync. A crash can therefore
 //! leave at most a torn tail: frames after the last whole checkpoint, which no one was told
-//! about. Opening a log cuts that tail off; anything wrong *before* the last checkpoint is
-//! corruption, and opening refuses with the first bad frame named, as `audit` does offline.
+//! about. Opening a log cuts that tail off (zeroes it in place, keeping a copy as
+//! `<segment>.torn-<offset>`); anything wrong *before* the last checkpoint is corruption, and
+//! opening refuses with the first bad frame named, as `audit` does offline.
+//!
+//! The last segment is allocated ahead: zeros follow its frames (64 KiB to 1 MiB), so that a
+//! commit overwrites bytes the file has and its sync flushes no change of size. No frame is all
+//! zeros, so zeros from a frame boundary to the end of a segment are free space; a segment that
+//! rolls is trimmed to its frames.
 //!
 //! The modules: `chain` (the sans-IO state machine that seals and verifies records and
 //! checkpoints), `frame` (the frame codec), `store` (the `LogStore` trait and the segment-file

@@ -9,6 +9,7 @@ use ed25519_dalek::VerifyingKey;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use vocab::Nation;
 
@@ -17,6 +18,9 @@ use vocab::Nation;
 pub(crate) struct Scan {
     /// Offset just past the last checkpoint, and the chain there.
     pub good_end: usize,
+    /// Where the segment's zero padding (space the writer allocated ahead) begins: the
+    /// data's length, or `data.len()` when the segment has none.
+    pub end: usize,
     pub good_chain: Chain,
     /// The first frame that failed, and why.
     pub failure: Option<(usize, String)>,
@@ -40,6 +44,7 @@ pub(crate) fn scan_segment(
     let mut scan = Scan {
         stubs: Vec::new(),
         good_end: 0,
+        end: data.len(),
         good_chain: chain.clone(),
         failure: None,
         index: Vec::new(),
@@ -51,6 +56,12 @@ pub(crate) fn scan_segment(
     while offset < data.len() {
         let (kind, payload, n) = match frame::decode(&data[offset..]) {
             Ok(f) => f,
+            // No frame is all zeros (its CRC covers the type byte, never 0), so zeros to the
+            // end are the writer's preallocated space, not a fault.
+            Err(_) if data[offset..].iter().all(|&b| b == 0) => {
+                scan.end = offset;
+                break;
+            }
             Err(e) => {
                 scan.failure = Some((offset, e.to_string()));
                 break;
@@ -103,6 +114,16 @@ fn checkpoint_frame_after(data: &[u8], from: usize) -> Option<usize> {
 /// One in this many records has an entry in the in-memory index; a read scans at most this
 /// many frames forward. 16 bytes per 256 records keeps the index of a year of traffic small.
 const INDEX_STRIDE: u64 = 256;
+/// The writer keeps this much zeroed space allocated past a segment's data, so that a commit
+/// overwrites bytes the file already has: its sync then flushes only data, not the file's size
+/// through the file system's journal (half the sync's time here, and no wait behind another
+/// file's journal commit). Extending costs about 1 ms per MiB, once per MiB of records.
+/// A young segment allocates as much again as it holds, from `PREALLOC_MIN_BYTES`: a log that
+/// stays small (a replica of a quiet partner, a test) does not pay for a MiB of zeros.
+const PREALLOC_BYTES: u64 = 1024 * 1024;
+const PREALLOC_MIN_BYTES: u64 = 64 * 1024;
+/// Zeros to extend a segment with, a block at a time.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 /// Most records one `read` returns: bounds the memory of a range query.
 pub const MAX_READ_RECORDS: usize = 10_000;
 const LOCK_FILE: &str = "LOCK";
@@ -173,7 +194,8 @@ impl Entry {
 /// What recovery found when it opened a log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
-    /// Bytes cut from segment tails: frames after the last checkpoint (never acknowledged).
+    /// Bytes cut from segment tails (kept aside, zeroed in place): frames after the last
+    /// checkpoint, never acknowledged. Allocated space (zeros) is not counted.
     pub torn_bytes_cut: u64,
     /// Records in that cut tail that were whole but not yet covered by a checkpoint.
     pub uncovered_records_cut: u64,
@@ -268,6 +290,8 @@ struct OriginLog {
     buf: Vec<u8>,
     /// The segment the buffer goes to is new: its directory entry must be synced.
     new_segment: bool,
+    /// The last segment file's length on disk: its data, then zeros allocated ahead.
+    tail_alloc: u64,
     last_checkpoint: Option<Vec<u8>>,
     pending_checkpoint: Option<Vec<u8>>,
     /// Chain state at the last buffered checkpoint: what a commit makes durable.
@@ -539,6 +563,17 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(v)
 }
 
+/// Writes zeros over `from..to` of `f`.
+fn write_zeros(f: &File, from: u64, to: u64) -> io::Result<()> {
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64);
+        f.write_all_at(&ZEROS[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
+}
+
 fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.seg")
 }
@@ -608,6 +643,7 @@ impl OriginLog {
             file: None,
             buf: Vec::new(),
             new_segment: false,
+            tail_alloc: 0,
             last_checkpoint: None,
             pending_checkpoint: None,
             checkpointed: Chain::new(origin),
@@ -651,21 +687,23 @@ impl OriginLog {
             if scan.last_checkpoint.is_some() {
                 log.last_checkpoint = scan.last_checkpoint.clone();
             }
-            let (good_end, good_chain, failure) = (scan.good_end, scan.good_chain, scan.failure);
+            let (good_end, end, good_chain, failure) = (scan.good_end, scan.end, scan.good_chain, scan.failure);
             let mut index_here: Vec<_> =
                 scan.index.iter().map(|&(seq, offset)| (seq, log.segments.len(), offset)).collect();
             if i != last {
                 if let Some((offset, why)) = failure {
                     return Err(corrupt(offset, chain.seq(), why));
                 }
-                if good_end != data.len() {
+                // Zero padding past `end` is left by a crash between a roll and the old
+                // tail's trim; reads stop at `len`, so it is harmless.
+                if good_end != end {
                     return Err(corrupt(
                         good_end,
                         good_chain.seq(),
                         "records after the segment's last checkpoint".into(),
                     ));
                 }
-            } else if good_end != data.len() {
+            } else if good_end != end {
                 // Whatever follows the last checkpoint was never acknowledged — unless a
                 // whole checkpoint frame lies beyond the fault, which means the fault is
                 // damage inside acknowledged data, not a torn write: refuse, never cut it.
@@ -678,18 +716,22 @@ impl OriginLog {
                         ));
                     }
                 }
+                // The torn bytes end at the last non-zero one (what follows is allocated space).
+                let torn_end = data.iter().rposition(|&b| b != 0).map_or(good_end, |at| at + 1).max(good_end);
                 // Keep the cut bytes beside the log for inspection; never destroy them.
                 let keep = path.with_extension(format!("torn-{good_end}"));
-                fs::write(&keep, &data[good_end..]).map_err(io_err("write", &keep))?;
-                recovery.torn_bytes_cut += (data.len() - good_end) as u64;
+                fs::write(&keep, &data[good_end..torn_end]).map_err(io_err("write", &keep))?;
+                recovery.torn_bytes_cut += (torn_end - good_end) as u64;
                 recovery.uncovered_records_cut += chain.seq() - good_chain.seq();
+                // Zeroed in place rather than truncated: the space stays allocated.
                 let f = OpenOptions::new().write(true).open(path).map_err(io_err("open", path))?;
-                f.set_len(good_end as u64).map_err(io_err("truncate", path))?;
-                f.sync_all().map_err(io_err("sync", path))?;
+                write_zeros(&f, good_end as u64, torn_end as u64).map_err(io_err("clear", path))?;
+                f.sync_data().map_err(io_err("sync", path))?;
                 chain = good_chain.clone();
                 index_here.retain(|&(seq, _, _)| seq <= chain.seq());
             }
             log.index.extend(index_here);
+            log.tail_alloc = data.len() as u64;
             log.segments.push(Segment { first_seq: *first_seq, path: path.clone(), len: good_end as u64 });
         }
         // An empty last segment (rolled, nothing committed) is dropped so that segment names
@@ -735,6 +777,12 @@ impl OriginLog {
         }
         let roll = self.segments.last().is_none_or(|s| s.len >= MAX_SEGMENT_BYTES);
         if roll {
+            // A finished segment keeps no allocated space: trim it to its data.
+            if let Some(prev) = self.segments.last().filter(|s| self.tail_alloc > s.len) {
+                let f = OpenOptions::new().write(true).open(&prev.path).map_err(io_err("open", &prev.path))?;
+                f.set_len(prev.len).map_err(io_err("trim", &prev.path))?;
+                f.sync_all().map_err(io_err("sync", &prev.path))?;
+            }
             // The buffer starts right after what is durable.
             let first_seq = self.durable.seq() + 1;
             let path = self.dir.join(segment_name(first_seq));
@@ -747,9 +795,9 @@ impl OriginLog {
             self.segments.push(Segment { first_seq, path, len: 0 });
             self.file = Some(f);
             self.new_segment = true;
+            self.tail_alloc = 0;
         } else if let Some(s) = self.segments.last() {
-            let mut f = OpenOptions::new().write(true).open(&s.path).map_err(io_err("open", &s.path))?;
-            f.seek(SeekFrom::Start(s.len)).map_err(io_err("seek", &s.path))?;
+            let f = OpenOptions::new().write(true).open(&s.path).map_err(io_err("open", &s.path))?;
             self.file = Some(f);
         }
         Ok(())
@@ -765,7 +813,15 @@ impl OriginLog {
         self.open_tail()?;
         let seg = self.segments.last_mut().expect("open_tail made one");
         let f = self.file.as_mut().expect("open_tail opened it");
-        f.write_all(&self.buf).map_err(io_err("write", &seg.path))?;
+        let need = seg.len + self.buf.len() as u64;
+        if need > self.tail_alloc {
+            let by = need.clamp(PREALLOC_MIN_BYTES, PREALLOC_BYTES);
+            let ahead = (need + by).next_multiple_of(4096).min(MAX_SEGMENT_BYTES);
+            let to = need.max(ahead);
+            write_zeros(f, need.max(self.tail_alloc), to).map_err(io_err("extend", &seg.path))?;
+            self.tail_alloc = to;
+        }
+        f.write_all_at(&self.buf, seg.len).map_err(io_err("write", &seg.path))?;
         f.sync_data().map_err(io_err("sync", &seg.path))?;
         if self.new_segment {
             sync_dir(&self.dir)?;

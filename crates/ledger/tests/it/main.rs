@@ -105,31 +105,84 @@ fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// Where a segment's frames end: the writer allocates zeroed space past them.
+fn data_len(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while let Ok((_, _, n)) = ledger::frame::decode(&bytes[at..]) {
+        at += n;
+    }
+    at
+}
+
 /// A crash can cut the last write anywhere: at every cut point, reopening keeps exactly the
-/// groups that were whole (checkpointed) and the log stays writable and verifiable.
+/// groups that were whole (checkpointed) and the log stays writable and verifiable. The cut
+/// write lands in space allocated ahead (zeros after it), or — as a log written before the
+/// writer allocated ahead, or a file system that lost the size, would leave it — at the end
+/// of the file.
 #[test]
 fn every_torn_tail_recovers_to_the_last_whole_group() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, _) = FileStore::open(dir.path(), &trusted()).unwrap();
     let mut chain = resume(&store);
     let first = group(&mut store, &mut chain, 3, 50);
-    let len_first = std::fs::metadata(&segment_files(dir.path())[0]).unwrap().len();
+    let len_first = data_len(&std::fs::read(&segment_files(dir.path())[0]).unwrap());
     group(&mut store, &mut chain, 4, 70);
     drop(store);
     let seg = segment_files(dir.path())[0].clone();
     let whole = std::fs::read(&seg).unwrap();
-    for cut in len_first..whole.len() as u64 {
-        std::fs::write(&seg, &whole[..cut as usize]).unwrap();
-        let (mut store, rec) = FileStore::open(dir.path(), &trusted()).unwrap();
-        assert_eq!(rec.torn_bytes_cut, cut - len_first, "cut at {cut}");
-        assert_eq!(read_all(&store), first, "cut at {cut}");
-        let mut chain = resume(&store);
-        assert_eq!(chain.seq(), 3);
-        group(&mut store, &mut chain, 1, 10);
-        drop(store);
-        let audit = verify_dir(dir.path(), &trusted()).unwrap();
-        assert_eq!((audit[0].records, audit[0].covered, audit[0].fault.clone()), (4, 4, None), "cut at {cut}");
+    let end = data_len(&whole);
+    assert!(whole.len() > end && whole[end..].iter().all(|&b| b == 0), "space allocated ahead");
+    for padded in [true, false] {
+        for cut in len_first..end {
+            let mut torn = whole[..cut].to_vec();
+            if padded {
+                torn.resize(whole.len(), 0);
+            }
+            std::fs::write(&seg, &torn).unwrap();
+            // Torn bytes are counted to the last non-zero one: zeros after it are allocated space.
+            let cut_bytes = whole[len_first..cut].iter().rposition(|&b| b != 0).map_or(0, |at| at + 1);
+            let (mut store, rec) = FileStore::open(dir.path(), &trusted()).unwrap();
+            assert_eq!(rec.torn_bytes_cut, cut_bytes as u64, "cut at {cut}, padded {padded}");
+            assert_eq!(read_all(&store), first, "cut at {cut}, padded {padded}");
+            let mut chain = resume(&store);
+            assert_eq!(chain.seq(), 3);
+            group(&mut store, &mut chain, 1, 10);
+            drop(store);
+            let audit = verify_dir(dir.path(), &trusted()).unwrap();
+            let got = (audit[0].records, audit[0].covered, audit[0].fault.clone());
+            assert_eq!(got, (4, 4, None), "cut at {cut}, padded {padded}");
+            let (store, rec) = FileStore::open(dir.path(), &trusted()).unwrap();
+            assert_eq!(rec, ledger::store::Recovery::default(), "cut at {cut}, padded {padded}");
+            assert_eq!(resume(&store).seq(), 4);
+        }
     }
+}
+
+/// A segment that rolls keeps no allocated space (it is trimmed to its frames); the new one
+/// allocates ahead; both read back, reopen clean and pass the audit.
+#[test]
+fn a_rolled_segment_is_trimmed_to_its_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = FileStore::open(dir.path(), &trusted()).unwrap();
+    let mut chain = resume(&store);
+    let mut model = group(&mut store, &mut chain, 1, 1 << 20);
+    while segment_files(dir.path()).len() < 2 {
+        model.extend(group(&mut store, &mut chain, 1, 1 << 20));
+    }
+    model.extend(group(&mut store, &mut chain, 2, 100));
+    assert_eq!(read_all(&store), model);
+    drop(store);
+    let files = segment_files(dir.path());
+    let old = std::fs::read(&files[0]).unwrap();
+    assert!(old.len() as u64 >= ledger::MAX_SEGMENT_BYTES);
+    assert_eq!(data_len(&old), old.len(), "the rolled segment is trimmed");
+    let new = std::fs::read(&files[1]).unwrap();
+    assert!(new.len() > data_len(&new), "the new tail allocates ahead");
+    let (store, rec) = FileStore::open(dir.path(), &trusted()).unwrap();
+    assert_eq!(rec, ledger::store::Recovery::default());
+    assert_eq!(read_all(&store), model);
+    let audit = verify_dir(dir.path(), &trusted()).unwrap();
+    assert_eq!((audit[0].records, audit[0].fault.clone()), (model.len() as u64, None));
 }
 
 #[test]
