@@ -19,7 +19,7 @@ PACE=${PACE:-}   # PACE=--pace: a steady load instead of each radar scan at once
 FRAMES=${FRAMES:-1} # FRAMES=10: each radar scan spread over ten frames, as scanning radars report
 BACKLOG=${BACKLOG:-200000}
 cargo build --release --locked -q
-BIN=$PWD/target/release/trilink
+BIN=${BIN:-$PWD/target/release/trilink}   # BIN=/path/to/another/trilink: compare builds
 if [ ! -x bench/venv/bin/python ]; then python3 -m venv bench/venv; fi
 bench/venv/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 DIR=$(mktemp -d)

@@ -307,6 +307,13 @@ struct OriginLog {
 }
 
 impl OriginLog {
+    /// Buffers a checkpoint the chain has just taken.
+    fn buffer_checkpoint(&mut self, bytes: &[u8]) {
+        self.buf.push(Frame { kind: Kind::Checkpoint, seq: self.chain.seq(), bytes: Bytes::copy_from_slice(bytes) });
+        self.checkpointed = self.chain.clone();
+        self.pending_checkpoint = Some(bytes.to_vec());
+    }
+
     fn empty(prefix: &str, origin: Nation) -> OriginLog {
         OriginLog {
             names: Names::new(prefix, origin),
@@ -500,10 +507,12 @@ impl JetStore {
                     let checked = match &e {
                         Entry::Record(r) => chain.verify_next(&r.bytes).map(|_| ()),
                         Entry::Withheld { bytes, .. } => chain.verify_withheld(bytes).map(|_| ()),
-                        Entry::Checkpoint { bytes, .. } => chain.verify_checkpoint(bytes, pinned.as_ref()).map(|key| {
-                            pinned.get_or_insert(key);
-                            a.checkpoints += 1;
-                        }),
+                        Entry::Checkpoint { bytes, .. } => {
+                            chain.verify_checkpoint(bytes, pinned.as_ref()).map(|proof| {
+                                pinned.get_or_insert(proof.key());
+                                a.checkpoints += 1;
+                            })
+                        }
                     };
                     if let Err(err) = checked {
                         a.fault = Some((e.seq(), err.to_string()));
@@ -1062,9 +1071,20 @@ impl LogStore for JetStore {
     ) -> Result<(), StoreError> {
         let log = self.origin_mut(origin)?;
         log.chain.verify_checkpoint(bytes, trusted).map_err(|source| StoreError::Rejected { origin, source })?;
-        log.buf.push(Frame { kind: Kind::Checkpoint, seq: log.chain.seq(), bytes: Bytes::copy_from_slice(bytes) });
-        log.checkpointed = log.chain.clone();
-        log.pending_checkpoint = Some(bytes.to_vec());
+        log.buffer_checkpoint(bytes);
+        Ok(())
+    }
+
+    fn append_proven_checkpoint(
+        &mut self,
+        origin: Nation,
+        bytes: &[u8],
+        proof: &ledger::Proven,
+        trusted: Option<&VerifyingKey>,
+    ) -> Result<(), StoreError> {
+        let log = self.origin_mut(origin)?;
+        log.chain.accept_proven(bytes, proof, trusted).map_err(|source| StoreError::Rejected { origin, source })?;
+        log.buffer_checkpoint(bytes);
         Ok(())
     }
 

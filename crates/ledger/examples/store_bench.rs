@@ -52,8 +52,9 @@ fn file_store(records: &[Vec<u8>], group: usize) -> Run {
             chain.verify_next(r).expect("chain");
             store.append_record(usa, r).expect("append");
         }
-        let cp = chain.checkpoint(&key, UtcNanos::from_nanos(0));
-        store.append_checkpoint(usa, &cp, None).expect("checkpoint");
+        // As the node's writer does: the store takes the proof of the signature just made.
+        let (cp, proof) = chain.checkpoint_proven(&key, UtcNanos::from_nanos(0));
+        store.append_proven_checkpoint(usa, &cp, &proof, None).expect("checkpoint");
         store.commit().expect("commit");
         commits.push(t.elapsed().as_secs_f64());
     }

@@ -133,7 +133,7 @@ fn first_signer(data: &[u8], chain: &Chain) -> Option<VerifyingKey> {
             crate::frame::FrameType::Withheld => {
                 probe.verify_withheld(payload).ok()?;
             }
-            crate::frame::FrameType::Checkpoint => return probe.verify_checkpoint(payload, None).ok(),
+            crate::frame::FrameType::Checkpoint => return probe.verify_checkpoint(payload, None).ok().map(|p| p.key()),
         }
         offset += n;
     }

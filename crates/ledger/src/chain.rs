@@ -44,6 +44,27 @@ pub struct Chain {
     covered: u64,
 }
 
+/// Proof that a checkpoint's signature verified: which bytes (their SHA-256), which key, and
+/// the origin, seq and head they sign. Only this module makes one — by verifying the signature
+/// (`Chain::verify_checkpoint`) or by signing (`Chain::checkpoint_proven`) — so a second chain
+/// at the same head (a store's, after a link's or a writer's own) can take the checkpoint with
+/// `Chain::accept_proven` without verifying the signature again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proven {
+    origin: Nation,
+    seq: u64,
+    head: Hash,
+    key: VerifyingKey,
+    digest: Hash,
+}
+
+impl Proven {
+    /// The key the checkpoint was signed with.
+    pub fn key(&self) -> VerifyingKey {
+        self.key
+    }
+}
+
 /// What a record must carry to be sealed.
 #[derive(Debug, Clone)]
 pub struct NewRecord<'a> {
@@ -109,6 +130,11 @@ impl Chain {
     /// Signs a checkpoint over the current head and returns its encoded `SignedCheckpoint`.
     /// The chain trusts its own signature, so the head becomes covered.
     pub fn checkpoint(&mut self, key: &SigningKey, time: UtcNanos) -> Vec<u8> {
+        self.checkpoint_proven(key, time).0
+    }
+
+    /// `checkpoint`, with the proof a store takes in place of verifying the signature just made.
+    pub fn checkpoint_proven(&mut self, key: &SigningKey, time: UtcNanos) -> (Vec<u8>, Proven) {
         let checkpoint = Checkpoint {
             origin: self.origin.as_str().to_string(),
             seq: self.seq,
@@ -118,7 +144,16 @@ impl Chain {
         .encode_to_vec();
         let signature = key.sign(&checkpoint).to_bytes().to_vec();
         self.covered = self.seq;
-        SignedCheckpoint { checkpoint, signature, public_key: key.verifying_key().to_bytes().to_vec() }.encode_to_vec()
+        let bytes = SignedCheckpoint { checkpoint, signature, public_key: key.verifying_key().to_bytes().to_vec() }
+            .encode_to_vec();
+        let proof = Proven {
+            origin: self.origin,
+            seq: self.seq,
+            head: self.head,
+            key: key.verifying_key(),
+            digest: record_digest(&bytes),
+        };
+        (bytes, proof)
     }
 
     /// Verifies that `bytes` is the next record of this chain and advances the head. Returns the
@@ -164,11 +199,7 @@ impl Chain {
     /// key the checkpoint names, which proves only internal consistency) and the chain as read
     /// so far. A checkpoint may only cover the current head: records are checkpointed in
     /// order, so a checkpoint for any other seq is a fault. Returns the signer's key.
-    pub fn verify_checkpoint(
-        &mut self,
-        bytes: &[u8],
-        trusted: Option<&VerifyingKey>,
-    ) -> Result<VerifyingKey, ChainError> {
+    pub fn verify_checkpoint(&mut self, bytes: &[u8], trusted: Option<&VerifyingKey>) -> Result<Proven, ChainError> {
         let seq = self.seq;
         let bad = |why: String| ChainError::BadCheckpoint { seq, why };
         let signed = SignedCheckpoint::decode(bytes).map_err(|e| ChainError::DecodeCheckpoint(e.to_string()))?;
@@ -198,7 +229,42 @@ impl Chain {
             return Err(bad("head hash differs from the chain's".into()));
         }
         self.covered = self.seq;
-        Ok(key)
+        Ok(Proven { origin: self.origin, seq: self.seq, head: self.head, key, digest: record_digest(bytes) })
+    }
+
+    /// Takes a checkpoint whose signature `proof` shows verified, without verifying it again:
+    /// the proof must be of exactly `bytes`, sign this chain's origin, seq and head, and (where
+    /// `trusted` is given) be by that key.
+    pub fn accept_proven(
+        &mut self,
+        bytes: &[u8],
+        proof: &Proven,
+        trusted: Option<&VerifyingKey>,
+    ) -> Result<(), ChainError> {
+        let seq = self.seq;
+        let bad = |why: String| ChainError::BadCheckpoint { seq, why };
+        if proof.digest != record_digest(bytes) {
+            return Err(bad("the proof is of other bytes".into()));
+        }
+        if let Some(trusted) = trusted.filter(|k| **k != proof.key) {
+            let _ = trusted;
+            return Err(bad(format!(
+                "signed by {}, not by the key trusted for {}",
+                hex::encode(proof.key.to_bytes()),
+                self.origin
+            )));
+        }
+        if proof.origin != self.origin {
+            return Err(bad(format!("checkpoint of origin {}", proof.origin)));
+        }
+        if proof.seq != self.seq {
+            return Err(bad(format!("checkpoint names seq {} but the chain is at {}", proof.seq, self.seq)));
+        }
+        if proof.head != self.head {
+            return Err(bad("head hash differs from the chain's".into()));
+        }
+        self.covered = self.seq;
+        Ok(())
     }
 }
 
@@ -321,6 +387,42 @@ mod tests {
         assert!(err.to_string().contains("does not verify"), "{err}");
         // Garbage.
         assert!(matches!(reader.verify_next(&[0xff, 0xff, 0xff]), Err(ChainError::DecodeRecord(_))));
+    }
+
+    /// A proof stands only for the bytes it was made from, over the head they sign, by the key
+    /// that signed them: a second chain at that head takes it, anything else is refused and
+    /// leaves the chain uncovered.
+    #[test]
+    fn a_proven_checkpoint_is_taken_only_at_its_own_head() {
+        let usa = Nation::parse("USA").unwrap();
+        let mut writer = Chain::new(usa);
+        let a = seal(&mut writer, b"a");
+        let b = seal(&mut writer, b"b");
+        let (cp, made) = writer.checkpoint_proven(&key(1), UtcNanos::from_nanos(3));
+        let mut link = Chain::new(usa);
+        link.verify_next(&a.bytes).unwrap();
+        link.verify_next(&b.bytes).unwrap();
+        let mut store = link.clone();
+        let verified = link.verify_checkpoint(&cp, Some(&key(1).verifying_key())).unwrap();
+        assert_eq!(verified, made, "signing and verifying prove the same thing");
+        let trusted = key(1).verifying_key();
+        // Other bytes (even another checkpoint over the same head), another key trusted,
+        // another head or seq, another origin: refused, and the chain stays uncovered.
+        let (other_cp, _) = writer.clone().checkpoint_proven(&key(1), UtcNanos::from_nanos(4));
+        let refusals = [
+            (store.clone(), other_cp.clone(), Some(trusted), "other bytes"),
+            (store.clone(), cp.clone(), Some(key(2).verifying_key()), "not by the key trusted"),
+            (Chain::resume(usa, 1, a.hash, 0), cp.clone(), None, "chain is at 1"),
+            (Chain::resume(usa, 2, a.hash, 0), cp.clone(), None, "head hash differs"),
+            (Chain::resume(Nation::parse("JPN").unwrap(), 2, b.hash, 0), cp.clone(), None, "origin USA"),
+        ];
+        for (mut chain, bytes, trusted, why) in refusals {
+            let err = chain.accept_proven(&bytes, &made, trusted.as_ref()).unwrap_err();
+            assert!(err.to_string().contains(why), "{err}");
+            assert_eq!(chain.covered(), 0);
+        }
+        store.accept_proven(&cp, &made, Some(&trusted)).unwrap();
+        assert_eq!((store.covered(), store.head()), (2, writer.head()));
     }
 
     proptest::proptest! {

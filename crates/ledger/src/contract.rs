@@ -114,15 +114,24 @@ impl Origin {
         cp
     }
 
-    /// Seals `n` records and a checkpoint into `store` (not committed).
+    /// Seals `n` records and a checkpoint into `store` (not committed). Every other group's
+    /// checkpoint goes in with the proof of its signing (`append_proven_checkpoint`), as a
+    /// writer's own does.
     fn group(&mut self, store: &mut dyn LogStore, rng: &mut Rng, n: usize) -> Check {
         let origin = self.code();
         for _ in 0..n {
             let bytes = self.seal(rng, &[]);
             store.append_record(origin, &bytes).map_err(|e| format!("append {origin}: {e}"))?;
         }
-        let cp = self.checkpoint();
         let key = self.key.verifying_key();
+        if self.checkpoints.len() % 2 == 1 {
+            let (cp, proof) = self.chain.checkpoint_proven(&self.key, UtcNanos::from_nanos(1_700_000_000_000_000_000));
+            self.checkpoints.push(cp.clone());
+            return store
+                .append_proven_checkpoint(origin, &cp, &proof, Some(&key))
+                .map_err(|e| format!("proven checkpoint {origin}: {e}"));
+        }
+        let cp = self.checkpoint();
         store.append_checkpoint(origin, &cp, Some(&key)).map_err(|e| format!("checkpoint {origin}: {e}"))
     }
 
@@ -439,6 +448,19 @@ pub fn refuses_what_does_not_chain(backend: &mut dyn Backend) -> Check {
     ensure(store.append_checkpoint(usa_code, &bad_cp, Some(&usa.key.verifying_key())).is_err(), || {
         "a checkpoint by an untrusted key was accepted".into()
     })?;
+    // Proofs that do not stand for this checkpoint over this head by this key.
+    let (bad_cp, bad_proof) = usa.chain.clone().checkpoint_proven(&signing_key(9), UtcNanos::from_nanos(1));
+    let (ahead_cp, ahead_proof) = ahead.checkpoint_proven(&usa.key, UtcNanos::from_nanos(1));
+    let (_, proof) = usa.chain.clone().checkpoint_proven(&usa.key, UtcNanos::from_nanos(1));
+    let (other_cp, _) = usa.chain.clone().checkpoint_proven(&usa.key, UtcNanos::from_nanos(2));
+    for (what, cp, proof) in [
+        ("by an untrusted key", &bad_cp, &bad_proof),
+        ("over another head", &ahead_cp, &ahead_proof),
+        ("of other bytes", &other_cp, &proof),
+    ] {
+        let got = store.append_proven_checkpoint(usa_code, cp, proof, Some(&usa.key.verifying_key()));
+        ensure(matches!(got, Err(StoreError::Rejected { .. })), || format!("a proven checkpoint {what} was accepted"))?;
+    }
     // The chain did not move: the right next record still goes in.
     usa.group(store.as_mut(), &mut rng, 3)?;
     store.commit().map_err(|e| format!("commit after refusals: {e}"))?;

@@ -50,7 +50,7 @@ pub mod frame;
 pub mod keys;
 pub mod store;
 
-pub use chain::{Chain, ChainError, Sealed};
+pub use chain::{Chain, ChainError, Proven, Sealed};
 pub use store::{Entry, FileStore, LogStore, ReadPlan, Reader, StoreError, StoredRecord};
 
 /// Segments roll at this size: small enough to copy and verify piecewise, large enough that a

@@ -2,7 +2,7 @@
 //! sub-directory per origin, segment files of frames, group commit (see the crate
 //! documentation for the layout and the recovery rule).
 
-use crate::chain::{Chain, ChainError};
+use crate::chain::{Chain, ChainError, Proven};
 use crate::frame::{self, FrameType, HEADER_BYTES};
 use crate::{Hash, MAX_SEGMENT_BYTES};
 use ed25519_dalek::VerifyingKey;
@@ -240,6 +240,16 @@ pub trait LogStore: Send + std::fmt::Debug {
         &mut self,
         origin: Nation,
         bytes: &[u8],
+        trusted: Option<&VerifyingKey>,
+    ) -> Result<(), StoreError>;
+    /// `append_checkpoint` for a checkpoint whose signature the caller has already verified
+    /// (or just made): the store checks that `proof` is of these bytes, over its own head, by
+    /// `trusted` where given, and spends no second signature verification on it.
+    fn append_proven_checkpoint(
+        &mut self,
+        origin: Nation,
+        bytes: &[u8],
+        proof: &Proven,
         trusted: Option<&VerifyingKey>,
     ) -> Result<(), StoreError>;
     /// Makes everything buffered durable.
@@ -839,6 +849,13 @@ impl OriginLog {
         Ok(())
     }
 
+    /// Buffers a checkpoint the chain has just taken.
+    fn buffer_checkpoint(&mut self, bytes: &[u8]) {
+        frame::encode(FrameType::Checkpoint, bytes, &mut self.buf);
+        self.checkpointed = self.chain.clone();
+        self.pending_checkpoint = Some(bytes.to_vec());
+    }
+
     fn commit_fills(&mut self) -> Result<(), StoreError> {
         if self.fills_buf.is_empty() {
             return Ok(());
@@ -957,9 +974,20 @@ impl LogStore for FileStore {
     ) -> Result<(), StoreError> {
         let log = self.origin_mut(origin)?;
         log.chain.verify_checkpoint(bytes, trusted).map_err(|source| StoreError::Rejected { origin, source })?;
-        frame::encode(FrameType::Checkpoint, bytes, &mut log.buf);
-        log.checkpointed = log.chain.clone();
-        log.pending_checkpoint = Some(bytes.to_vec());
+        log.buffer_checkpoint(bytes);
+        Ok(())
+    }
+
+    fn append_proven_checkpoint(
+        &mut self,
+        origin: Nation,
+        bytes: &[u8],
+        proof: &Proven,
+        trusted: Option<&VerifyingKey>,
+    ) -> Result<(), StoreError> {
+        let log = self.origin_mut(origin)?;
+        log.chain.accept_proven(bytes, proof, trusted).map_err(|source| StoreError::Rejected { origin, source })?;
+        log.buffer_checkpoint(bytes);
         Ok(())
     }
 

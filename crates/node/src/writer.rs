@@ -168,8 +168,9 @@ impl Writer {
                 store.append_record(origin, &copy.bytes)?;
             }
         }
-        let cp = self.chain.checkpoint(&self.key, time);
-        store.append_checkpoint(origin, &cp, Some(&self.key.verifying_key()))?;
+        // Just signed: the store takes the proof rather than verifying the signature again.
+        let (cp, proof) = self.chain.checkpoint_proven(&self.key, time);
+        store.append_proven_checkpoint(origin, &cp, &proof, Some(&self.key.verifying_key()))?;
         store.commit()?;
         Ok(seqs)
     }

@@ -320,7 +320,7 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
     let key = rules.trusted.get(&origin).ok_or(Refusal::UnknownOrigin(origin))?;
     let held = store.heads().into_iter().find(|c| c.origin() == origin).unwrap_or_else(|| Chain::new(origin));
     let mut chain = held.clone();
-    let mut ops: Vec<(u8, Vec<u8>)> = Vec::new();
+    let mut ops: Vec<Op> = Vec::new();
     let mut applied = Vec::new();
     let mut stubs = 0;
     // Entries up to and including the last checkpoint seen; anything after is refused.
@@ -338,12 +338,12 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
                 if skipping {
                     continue;
                 }
-                chain.verify_checkpoint(&bytes, Some(key)).map_err(|source| Refusal::Chain {
+                let proof = chain.verify_checkpoint(&bytes, Some(key)).map_err(|source| Refusal::Chain {
                     origin,
                     seq: chain.seq(),
                     source,
                 })?;
-                ops.push((2, bytes));
+                ops.push(Op::Checkpoint(bytes, Box::new(proof)));
                 covered_ops = ops.len();
                 continue;
             }
@@ -401,11 +401,14 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
         }
         return Ok(Outcome { origin, head: held.seq(), applied: Vec::new(), stubs: 0, filled });
     }
-    for (kind, bytes) in &ops {
-        match kind {
-            1 => store.append_record(origin, bytes).map_err(store_err)?,
-            3 => store.append_withheld(origin, bytes).map_err(store_err)?,
-            _ => store.append_checkpoint(origin, bytes, Some(key)).map_err(store_err)?,
+    for op in &ops {
+        match op {
+            Op::Record(bytes) => store.append_record(origin, bytes).map_err(store_err)?,
+            Op::Withheld(bytes) => store.append_withheld(origin, bytes).map_err(store_err)?,
+            // Verified above: the store checks the proof, not the signature again.
+            Op::Checkpoint(bytes, proof) => {
+                store.append_proven_checkpoint(origin, bytes, proof, Some(key)).map_err(store_err)?
+            }
         }
     }
     // Stubs straight from the origin are its own decision, not a relay's limit: not owed.
@@ -418,6 +421,13 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
     Ok(Outcome { origin, head: chain.seq(), applied, stubs, filled })
 }
 
+/// An entry of a batch, verified, waiting for the whole batch to verify before it is stored.
+enum Op {
+    Record(Vec<u8>),
+    Withheld(Vec<u8>),
+    Checkpoint(Vec<u8>, Box<ledger::Proven>),
+}
+
 #[allow(clippy::too_many_arguments)]
 fn step(
     chain: &mut Chain,
@@ -425,7 +435,7 @@ fn step(
     rules: &Ingress<'_>,
     bytes: Vec<u8>,
     is_record: bool,
-    ops: &mut Vec<(u8, Vec<u8>)>,
+    ops: &mut Vec<Op>,
     applied: &mut Vec<Applied>,
     stubs: &mut u64,
 ) -> Result<(), Refusal> {
@@ -440,11 +450,11 @@ fn step(
             tlp_check(origin, seq, &record.body)?;
         }
         applied.push(Applied { seq, kind, body: record.body, origin_time: record.origin_time_unix_ns });
-        ops.push((1, bytes));
+        ops.push(Op::Record(bytes));
     } else {
         chain.verify_withheld(&bytes).map_err(|source| Refusal::Chain { origin, seq, source })?;
         *stubs += 1;
-        ops.push((3, bytes));
+        ops.push(Op::Withheld(bytes));
     }
     Ok(())
 }

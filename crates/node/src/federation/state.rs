@@ -99,8 +99,8 @@ impl ReleaseLog {
             body: prost::Message::encode_to_vec(decision),
         });
         self.store.append_record(self.chain.origin(), &sealed.bytes)?;
-        let cp = self.chain.checkpoint(&self.key, now);
-        self.store.append_checkpoint(self.chain.origin(), &cp, Some(&self.key.verifying_key()))?;
+        let (cp, proof) = self.chain.checkpoint_proven(&self.key, now);
+        self.store.append_proven_checkpoint(self.chain.origin(), &cp, &proof, Some(&self.key.verifying_key()))?;
         self.store.commit()
     }
 }
