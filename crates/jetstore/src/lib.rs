@@ -58,7 +58,7 @@ use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use futures::StreamExt;
 use ledger::store::{Recovery, MAX_READ_RECORDS};
-use ledger::{Chain, Entry, LogStore, Reader, StoreError, StoredRecord};
+use ledger::{Chain, EndsReader, Entry, LogEnd, LogStore, Reader, StoreError, StoredRecord};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -206,6 +206,29 @@ impl Shared {
                     .unwrap_or_else(|_| Err(unavailable(&what_owned, format!("no answer within {timeout:?}"))))
             })
             .unwrap_or_else(|e| Err(unavailable(what, e)))
+    }
+}
+
+/// A follower's read of every origin's stream end, run without holding the store.
+struct FollowEnds {
+    shared: Arc<Shared>,
+    prefix: String,
+}
+
+impl EndsReader for FollowEnds {
+    fn read(&self) -> Result<Vec<LogEnd>, StoreError> {
+        let js = self.shared.js.clone();
+        let prefix = self.prefix.clone();
+        self.shared.run("read the streams' ends", async move {
+            let mut ends = Vec::new();
+            for origin in origins_on(&js, &prefix).await? {
+                let (covers, position, cp) = readable_end(&js, &Names::new(&prefix, origin), origin).await?;
+                if let Some(cp) = cp {
+                    ends.push(LogEnd { origin, covers, position, checkpoint: cp.to_vec() });
+                }
+            }
+            Ok(ends)
+        })
     }
 }
 
@@ -435,31 +458,24 @@ impl JetStore {
     /// A follower's heads, read again from the cluster: each origin's stream end (its last
     /// checkpoint, whose head hash the chain takes). The writer verified every checkpoint
     /// before publishing it; a follower does not verify again. A writer's store is its own
-    /// truth and does nothing here.
+    /// truth and does nothing here. (`LogStore::ends_reader` does the read without the store.)
     pub fn refresh_heads(&mut self) -> Result<(), StoreError> {
+        LogStore::refresh(self)
+    }
+
+    fn take_ends(&mut self, ends: Vec<LogEnd>) -> Result<(), StoreError> {
         if !self.follow {
             return Ok(());
         }
-        let js = self.shared.js.clone();
-        let prefix = self.prefix.clone();
-        let ends = self.shared.run("read the streams' ends", async move {
-            let mut ends = Vec::new();
-            for origin in origins_on(&js, &prefix).await? {
-                let (covers, at, cp) = readable_end(&js, &Names::new(&prefix, origin), origin).await?;
-                ends.push((origin, covers, at, cp));
-            }
-            Ok(ends)
-        })?;
-        for (origin, covers, at, cp) in ends {
-            let Some(cp) = cp else { continue };
-            let head = <wire::SignedCheckpoint as prost::Message>::decode(cp.as_ref())
+        for LogEnd { origin, covers, position, checkpoint } in ends {
+            let head = <wire::SignedCheckpoint as prost::Message>::decode(checkpoint.as_slice())
                 .ok()
                 .and_then(|s| <wire::Checkpoint as prost::Message>::decode(s.checkpoint.as_slice()).ok())
                 .and_then(|c| <ledger::Hash>::try_from(c.head_hash.as_slice()).ok())
                 .ok_or_else(|| StoreError::CorruptStream {
                     stream: Names::new(&self.prefix, origin).log,
                     origin,
-                    seq: at,
+                    seq: position,
                     why: "the last checkpoint does not decode".into(),
                 })?;
             let prefix = &self.prefix;
@@ -468,8 +484,8 @@ impl JetStore {
             log.chain = chain.clone();
             log.checkpointed = chain.clone();
             log.durable = chain;
-            log.stream_last = at;
-            log.last_checkpoint = Some(cp.to_vec());
+            log.stream_last = position;
+            log.last_checkpoint = Some(checkpoint);
         }
         Ok(())
     }
@@ -1121,8 +1137,14 @@ impl LogStore for JetStore {
         Ok(())
     }
 
-    fn refresh(&mut self) -> Result<(), StoreError> {
-        self.refresh_heads()
+    fn ends_reader(&self) -> Option<Box<dyn EndsReader>> {
+        self.follow.then(|| {
+            Box::new(FollowEnds { shared: self.shared.clone(), prefix: self.prefix.clone() }) as Box<dyn EndsReader>
+        })
+    }
+
+    fn apply_ends(&mut self, ends: Vec<LogEnd>) -> Result<(), StoreError> {
+        self.take_ends(ends)
     }
 
     fn read(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, StoreError> {

@@ -207,6 +207,24 @@ pub struct Recovery {
     pub uncovered_records_kept: u64,
 }
 
+/// Where one origin's log ends in a store another process writes, as its `EndsReader` read it.
+#[derive(Debug, Clone)]
+pub struct LogEnd {
+    pub origin: Nation,
+    /// The seq the last checkpoint covers.
+    pub covers: u64,
+    /// The store's own position of that end (a JetStream stream sequence).
+    pub position: u64,
+    /// The last signed checkpoint's bytes.
+    pub checkpoint: Vec<u8>,
+}
+
+/// Reads the ends of a log another process writes, without holding the store
+/// (`LogStore::ends_reader`).
+pub trait EndsReader: Send {
+    fn read(&self) -> Result<Vec<LogEnd>, StoreError>;
+}
+
 /// A read worked out under the store's lock and run without it (`LogStore::reader`): readers
 /// never hold the lock across I/O.
 pub trait Reader: Send {
@@ -266,8 +284,28 @@ pub trait LogStore: Send + std::fmt::Debug {
     fn last_checkpoint(&self, origin: Nation) -> Option<Vec<u8>>;
 
     /// Reads the heads again where another process writes the log (a JetStream follower);
-    /// a store that is its own writer has nothing to do.
+    /// a store that is its own writer has nothing to do. `ends_reader` and `apply_ends` do the
+    /// same in two steps, so that the read need not hold the store.
     fn refresh(&mut self) -> Result<(), StoreError> {
+        match self.ends_reader() {
+            Some(reader) => {
+                let ends = reader.read()?;
+                self.apply_ends(ends)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Where another process writes the log: a reader of each origin's end (a network round
+    /// trip, run without holding the store), whose answer `apply_ends` takes. A store that is
+    /// its own writer has none.
+    fn ends_reader(&self) -> Option<Box<dyn EndsReader>> {
+        None
+    }
+
+    /// Moves the heads to ends read by this store's `ends_reader`.
+    fn apply_ends(&mut self, ends: Vec<LogEnd>) -> Result<(), StoreError> {
+        let _ = ends;
         Ok(())
     }
 

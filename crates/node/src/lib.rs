@@ -418,9 +418,22 @@ const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10
 /// `head` (which fusion reads up to) until the process stops.
 fn follow_log((store, head, nation, stop): (Store, Arc<AtomicU64>, Nation, tokio::sync::watch::Receiver<bool>)) {
     let mut warned = false;
+    // The read goes to the cluster without the store's lock: a cluster slow to answer (or
+    // down, until the store's timeout) must not hold up the API and fusion, which read the
+    // store meanwhile.
+    let reader = store.lock().ok().and_then(|s| s.ends_reader());
     while !*stop.borrow() {
-        let refreshed = store.lock().map_err(|_| "store lock poisoned".to_string()).and_then(|mut s| {
-            s.refresh().map_err(|e| e.to_string())?;
+        let ends = match &reader {
+            Some(r) => r.read().map(Some).map_err(|e| e.to_string()),
+            None => Ok(None),
+        };
+        let refreshed = ends.and_then(|ends| {
+            let mut s = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+            match ends {
+                Some(ends) => s.apply_ends(ends),
+                None => s.refresh(),
+            }
+            .map_err(|e| e.to_string())?;
             Ok(s.heads().into_iter().find(|c| c.origin() == nation).map(|c| c.covered()).unwrap_or(0))
         });
         match refreshed {

@@ -185,7 +185,7 @@ fn wait_acks(acks: &AtomicU64, at_least: u64, what: &str) {
 #[test]
 fn an_ingest_process_shares_the_nations_store_with_its_writer() {
     let nats_dir = tempfile::tempdir().expect("tempdir");
-    let cluster = LocalCluster::start(nats_dir.path(), 3).expect("NATS cluster");
+    let mut cluster = LocalCluster::start(nats_dir.path(), 3).expect("NATS cluster");
     let top = format!(
         "store = {:?}\nstore_monitor = [{}]\nstore_timeout_s = 5\n",
         cluster.urls().join(","),
@@ -246,6 +246,24 @@ fn an_ingest_process_shares_the_nations_store_with_its_writer() {
     assert_eq!(code, 503, "{body}");
     assert!(body["error"].as_str().is_some_and(|e| e.contains("writer")), "{body}");
     assert!(t.elapsed() < Duration::from_secs(6), "the refusal took {:?}", t.elapsed());
+    // The whole cluster down as well: the ingest process keeps asking it for the log's ends
+    // (each ask waits up to the store's 5 s timeout), but without holding the store, so what
+    // reads the store meanwhile (the status) still answers at once.
+    for i in 0..3 {
+        cluster.kill_server(i);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..6 {
+        let t = Instant::now();
+        let (code, body) = get(ingest.http, "/v1/status").expect("status");
+        assert_eq!(code, 200, "{body}");
+        assert!(t.elapsed() < Duration::from_secs(1), "the status took {:?} with the cluster down", t.elapsed());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for i in 0..3 {
+        cluster.start_server(i).expect("NATS server back");
+    }
+    cluster.wait_ready(Duration::from_secs(30)).expect("the cluster back");
     writer.start();
     let stop = Arc::new(AtomicBool::new(false));
     let i = i_acks.load(Ordering::Relaxed);
