@@ -463,33 +463,6 @@ impl JetStore {
         LogStore::refresh(self)
     }
 
-    fn take_ends(&mut self, ends: Vec<LogEnd>) -> Result<(), StoreError> {
-        if !self.follow {
-            return Ok(());
-        }
-        for LogEnd { origin, covers, position, checkpoint } in ends {
-            let head = <wire::SignedCheckpoint as prost::Message>::decode(checkpoint.as_slice())
-                .ok()
-                .and_then(|s| <wire::Checkpoint as prost::Message>::decode(s.checkpoint.as_slice()).ok())
-                .and_then(|c| <ledger::Hash>::try_from(c.head_hash.as_slice()).ok())
-                .ok_or_else(|| StoreError::CorruptStream {
-                    stream: Names::new(&self.prefix, origin).log,
-                    origin,
-                    seq: position,
-                    why: "the last checkpoint does not decode".into(),
-                })?;
-            let prefix = &self.prefix;
-            let log = self.origins.entry(origin).or_insert_with(|| OriginLog::empty(prefix, origin));
-            let chain = Chain::resume(origin, covers, head, covers);
-            log.chain = chain.clone();
-            log.checkpointed = chain.clone();
-            log.durable = chain;
-            log.stream_last = position;
-            log.last_checkpoint = Some(checkpoint);
-        }
-        Ok(())
-    }
-
     /// Re-reads every origin's whole log from seq 1 and verifies it as `trilink audit verify`
     /// does a directory: each record's link, each stub, each checkpoint's signature (against
     /// `trusted` where given, else the key the first checkpoint names — consistency only).
@@ -1144,7 +1117,30 @@ impl LogStore for JetStore {
     }
 
     fn apply_ends(&mut self, ends: Vec<LogEnd>) -> Result<(), StoreError> {
-        self.take_ends(ends)
+        if !self.follow {
+            return Ok(());
+        }
+        for LogEnd { origin, covers, position, checkpoint } in ends {
+            let head = <wire::SignedCheckpoint as prost::Message>::decode(checkpoint.as_slice())
+                .ok()
+                .and_then(|s| <wire::Checkpoint as prost::Message>::decode(s.checkpoint.as_slice()).ok())
+                .and_then(|c| <ledger::Hash>::try_from(c.head_hash.as_slice()).ok())
+                .ok_or_else(|| StoreError::CorruptStream {
+                    stream: Names::new(&self.prefix, origin).log,
+                    origin,
+                    seq: position,
+                    why: "the last checkpoint does not decode".into(),
+                })?;
+            let prefix = &self.prefix;
+            let log = self.origins.entry(origin).or_insert_with(|| OriginLog::empty(prefix, origin));
+            let chain = Chain::resume(origin, covers, head, covers);
+            log.chain = chain.clone();
+            log.checkpointed = chain.clone();
+            log.durable = chain;
+            log.stream_last = position;
+            log.last_checkpoint = Some(checkpoint);
+        }
+        Ok(())
     }
 
     fn read(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, StoreError> {

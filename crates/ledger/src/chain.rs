@@ -219,15 +219,7 @@ impl Chain {
         key.verify(&signed.checkpoint, &signature).map_err(|_| bad("signature does not verify".into()))?;
         let checkpoint = Checkpoint::decode(signed.checkpoint.as_slice())
             .map_err(|e| ChainError::DecodeCheckpoint(e.to_string()))?;
-        if checkpoint.origin != self.origin.as_str() {
-            return Err(bad(format!("checkpoint of origin {}", checkpoint.origin)));
-        }
-        if checkpoint.seq != self.seq {
-            return Err(bad(format!("checkpoint names seq {} but the chain is at {}", checkpoint.seq, self.seq)));
-        }
-        if checkpoint.head_hash.as_slice() != self.head.as_slice() {
-            return Err(bad("head hash differs from the chain's".into()));
-        }
+        self.check_signed_head(&checkpoint.origin, checkpoint.seq, &checkpoint.head_hash)?;
         self.covered = self.seq;
         Ok(Proven { origin: self.origin, seq: self.seq, head: self.head, key, digest: record_digest(bytes) })
     }
@@ -254,16 +246,23 @@ impl Chain {
                 self.origin
             )));
         }
-        if proof.origin != self.origin {
-            return Err(bad(format!("checkpoint of origin {}", proof.origin)));
+        self.check_signed_head(proof.origin.as_str(), proof.seq, &proof.head)?;
+        self.covered = self.seq;
+        Ok(())
+    }
+
+    /// A checkpoint's origin, seq and head hash must be this chain's own.
+    fn check_signed_head(&self, origin: &str, seq: u64, head: &[u8]) -> Result<(), ChainError> {
+        let bad = |why: String| ChainError::BadCheckpoint { seq: self.seq, why };
+        if origin != self.origin.as_str() {
+            return Err(bad(format!("checkpoint of origin {origin}")));
         }
-        if proof.seq != self.seq {
-            return Err(bad(format!("checkpoint names seq {} but the chain is at {}", proof.seq, self.seq)));
+        if seq != self.seq {
+            return Err(bad(format!("checkpoint names seq {seq} but the chain is at {}", self.seq)));
         }
-        if proof.head != self.head {
+        if head != self.head.as_slice() {
             return Err(bad("head hash differs from the chain's".into()));
         }
-        self.covered = self.seq;
         Ok(())
     }
 }

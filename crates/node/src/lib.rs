@@ -423,17 +423,13 @@ fn follow_log((store, head, nation, stop): (Store, Arc<AtomicU64>, Nation, tokio
     // store meanwhile.
     let reader = store.lock().ok().and_then(|s| s.ends_reader());
     while !*stop.borrow() {
-        let ends = match &reader {
-            Some(r) => r.read().map(Some).map_err(|e| e.to_string()),
-            None => Ok(None),
-        };
+        // A store without a reader is its own writer: its heads are already current.
+        let ends = reader.as_ref().map(|r| r.read()).transpose().map_err(|e| e.to_string());
         let refreshed = ends.and_then(|ends| {
             let mut s = store.lock().map_err(|_| "store lock poisoned".to_string())?;
-            match ends {
-                Some(ends) => s.apply_ends(ends),
-                None => s.refresh(),
+            if let Some(ends) = ends {
+                s.apply_ends(ends).map_err(|e| e.to_string())?;
             }
-            .map_err(|e| e.to_string())?;
             Ok(s.heads().into_iter().find(|c| c.origin() == nation).map(|c| c.covered()).unwrap_or(0))
         });
         match refreshed {
