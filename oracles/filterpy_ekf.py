@@ -18,7 +18,7 @@ def main():
     cases = json.load(open(sys.argv[1]))
     out = []
     for c in cases:
-        n, m = 9, len(c["z"])
+        n, m = len(c["x"]), len(c["z"])
         ekf = ExtendedKalmanFilter(dim_x=n, dim_z=m)
         ekf.x = np.array(c["x"], float).reshape(n, 1)
         ekf.P = np.array(c["P"], float).reshape(n, n)

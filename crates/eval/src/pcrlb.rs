@@ -9,11 +9,12 @@
 //! the issue asks for, not a tracker's performance.
 
 use fusion::dynamics::{process_noise, transition, Model, MotionNoise};
-use fusion::{Cov, Measurement, State};
+use fusion::{Cov, Measurement, State, DRAG};
 use sim::Flown;
 
 /// Prior at the first report: what a two-fix initiation knows at best, loosely (10 km, 1 km/s,
-/// 50 m/s²); the bound forgets it within a few updates.
+/// 50 m/s²); the bound forgets it within a few updates. κ's prior is the filter's own: above
+/// the air nothing can learn it.
 const PRIOR_SD: [f64; 3] = [10_000.0, 1_000.0, 50.0];
 
 /// One point of the bound.
@@ -39,13 +40,14 @@ pub fn bound(flown: &Flown, reports: &[&Measurement], noise: &MotionNoise) -> Ve
         let mut x = State::zeros();
         x.fixed_rows_mut::<3>(0).copy_from(&truth.pos);
         x.fixed_rows_mut::<3>(3).copy_from(&truth.vel);
+        x[DRAG] = 1_000.0 / flown.plan.vehicle.reentry_ballistic_coeff_kg_m2;
         let model = if truth.thrusting { Model::Boost } else { Model::Ballistic };
         let mut j = match (info, last) {
             (Some(j_prev), Some((t_prev, x_prev, model_prev))) => {
                 let dt = t.secs_since(t_prev);
                 let Some(inv) = j_prev.cholesky().map(|c| c.inverse()) else { break };
                 // The transition over the interval, linearised on the true state at its start.
-                let f = transition(&x_prev, dt, model_prev, noise);
+                let f = transition(&x_prev, dt, model_prev);
                 let predicted = f * inv * f.transpose() + process_noise(&x_prev, dt, model_prev, noise);
                 let Some(pred_inv) = predicted.cholesky().map(|c| c.inverse()) else { break };
                 pred_inv
@@ -55,6 +57,7 @@ pub fn bound(flown: &Flown, reports: &[&Measurement], noise: &MotionNoise) -> Ve
                 for k in 0..9 {
                     j0[(k, k)] = 1.0 / PRIOR_SD[k / 3].powi(2);
                 }
+                j0[(DRAG, DRAG)] = 1.0 / noise.drag_param_prior_sd.powi(2);
                 j0
             }
         };
@@ -64,11 +67,7 @@ pub fn bound(flown: &Flown, reports: &[&Measurement], noise: &MotionNoise) -> Ve
             // The model's padding (zero Jacobian rows) adds nothing.
             if let Some(r_inv) = lin.r.try_inverse() {
                 let add = lin.h.transpose() * r_inv * lin.h;
-                for a in 0..9 {
-                    for b in 0..9 {
-                        j[(a, b)] += add[(a, b)];
-                    }
-                }
+                j += add;
             }
             i += 1;
         }

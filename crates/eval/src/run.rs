@@ -325,13 +325,12 @@ impl<'a> Judge<'a> {
         }
         // GOSPA at `at`: each track carried there by its own motion model (a track that has
         // coasted for minutes is not where a straight line would put it).
-        let noise = self.cfg.engine.noise;
         let estimates: Vec<Vector3<f64>> = confirmed
             .iter()
             .map(|tr| {
                 let dt = at.secs_since(tr.time);
                 let model = if tr.boost_probability > 0.5 { Model::Boost } else { Model::Ballistic };
-                let x = if dt.abs() > 1e-9 { propagate(&tr.state, dt, model, &noise) } else { tr.state };
+                let x = if dt.abs() > 1e-9 { propagate(&tr.state, dt, model) } else { tr.state };
                 Vector3::new(x[0], x[1], x[2])
             })
             .collect();

@@ -1,13 +1,18 @@
 //! Motion models over the rotating Earth, in ECEF: J2 gravity, Coriolis and centrifugal terms,
-//! drag with a nominal ballistic coefficient, and a thrust acceleration carried in the state.
+//! drag with an estimated ballistic coefficient, and a thrust acceleration carried in the state.
 //!
-//! Two models share the 9-element state `[r, v, a]`:
-//! - **ballistic**: `a` is zero (the motor is out); unmodelled drag and gravity residuals are
-//!   white acceleration noise whose size grows with the air density;
+//! Two models share the 10-element state `[r, v, a, κ]`:
+//! - **ballistic**: `a` is zero (the motor is out); drag is `−ρ(h)·|v|·v·κ/2000`, with κ the
+//!   state's drag parameter (1,000/β, β the ballistic coefficient in kg/m²). κ is a slow random
+//!   walk, learnt from the deceleration where the air is thick enough to show it (below about
+//!   90 km) and left at its prior above. What the model still leaves out — gravity beyond J2,
+//!   the air's departure from the standard atmosphere, β changing with Mach — is white
+//!   acceleration noise, the drag part of it a fraction of the drag;
 //! - **boost**: `a` is a random walk (white jerk), which follows a thrusting, turning and
-//!   staging rocket.
+//!   staging rocket and absorbs its drag; κ is carried unchanged (the re-entering body's β is
+//!   not the boosting missile's).
 
-use crate::{Cov, State};
+use crate::{Cov, State, DIM, DRAG};
 use flight::atmosphere::density_kg_m3;
 use flight::gravity::{gravity_mps2, GravityModel};
 use geodesy::{Matrix3, Vector3, Wgs84, EARTH_ROTATION_RAD_S};
@@ -27,10 +32,18 @@ pub struct MotionNoise {
     /// out there — gravity beyond J2, lunisolar pull, radiation pressure — is under 1e-4 m/s²;
     /// 1e-6 m²/s³ allows a 1e-3 m/s² random walk per √s.
     pub ballistic_q_m2_s3: f64,
-    /// Ballistic: the drag's ballistic coefficient assumed (kg/m²); the truth may differ by a
-    /// factor of a few, which `drag_uncertainty` covers.
+    /// The ballistic coefficient a new track starts from (kg/m²): the prior mean of κ is
+    /// 1,000 divided by it.
     pub nominal_ballistic_coeff_kg_m2: f64,
-    /// Fraction of the nominal drag acceleration taken as its 1σ uncertainty.
+    /// 1σ of κ's prior (m²/t). With 0.1 about 0.125, β from 4,400 to 40,000 kg/m² is within
+    /// 1σ and a tumbling 3,000 kg/m² body (κ 0.33) within 2σ.
+    pub drag_param_prior_sd: f64,
+    /// κ's random-walk density ((m²/t)²/s): β drifts with Mach number and attitude during
+    /// re-entry; 1e-5 lets κ move by 0.02 (a sixth of its prior value) in 40 s.
+    pub drag_param_q: f64,
+    /// Fraction of the drag acceleration (with the estimated κ) taken as the 1σ of what the
+    /// model leaves out: the real air's density departs from the 1976 standard atmosphere by
+    /// about 10% at re-entry heights.
     pub drag_uncertainty: f64,
     /// Boost: white jerk spectral density (m²/s⁵) driving the thrust acceleration.
     pub boost_jerk_q_m2_s5: f64,
@@ -41,9 +54,28 @@ impl Default for MotionNoise {
         MotionNoise {
             ballistic_q_m2_s3: 1e-6,
             nominal_ballistic_coeff_kg_m2: 8_000.0,
-            drag_uncertainty: 2.0,
+            drag_param_prior_sd: 0.1,
+            drag_param_q: 1e-5,
+            drag_uncertainty: 0.1,
             boost_jerk_q_m2_s5: 16.0,
         }
+    }
+}
+
+impl MotionNoise {
+    /// The prior mean of κ (m²/t).
+    pub fn drag_param_prior(&self) -> f64 {
+        1_000.0 / self.nominal_ballistic_coeff_kg_m2
+    }
+
+    /// Gives a new track's state κ's prior: mean, variance, and no correlation.
+    pub fn set_drag_prior(&self, x: &mut State, p: &mut Cov) {
+        x[DRAG] = self.drag_param_prior();
+        for i in 0..DIM {
+            p[(i, DRAG)] = 0.0;
+            p[(DRAG, i)] = 0.0;
+        }
+        p[(DRAG, DRAG)] = self.drag_param_prior_sd * self.drag_param_prior_sd;
     }
 }
 
@@ -51,17 +83,31 @@ fn omega() -> Vector3<f64> {
     Vector3::new(0.0, 0.0, EARTH_ROTATION_RAD_S)
 }
 
-/// Drag acceleration with the nominal ballistic coefficient.
-fn drag(r: &Vector3<f64>, v: &Vector3<f64>, beta: f64) -> Vector3<f64> {
+/// κ as the drag uses it: a negative estimate (noise, where κ is barely observed) is no drag,
+/// not a push.
+fn kappa(x: &State) -> f64 {
+    x[DRAG].max(0.0)
+}
+
+/// Drag acceleration with drag parameter `kappa` (m²/t).
+fn drag(r: &Vector3<f64>, v: &Vector3<f64>, kappa: f64) -> Vector3<f64> {
     let rho = density_kg_m3(geodesy::geocentric_height_m(r));
     if rho == 0.0 {
         return Vector3::zeros();
     }
-    -(rho * v.norm() / (2.0 * beta)) * v
+    -(rho * v.norm() * kappa / 2_000.0) * v
 }
 
+/// Below this, ρ·|v|²/2000 (the drag of κ = 1 m²/t) is left out of the Jacobian: 1e-8 m/s² is
+/// a millimetre over a 2 s step. It holds above about 150 km, where density evaluations would
+/// otherwise be most of the Jacobian's cost.
+const DRAG_JACOBIAN_FLOOR_MPS2: f64 = 1e-8;
+
+/// Height step for the density's gradient (m).
+const DENSITY_GRADIENT_STEP_M: f64 = 50.0;
+
 /// Time derivative of the state.
-pub fn derivative(x: &State, model: Model, noise: &MotionNoise) -> State {
+pub fn derivative(x: &State, model: Model) -> State {
     let r = Vector3::new(x[0], x[1], x[2]);
     let v = Vector3::new(x[3], x[4], x[5]);
     let a = Vector3::new(x[6], x[7], x[8]);
@@ -69,7 +115,7 @@ pub fn derivative(x: &State, model: Model, noise: &MotionNoise) -> State {
     let mut acc = gravity_mps2(&r, GravityModel::J2) - 2.0 * w.cross(&v) - w.cross(&w.cross(&r));
     match model {
         Model::Boost => acc += a,
-        Model::Ballistic => acc += drag(&r, &v, noise.nominal_ballistic_coeff_kg_m2),
+        Model::Ballistic => acc += drag(&r, &v, kappa(x)),
     }
     let mut d = State::zeros();
     d.fixed_rows_mut::<3>(0).copy_from(&v);
@@ -81,78 +127,112 @@ pub fn derivative(x: &State, model: Model, noise: &MotionNoise) -> State {
 const MAX_STEP_S: f64 = 2.0;
 
 /// One classical Runge–Kutta step of `h` seconds.
-fn rk4_step(x: &State, h: f64, model: Model, noise: &MotionNoise) -> State {
-    let k1 = derivative(x, model, noise);
-    let k2 = derivative(&(x + k1 * (h / 2.0)), model, noise);
-    let k3 = derivative(&(x + k2 * (h / 2.0)), model, noise);
-    let k4 = derivative(&(x + k3 * h), model, noise);
+fn rk4_step(x: &State, h: f64, model: Model) -> State {
+    let k1 = derivative(x, model);
+    let k2 = derivative(&(x + k1 * (h / 2.0)), model);
+    let k3 = derivative(&(x + k2 * (h / 2.0)), model);
+    let k4 = derivative(&(x + k3 * h), model);
     x + (k1 + 2.0 * k2 + 2.0 * k3 + k4) * (h / 6.0)
 }
 
-/// Sub-steps of a span: how many, and how long each.
-fn steps(dt_s: f64) -> (usize, f64) {
-    let n = (dt_s.abs() / MAX_STEP_S).ceil().max(1.0) as usize;
+/// Longest sub-step for a ballistic state in the air: a re-entering body falls through a
+/// density scale height (about 7 km) in a few seconds, and the transition must follow the
+/// drag's change across the step.
+const AIR_STEP_S: f64 = 0.25;
+/// Below this height a ballistic state takes [`AIR_STEP_S`] steps.
+const AIR_STEP_BELOW_M: f64 = 90_000.0;
+
+/// Sub-steps of a span from `x` under `model`: how many, and how long each.
+fn steps(x: &State, dt_s: f64, model: Model) -> (usize, f64) {
+    let in_air =
+        model == Model::Ballistic && geodesy::geocentric_height_m(&Vector3::new(x[0], x[1], x[2])) < AIR_STEP_BELOW_M;
+    let longest = if in_air { AIR_STEP_S } else { MAX_STEP_S };
+    let n = (dt_s.abs() / longest).ceil().max(1.0) as usize;
     (n, dt_s / n as f64)
 }
 
 /// Propagates the state `dt_s` seconds (negative allowed) with RK4 sub-steps.
-pub fn propagate(x: &State, dt_s: f64, model: Model, noise: &MotionNoise) -> State {
-    let (n, h) = steps(dt_s);
+pub fn propagate(x: &State, dt_s: f64, model: Model) -> State {
+    let (n, h) = steps(x, dt_s, model);
     let mut x = *x;
     if model == Model::Ballistic {
         x.fixed_rows_mut::<3>(6).fill(0.0);
     }
     for _ in 0..n {
-        x = rk4_step(&x, h, model, noise);
+        x = rk4_step(&x, h, model);
     }
     x
 }
 
-/// Jacobian of the derivative (point-mass gravity gradient; J2's gradient is 1e-3 of it).
-pub fn jacobian(x: &State, model: Model) -> SMatrix<f64, 9, 9> {
+/// Jacobian of the derivative (point-mass gravity gradient, J2's gradient being 1e-3 of it;
+/// for the ballistic model, drag's dependence on height, velocity and κ).
+pub fn jacobian(x: &State, model: Model) -> SMatrix<f64, DIM, DIM> {
     let r = Vector3::new(x[0], x[1], x[2]);
     let rn = r.norm();
     let rhat = r / rn;
     let gradient = (Wgs84::GM_M3_S2 / rn.powi(3)) * (3.0 * rhat * rhat.transpose() - Matrix3::identity());
     let w = omega().cross_matrix();
-    let mut a = SMatrix::<f64, 9, 9>::zeros();
+    let mut a = SMatrix::<f64, DIM, DIM>::zeros();
     a.fixed_view_mut::<3, 3>(0, 3).copy_from(&Matrix3::identity());
     a.fixed_view_mut::<3, 3>(3, 0).copy_from(&(gradient - w * w));
     a.fixed_view_mut::<3, 3>(3, 3).copy_from(&(-2.0 * w));
-    if model == Model::Boost {
-        a.fixed_view_mut::<3, 3>(3, 6).copy_from(&Matrix3::identity());
+    match model {
+        Model::Boost => a.fixed_view_mut::<3, 3>(3, 6).copy_from(&Matrix3::identity()),
+        Model::Ballistic => add_drag_jacobian(&mut a, &r, x),
     }
     a
 }
 
+/// Adds drag's partial derivatives to the ballistic Jacobian: with d = −ρ(h)·|v|·v·κ/2000,
+/// ∂d/∂v = −(ρκ/2000)(|v|·I + v·vᵀ/|v|), ∂d/∂κ = −ρ|v|·v/2000 and ∂d/∂r = (d/ρ)·ρ′(h)·r̂ᵀ (the
+/// geocentric height's gradient taken as the radial direction).
+fn add_drag_jacobian(a: &mut SMatrix<f64, DIM, DIM>, r: &Vector3<f64>, x: &State) {
+    let h = geodesy::geocentric_height_m(r);
+    let rho = density_kg_m3(h);
+    let v = Vector3::new(x[3], x[4], x[5]);
+    let speed = v.norm();
+    if rho * speed * speed / 2_000.0 < DRAG_JACOBIAN_FLOOR_MPS2 {
+        return;
+    }
+    let k = kappa(x);
+    let per_kappa = -(rho * speed / 2_000.0) * v;
+    a.fixed_view_mut::<3, 1>(3, DRAG).copy_from(&per_kappa);
+    let dv = -(rho * k / 2_000.0) * (Matrix3::identity() * speed + v * v.transpose() / speed);
+    let block = a.fixed_view::<3, 3>(3, 3) + dv;
+    a.fixed_view_mut::<3, 3>(3, 3).copy_from(&block);
+    let drho_dh = (density_kg_m3(h + DENSITY_GRADIENT_STEP_M) - density_kg_m3(h - DENSITY_GRADIENT_STEP_M))
+        / (2.0 * DENSITY_GRADIENT_STEP_M);
+    let dr = (per_kappa * (k * drho_dh / rho)) * (r / r.norm()).transpose();
+    let block = a.fixed_view::<3, 3>(3, 0) + dr;
+    a.fixed_view_mut::<3, 3>(3, 0).copy_from(&block);
+}
+
 /// State transition matrix over `dt_s`: the third-order series of exp(A·dt), accurate while
 /// ‖A‖·dt is small (gravity gradient × dt² ≈ 1e-5 for a 2 s step); longer spans are chained.
-pub fn transition(x: &State, dt_s: f64, model: Model, noise: &MotionNoise) -> SMatrix<f64, 9, 9> {
-    propagate_with_transition(x, dt_s, model, noise).1
+pub fn transition(x: &State, dt_s: f64, model: Model) -> SMatrix<f64, DIM, DIM> {
+    propagate_with_transition(x, dt_s, model).1
 }
 
 /// [`propagate`] and [`transition`] in one pass: the transition is chained along the very
 /// sub-step states the propagation visits, so each is computed once. Both results equal the
 /// two functions' bit for bit.
-pub fn propagate_with_transition(
-    x: &State,
-    dt_s: f64,
-    model: Model,
-    noise: &MotionNoise,
-) -> (State, SMatrix<f64, 9, 9>) {
-    let (n, h) = steps(dt_s);
-    let mut phi = SMatrix::<f64, 9, 9>::identity();
+pub fn propagate_with_transition(x: &State, dt_s: f64, model: Model) -> (State, SMatrix<f64, DIM, DIM>) {
+    let (n, h) = steps(x, dt_s, model);
+    let mut phi = SMatrix::<f64, DIM, DIM>::identity();
     let mut xi = *x;
     if model == Model::Ballistic {
         xi.fixed_rows_mut::<3>(6).fill(0.0);
     }
     for k in 0..n {
-        // The Jacobian depends on position alone, so the reset thrust does not change it.
-        let ah = jacobian(&xi, model) * h;
+        let next = rk4_step(&xi, h, model);
+        // Linearised at the sub-step's midpoint, which makes the chained product second-order
+        // accurate: at the start, a body falling through the air would see the density of
+        // the step's top for all of it.
+        let ah = jacobian(&((xi + next) * 0.5), model) * h;
         let ah2 = ah * ah;
-        let step = SMatrix::<f64, 9, 9>::identity() + ah + ah2 / 2.0 + ah2 * ah / 6.0;
+        let step = SMatrix::<f64, DIM, DIM>::identity() + ah + ah2 / 2.0 + ah2 * ah / 6.0;
         phi = if k == 0 { step } else { step * phi };
-        xi = rk4_step(&xi, h, model, noise);
+        xi = next;
     }
     if model == Model::Ballistic {
         // The motor is out: the thrust state is reset, not carried.
@@ -170,7 +250,7 @@ pub fn process_noise(x: &State, dt_s: f64, model: Model, noise: &MotionNoise) ->
         Model::Ballistic => {
             let r = Vector3::new(x[0], x[1], x[2]);
             let v = Vector3::new(x[3], x[4], x[5]);
-            let drag_sigma = noise.drag_uncertainty * drag(&r, &v, noise.nominal_ballistic_coeff_kg_m2).norm();
+            let drag_sigma = noise.drag_uncertainty * drag(&r, &v, kappa(x)).norm();
             // Drag error is correlated over seconds; as white noise its density is σ²·τ with τ ≈ 1 s.
             let qa = noise.ballistic_q_m2_s3 + drag_sigma * drag_sigma;
             q.fixed_view_mut::<3, 3>(0, 0).copy_from(&(eye * (qa * dt.powi(3) / 3.0)));
@@ -179,6 +259,7 @@ pub fn process_noise(x: &State, dt_s: f64, model: Model, noise: &MotionNoise) ->
             q.fixed_view_mut::<3, 3>(3, 3).copy_from(&(eye * (qa * dt)));
             // Keep the (zeroed) thrust block positive definite and tiny.
             q.fixed_view_mut::<3, 3>(6, 6).copy_from(&(eye * 1e-6));
+            q[(DRAG, DRAG)] = noise.drag_param_q * dt;
         }
         Model::Boost => {
             let qj = noise.boost_jerk_q_m2_s5;
@@ -198,40 +279,68 @@ pub fn process_noise(x: &State, dt_s: f64, model: Model, noise: &MotionNoise) ->
 mod tests {
     use super::*;
 
-    #[test]
-    fn transition_matches_finite_differences_of_propagation() {
-        let noise = MotionNoise { drag_uncertainty: 0.0, ..MotionNoise::default() };
-        let r = geodesy::geodetic_to_ecef(&geodesy::Geodetic::from_degrees(39.0, 130.0, 300e3));
+    /// Φ's columns against central differences of the propagation, for both models, at a
+    /// state `alt_m` high moving at `vel`.
+    fn check_transition(alt_m: f64, vel: Vector3<f64>, dt: f64) {
+        let r = geodesy::geodetic_to_ecef(&geodesy::Geodetic::from_degrees(39.0, 130.0, alt_m));
         let mut x = State::zeros();
         x.fixed_rows_mut::<3>(0).copy_from(&r);
-        x.fixed_rows_mut::<3>(3).copy_from(&Vector3::new(1500.0, -2000.0, 800.0));
+        x.fixed_rows_mut::<3>(3).copy_from(&vel);
         x.fixed_rows_mut::<3>(6).copy_from(&Vector3::new(10.0, 5.0, 20.0));
+        x[DRAG] = 0.3;
         for model in [Model::Boost, Model::Ballistic] {
-            let dt = 4.0;
-            let phi = transition(&x, dt, model, &noise);
-            for j in 0..9 {
-                let step = if j < 3 {
-                    10.0
-                } else if j < 6 {
-                    1.0
-                } else {
-                    0.1
+            let phi = transition(&x, dt, model);
+            for j in 0..DIM {
+                let step = match j {
+                    0..=2 => 10.0,
+                    3..=5 => 1.0,
+                    6..=8 => 0.1,
+                    _ => 0.01,
                 };
                 let mut dx = State::zeros();
                 dx[j] = step;
-                let numeric =
-                    (propagate(&(x + dx), dt, model, &noise) - propagate(&(x - dx), dt, model, &noise)) / (2.0 * step);
+                let numeric = (propagate(&(x + dx), dt, model) - propagate(&(x - dx), dt, model)) / (2.0 * step);
                 let column_scale = (0..6).map(|i| phi[(i, j)].abs()).fold(0.0, f64::max);
                 for i in 0..6 {
                     let scale = column_scale.max(1e-3);
                     assert!(
                         (numeric[i] - phi[(i, j)]).abs() / scale < 2e-3,
-                        "{model:?} Φ[{i},{j}] {} vs {}",
+                        "{alt_m} m {model:?} Φ[{i},{j}] {} vs {}",
                         phi[(i, j)],
                         numeric[i]
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn transition_matches_finite_differences_of_propagation() {
+        check_transition(300e3, Vector3::new(1500.0, -2000.0, 800.0), 4.0);
+    }
+
+    #[test]
+    fn transition_carries_drag_in_the_air() {
+        // Re-entering at 30 km: drag of κ 0.3 is about 40 m/s², and Φ must carry its
+        // dependence on height, velocity and κ.
+        let r = geodesy::geodetic_to_ecef(&geodesy::Geodetic::from_degrees(39.0, 130.0, 30e3));
+        let down = -r.normalize();
+        let east = Vector3::new(-r.y, r.x, 0.0).normalize();
+        check_transition(30e3, down * 1500.0 + east * 1500.0, 1.0);
+        let phi = transition(&State::from_fn(|i, _| if i < 3 { r[i] } else { 0.0 }), 1.0, Model::Ballistic);
+        assert_eq!(phi[(DRAG, DRAG)], 1.0, "κ is carried");
+    }
+
+    #[test]
+    fn kappa_is_learnt_from_deceleration_only_in_the_air() {
+        for (alt_m, observable) in [(40e3, true), (400e3, false)] {
+            let r = geodesy::geodetic_to_ecef(&geodesy::Geodetic::from_degrees(39.0, 130.0, alt_m));
+            let mut x = State::zeros();
+            x.fixed_rows_mut::<3>(0).copy_from(&r);
+            x.fixed_rows_mut::<3>(3).copy_from(&(-r.normalize() * 2500.0));
+            let phi = transition(&x, 1.0, Model::Ballistic);
+            let coupling = phi.fixed_view::<3, 1>(3, DRAG).norm();
+            assert_eq!(coupling > 1e-3, observable, "{alt_m} m: ∂v/∂κ {coupling}");
         }
     }
 }

@@ -81,7 +81,7 @@ const BOOST_PRIOR_CLIMBING: f64 = 0.9;
 /// and climbing is a rocket under thrust (whatever coasts there is falling, or has just burnt
 /// out and will show it), so it starts at 0.9. Anything else starts undecided at 0.5. With an
 /// even start, a missile first seen at 11 km — where the first fixes' velocity is too rough
-/// to show the thrust, and the ballistic model's drag noise covers it — was called ballistic
+/// to show the thrust, and the ballistic model's drag noise (then twice the drag) covered it — was called ballistic
 /// for its first seconds: impact predictions from a boosting missile, 900 km short, with
 /// ellipses that missed.
 fn initial_boost_probability(x: &State) -> f64 {
@@ -566,6 +566,7 @@ impl Engine {
                 for i in 6..9 {
                     p[(i, i)] = 30.0f64.powi(2);
                 }
+                self.cfg.noise.set_drag_prior(&mut x, &mut p);
                 if let Some(id) = self.new_track(t_s, x, p, m.nation) {
                     if let Some(tr) = self.tracks.iter_mut().find(|tr| tr.id == id) {
                         tr.status = TrackStatus::Confirmed;
@@ -671,6 +672,7 @@ impl Engine {
             for i in 6..9 {
                 p[(i, i)] = 30.0f64.powi(2);
             }
+            self.cfg.noise.set_drag_prior(&mut x, &mut p);
             if let Some(id) = self.new_track(t_s, x, p, fix.nation) {
                 if let Some(tr) = self.tracks.iter_mut().find(|tr| tr.id == id) {
                     tr.nations.insert(first.nation);
@@ -868,7 +870,7 @@ impl Engine {
             self.prediction_tokens -= 1.0;
             self.counters.impact_predictions += 1;
             let (x, p) = tr.imm.combined();
-            if let Some(pred) = predict_impact(&x, &p, &cfg.noise, thrust_possible) {
+            if let Some(pred) = predict_impact(&x, &p, thrust_possible) {
                 tr.impact = Some((now_s, pred));
             }
         }

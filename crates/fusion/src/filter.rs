@@ -11,7 +11,7 @@
 
 use crate::dynamics::{process_noise, propagate_with_transition, Model, MotionNoise};
 use crate::measurement::{Linearized, MeasCov, MeasVec, MAX_DIM};
-use crate::{Cov, State};
+use crate::{Cov, State, DIM};
 use nalgebra::{Cholesky, Const, SMatrix};
 
 /// Result of one Kalman update.
@@ -26,7 +26,7 @@ pub struct Update {
 /// Symmetrises and floors the diagonal, so rounding never leaves a covariance indefinite.
 pub fn tidy(p: &mut Cov) {
     *p = (*p + p.transpose()) * 0.5;
-    for i in 0..9 {
+    for i in 0..DIM {
         if p[(i, i)] < 1e-12 {
             p[(i, i)] = 1e-12;
         }
@@ -38,7 +38,7 @@ pub fn predict(x: &State, p: &Cov, dt_s: f64, model: Model, noise: &MotionNoise)
     if dt_s == 0.0 {
         return (*x, *p);
     }
-    let (x1, phi) = propagate_with_transition(x, dt_s, model, noise);
+    let (x1, phi) = propagate_with_transition(x, dt_s, model);
     let mut p1 = phi * p * phi.transpose() + process_noise(x, dt_s, model, noise);
     tidy(&mut p1);
     (x1, p1)
@@ -83,7 +83,7 @@ pub fn update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update> {
 /// (scaled unscented transform, α = 1, β = 2, κ = 0: points at ±3σ) instead of being
 /// linearised. Angle components are averaged and differenced on the circle.
 pub fn unscented_update(x: &mut State, p: &mut Cov, model_at: &dyn Fn(&State) -> Linearized) -> Option<Update> {
-    const N: usize = 9;
+    const N: usize = DIM;
     let lambda = 0.0; // α²(n + κ) − n with α = 1, κ = 0
     let w_mean_0 = lambda / (N as f64 + lambda);
     let w_cov_0 = w_mean_0 + 2.0; // + (1 − α² + β)
@@ -134,6 +134,11 @@ pub fn unscented_update(x: &mut State, p: &mut Cov, model_at: &dyn Fn(&State) ->
 /// double counting of a common prior or shared reports cannot make it over-confident). ω is
 /// chosen by golden-section search to minimise the trace of the updated position-velocity
 /// covariance.
+///
+/// A partner reports position and velocity only. The rest of the state (thrust, κ) takes the
+/// change through its regression on position and velocity, as a Gaussian conditional would:
+/// inflating it by 1/ω with the rest would compound at every partner report, and κ, which
+/// nothing observes above the air, would reach re-entry with a variance grown without bound.
 pub fn ci_update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update> {
     let attempt = |w: f64| -> Option<(State, Cov, Update)> {
         let (mut xw, mut pw) = (*x, *p / w);
@@ -143,8 +148,22 @@ pub fn ci_update(x: &mut State, p: &mut Cov, lin: &Linearized) -> Option<Update>
     };
     let cost = |w: f64| attempt(w).map_or(f64::INFINITY, |(_, pw, _)| (0..6).map(|i| pw[(i, i)]).sum());
     let (xw, pw, u) = attempt(crate::fuse::golden_section_min(cost, 0.01, 0.99, CI_GOLDEN_STEPS))?;
-    *x = xw;
-    *p = pw;
+    const U: usize = DIM - 6;
+    let p_oo = p.fixed_view::<6, 6>(0, 0).into_owned();
+    let p_uo = p.fixed_view::<U, 6>(6, 0).into_owned();
+    let g = p_oo.cholesky()?.solve(&p_uo.transpose()).transpose();
+    let pw_oo = pw.fixed_view::<6, 6>(0, 0).into_owned();
+    let dx_o = xw.fixed_rows::<6>(0) - x.fixed_rows::<6>(0);
+    let x_u = x.fixed_rows::<U>(6) + g * dx_o;
+    let p_uu = p.fixed_view::<U, U>(6, 6) + g * (pw_oo - p_oo) * g.transpose();
+    let p_uo = g * pw_oo;
+    x.fixed_rows_mut::<6>(0).copy_from(&xw.fixed_rows::<6>(0));
+    x.fixed_rows_mut::<U>(6).copy_from(&x_u);
+    p.fixed_view_mut::<6, 6>(0, 0).copy_from(&pw_oo);
+    p.fixed_view_mut::<U, 6>(6, 0).copy_from(&p_uo);
+    p.fixed_view_mut::<6, U>(0, 6).copy_from(&p_uo.transpose());
+    p.fixed_view_mut::<U, U>(6, 6).copy_from(&p_uu);
+    tidy(p);
     Some(u)
 }
 
@@ -203,7 +222,7 @@ impl Imm {
         xb.fixed_rows_mut::<3>(6).fill(0.0);
         let mut pb = p;
         for i in 6..9 {
-            for j in 0..9 {
+            for j in 0..DIM {
                 pb[(i, j)] = 0.0;
                 pb[(j, i)] = 0.0;
             }
@@ -350,7 +369,7 @@ mod tests {
         let mut x = State::zeros();
         x[0] = 6.4e6;
         x[4] = 2_000.0;
-        let a = nalgebra::SMatrix::<f64, 9, 9>::from_fn(|i, j| ((i * 5 + j * 7) % 13) as f64 - 6.0);
+        let a = nalgebra::SMatrix::<f64, DIM, DIM>::from_fn(|i, j| ((i * 5 + j * 7) % 13) as f64 - 6.0);
         let p = a * a.transpose() + Cov::identity() * 50.0;
         let partner = PartnerTrack {
             partner_track: "lin".into(),
@@ -372,8 +391,8 @@ mod tests {
         // a Kalman update would halve the covariance; covariance intersection must not.
         let mut x = State::zeros();
         x[0] = 6.4e6;
-        let p = Cov::from_diagonal(&nalgebra::SVector::<f64, 9>::from_column_slice(&[
-            1e4, 1e4, 1e4, 25.0, 25.0, 25.0, 9.0, 9.0, 9.0,
+        let p = Cov::from_diagonal(&nalgebra::SVector::<f64, DIM>::from_column_slice(&[
+            1e4, 1e4, 1e4, 25.0, 25.0, 25.0, 9.0, 9.0, 9.0, 0.01,
         ]));
         let partner = PartnerTrack {
             partner_track: "same".into(),

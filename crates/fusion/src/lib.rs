@@ -19,7 +19,14 @@ pub use engine::{Counters, Engine, EngineConfig, TrackId, TrackStatus, TrackView
 pub use measurement::{Measurement, Observation, PartnerTrack, RadarObs, SpaceIrObs};
 pub use predict::{ImpactPrediction, LaunchEstimate};
 
-/// The 9-element track state in ECEF: position (m), velocity (m/s), thrust acceleration (m/s²).
-pub type State = nalgebra::SVector<f64, 9>;
+/// Elements of the track state.
+pub const DIM: usize = 10;
+/// Index of the drag parameter κ in the state: the inverse ballistic coefficient, in m² per
+/// tonne (1,000 / β with β in kg/m²; 0.125 for β = 8,000 kg/m²).
+pub const DRAG: usize = 9;
+
+/// The 10-element track state in ECEF: position (m), velocity (m/s), thrust acceleration
+/// (m/s²), and the drag parameter κ (m²/t, see [`DRAG`]).
+pub type State = nalgebra::SVector<f64, DIM>;
 /// Its covariance.
-pub type Cov = nalgebra::SMatrix<f64, 9, 9>;
+pub type Cov = nalgebra::SMatrix<f64, DIM, DIM>;

@@ -3,7 +3,7 @@
 //! Constructors validate: a measurement that exists is physically possible (finite numbers,
 //! angles in range, positive noise), so the filter never sees a poisoned input.
 
-use crate::State;
+use crate::{State, DIM};
 use geodesy::{enu_rotation, geodetic_to_ecef, Geodetic, Matrix3, Vector3};
 use nalgebra::{SMatrix, SVector};
 use std::f64::consts::{FRAC_PI_2, PI, TAU};
@@ -197,7 +197,7 @@ pub const MAX_DIM: usize = 6;
 /// A measurement-sized vector (the first [`Linearized::dim`] components in use).
 pub type MeasVec = SVector<f64, MAX_DIM>;
 /// A measurement Jacobian with respect to the state.
-pub type MeasJac = SMatrix<f64, MAX_DIM, 9>;
+pub type MeasJac = SMatrix<f64, MAX_DIM, DIM>;
 /// A measurement-sized covariance.
 pub type MeasCov = SMatrix<f64, MAX_DIM, MAX_DIM>;
 
@@ -343,7 +343,7 @@ mod tests {
     fn numeric_jacobian(obs: &Observation, x: &State) -> MeasJac {
         let base = model(obs, x);
         let mut h = MeasJac::zeros();
-        for j in 0..9 {
+        for j in 0..DIM {
             let step = if j < 3 { 1.0 } else { 0.01 };
             let mut dx = State::zeros();
             dx[j] = step;

@@ -6,8 +6,7 @@
 //! of the unknown ballistic coefficient) with the same flight physics as the simulator and takes
 //! the spread of where they land.
 
-use crate::dynamics::MotionNoise;
-use crate::{Cov, State};
+use crate::{Cov, State, DRAG};
 use flight::{ballistic_impact, FlightConfig};
 use geodesy::{ecef_to_enu, ecef_to_geodetic, geodetic_to_ecef, Geodetic, Vector3};
 use nalgebra::{Matrix2, SMatrix, SVector};
@@ -67,9 +66,26 @@ fn ground_mahalanobis2(centre: &Geodetic, cov_en_m2: &Matrix2<f64>, p: &Geodetic
     cov_en_m2.try_inverse().map_or(f64::INFINITY, |inv| d.dot(&(inv * d)))
 }
 
-/// Spread of the re-entry ballistic coefficient the predictor assumes: ln β has σ 0.7, so the
-/// 2σ range spans a factor of 16, e.g. 2,000 to 32,000 kg/m² about 8,000.
+/// Most spread of the re-entry ballistic coefficient the predictor assumes: ln β has σ at
+/// most 0.7, so the 2σ range spans at most a factor of 16, e.g. 2,000 to 32,000 kg/m² about
+/// 8,000. A track's κ prior (σ 0.1 about 0.125, a σ of 0.8 in ln β) is held to it.
 const LN_BETA_SD: f64 = 0.7;
+/// The κ the predictor flies is held within these (m²/t; β from 500 to 50,000 kg/m²): a
+/// barely observed κ near or below zero would make β infinite.
+const KAPPA_RANGE: (f64, f64) = (0.02, 2.0);
+
+/// ln β with its variance and its covariance with position and velocity, from the track's
+/// drag parameter κ = 1,000/β and its covariance by linearisation (d ln β = −dκ/κ), held to
+/// [`KAPPA_RANGE`] and [`LN_BETA_SD`]. Where the track has learnt κ from its deceleration this
+/// is what it learnt; where it has not (above the air) it is the prior, about 8,000 kg/m².
+fn ln_ballistic_coeff(x: &State, p: &Cov) -> (f64, f64, SVector<f64, 6>) {
+    let kappa = x[DRAG].clamp(KAPPA_RANGE.0, KAPPA_RANGE.1);
+    let sd = p[(DRAG, DRAG)].sqrt() / kappa;
+    // Shrinking ln β's row and column by one factor keeps the joint covariance positive.
+    let shrink = if sd > LN_BETA_SD { LN_BETA_SD / sd } else { 1.0 };
+    let cross = SVector::<f64, 6>::from_fn(|i, _| -shrink * p[(i, DRAG)] / kappa);
+    ((1_000.0 / kappa).ln(), (shrink * sd).powi(2), cross)
+}
 
 /// Integration steps for prediction: coarser than the simulator's (0.5 s in the air, 10 s in
 /// vacuum). Their error is not measured apart; the impact errors and ellipse coverage in
@@ -80,14 +96,19 @@ fn predict_config() -> FlightConfig {
 
 /// Predicts the impact of a ballistic object from its ECEF position/velocity estimate.
 /// `None` if it would not come down (orbital) or the estimate is degenerate.
-pub fn predict_impact(x: &State, p: &Cov, noise: &MotionNoise, during_boost: bool) -> Option<ImpactPrediction> {
+pub fn predict_impact(x: &State, p: &Cov, during_boost: bool) -> Option<ImpactPrediction> {
     const N: usize = 7;
     let mut mean = SVector::<f64, N>::zeros();
     mean.fixed_rows_mut::<6>(0).copy_from(&x.fixed_rows::<6>(0));
-    mean[6] = noise.nominal_ballistic_coeff_kg_m2.ln();
     let mut cov = SMatrix::<f64, N, N>::zeros();
     cov.fixed_view_mut::<6, 6>(0, 0).copy_from(&p.fixed_view::<6, 6>(0, 0));
-    cov[(6, 6)] = LN_BETA_SD * LN_BETA_SD;
+    let (ln_beta, var, cross) = ln_ballistic_coeff(x, p);
+    mean[6] = ln_beta;
+    cov[(6, 6)] = var;
+    for i in 0..6 {
+        cov[(i, 6)] = cross[i];
+        cov[(6, i)] = cross[i];
+    }
     let chol = (cov * N as f64).cholesky()?;
     let l = chol.l();
     let cfg = predict_config();

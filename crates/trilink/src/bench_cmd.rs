@@ -124,16 +124,10 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
     // GOSPA at the last processed instant, each track carried there by its own model.
     let end_s = args.seconds - interval;
     let end = CLOUD_START.add_secs_f64(end_s);
-    let noise = EngineConfig::default().noise;
     let estimates: Vec<Vector3<f64>> = confirmed
         .iter()
         .map(|t| {
-            let x = fusion::dynamics::propagate(
-                &t.state,
-                end.secs_since(t.time),
-                fusion::dynamics::Model::Ballistic,
-                &noise,
-            );
+            let x = fusion::dynamics::propagate(&t.state, end.secs_since(t.time), fusion::dynamics::Model::Ballistic);
             Vector3::new(x[0], x[1], x[2])
         })
         .collect();

@@ -8,7 +8,7 @@
 use fusion::dynamics::{process_noise, propagate, transition, Model, MotionNoise};
 use fusion::filter::{predict, update};
 use fusion::measurement::{model, Observation, PartnerTrack, RadarObs, SpaceIrObs};
-use fusion::{Cov, State};
+use fusion::{Cov, State, DIM, DRAG};
 use geodesy::{geodetic_to_ecef, Geodetic, Vector3};
 use std::process::Command;
 
@@ -29,9 +29,11 @@ fn state() -> (State, Cov) {
     x.fixed_rows_mut::<3>(0).copy_from(&r);
     x.fixed_rows_mut::<3>(3).copy_from(&Vector3::new(-1800.0, 2300.0, 700.0));
     x.fixed_rows_mut::<3>(6).copy_from(&Vector3::new(12.0, -8.0, 20.0));
+    x[DRAG] = 0.2;
     // A full, correlated covariance: A·Aᵀ plus a diagonal.
-    let a = nalgebra::SMatrix::<f64, 9, 9>::from_fn(|i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
-    let scale = nalgebra::SVector::<f64, 9>::from_fn(|i, _| [300.0, 300.0, 300.0, 20.0, 20.0, 20.0, 3.0, 3.0, 3.0][i]);
+    let a = nalgebra::SMatrix::<f64, DIM, DIM>::from_fn(|i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+    let scale =
+        nalgebra::SVector::<f64, DIM>::from_fn(|i, _| [300.0, 300.0, 300.0, 20.0, 20.0, 20.0, 3.0, 3.0, 3.0, 0.05][i]);
     let p = Cov::from_diagonal(&scale) * (a * a.transpose() / 50.0 + Cov::identity()) * Cov::from_diagonal(&scale);
     (x, p)
 }
@@ -106,12 +108,12 @@ fn ekf_step_matches_filterpy() {
             cases.push(serde_json::json!({
                 "x": flat(x0.iter().copied()),
                 "P": flat(rows(&p0)),
-                "F": flat(rows(&transition(&x0, dt, model_kind, &noise))),
+                "F": flat(rows(&transition(&x0, dt, model_kind))),
                 "Q": flat(rows(&process_noise(&x0, dt, model_kind, &noise))),
-                "x_pred": flat(propagate(&x0, dt, model_kind, &noise).iter().copied()),
+                "x_pred": flat(propagate(&x0, dt, model_kind).iter().copied()),
                 "z": flat(lin.z.iter().take(m).copied()),
                 "hx": flat(lin.predicted.iter().take(m).copied()),
-                "H": flat((0..m).flat_map(|i| (0..9).map(move |j| (i, j))).map(|(i, j)| lin.h[(i, j)])),
+                "H": flat((0..m).flat_map(|i| (0..DIM).map(move |j| (i, j))).map(|(i, j)| lin.h[(i, j)])),
                 "R": flat((0..m).flat_map(|i| (0..m).map(move |j| (i, j))).map(|(i, j)| lin.r[(i, j)])),
                 "angle_rows": lin.angle_rows,
             }));
