@@ -6,7 +6,7 @@
 //!   state's drag parameter (1,000/β, β the ballistic coefficient in kg/m²). κ is a slow random
 //!   walk, learnt from the deceleration where the air is thick enough to show it (below about
 //!   90 km) and left at its prior above. What the model still leaves out — gravity beyond J2,
-//!   the air's departure from the standard atmosphere, β changing with Mach — is white
+//!   the quick part of the air's departure from the standard atmosphere — is white
 //!   acceleration noise, the drag part of it a fraction of the drag;
 //! - **boost**: `a` is a random walk (white jerk), which follows a thrusting, turning and
 //!   staging rocket and absorbs its drag; κ is carried unchanged (the re-entering body's β is
@@ -39,11 +39,13 @@ pub struct MotionNoise {
     /// 1σ and a tumbling 3,000 kg/m² body (κ 0.33) within 2σ.
     pub drag_param_prior_sd: f64,
     /// κ's random-walk density ((m²/t)²/s): β drifts with Mach number and attitude during
-    /// re-entry; 1e-5 lets κ move by 0.02 (a sixth of its prior value) in 40 s.
+    /// re-entry, and the real air's slow departure from the 1976 standard atmosphere (about
+    /// 10% at re-entry heights) shows as a drift of κ too; 2e-5 lets κ move by 0.03 (a quarter
+    /// of its prior value) in 40 s.
     pub drag_param_q: f64,
-    /// Fraction of the drag acceleration (with the estimated κ) taken as the 1σ of what the
-    /// model leaves out: the real air's density departs from the 1976 standard atmosphere by
-    /// about 10% at re-entry heights.
+    /// Fraction of the drag acceleration (with the estimated κ) taken as the 1σ of white noise:
+    /// what κ's drift cannot follow, such as layers and gusts. Drag's error is correlated over
+    /// seconds, so it enters as a spectral density of σ²·1 s.
     pub drag_uncertainty: f64,
     /// Boost: white jerk spectral density (m²/s⁵) driving the thrust acceleration.
     pub boost_jerk_q_m2_s5: f64,
@@ -55,8 +57,8 @@ impl Default for MotionNoise {
             ballistic_q_m2_s3: 1e-6,
             nominal_ballistic_coeff_kg_m2: 8_000.0,
             drag_param_prior_sd: 0.1,
-            drag_param_q: 1e-5,
-            drag_uncertainty: 0.1,
+            drag_param_q: 2e-5,
+            drag_uncertainty: 0.02,
             boost_jerk_q_m2_s5: 16.0,
         }
     }
