@@ -40,7 +40,7 @@ impl Default for FlightConfig {
         FlightConfig {
             boost_step_s: 0.1,
             coast_step_s: 1.0,
-            gravity: GravityModel::J2,
+            gravity: GravityModel::Zonal4,
             atmosphere: true,
             rotation: true,
             // The longest lofted ICBM tests flew about 75 minutes.
