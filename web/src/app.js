@@ -278,7 +278,8 @@ function showHover() {
   const x = hoverId === null ? null : drawn.get(hoverId)?.t;
   if (!x) { hoverId = null; if (map.hasLayer(hoverTip)) map.closeTooltip(hoverTip); return; }
   hoverTip.setLatLng([x.lat_deg, x.lon_deg])
-    .setContent(`track ${x.track} · ${x.phase} · ${(x.alt_m / 1000).toFixed(0)} km · ${x.nations.join('+')}`);
+    .setContent(`track ${x.track} · ${x.phase} · ${(x.alt_m / 1000).toFixed(0)} km · ${x.nations.join('+')}`
+      + (x.ballistic_coeff ? ` · β ${Math.round(x.ballistic_coeff.kg_m2)} kg/m²` : ''));
   if (!map.hasLayer(hoverTip)) map.openTooltip(hoverTip);
 }
 map.on('mousemove', (e) => {

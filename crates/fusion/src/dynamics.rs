@@ -70,6 +70,18 @@ impl MotionNoise {
         1_000.0 / self.nominal_ballistic_coeff_kg_m2
     }
 
+    /// The ballistic coefficient a track has learnt, once its κ's σ has fallen to half the
+    /// prior's or less (the air has shown the drag); `None` before, when β is only the prior.
+    /// A heavy re-entry vehicle and light debris or a tumbling booster differ in β by a factor
+    /// of several, so the estimate tells them apart.
+    pub fn learnt_ballistic_coeff(&self, x: &State, p: &Cov) -> Option<BallisticCoeff> {
+        let sd = p[(DRAG, DRAG)].sqrt();
+        let kappa = x[DRAG];
+        // Both comparisons are false for a NaN: not learnt.
+        let learnt = sd <= LEARNT_FRACTION * self.drag_param_prior_sd && kappa > 2.0 * sd;
+        learnt.then(|| BallisticCoeff { kg_m2: 1_000.0 / kappa, ln_sd: sd / kappa })
+    }
+
     /// Gives a new track's state κ's prior: mean, variance, and no correlation.
     pub fn set_drag_prior(&self, x: &mut State, p: &mut Cov) {
         x[DRAG] = self.drag_param_prior();
@@ -79,6 +91,16 @@ impl MotionNoise {
         }
         p[(DRAG, DRAG)] = self.drag_param_prior_sd * self.drag_param_prior_sd;
     }
+}
+
+/// κ counts as learnt once its σ is at most this fraction of the prior's.
+const LEARNT_FRACTION: f64 = 0.5;
+
+/// A learnt ballistic coefficient: β (kg/m²) and the 1σ of ln β (0.1 is about ±10%).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BallisticCoeff {
+    pub kg_m2: f64,
+    pub ln_sd: f64,
 }
 
 fn omega() -> Vector3<f64> {

@@ -265,6 +265,9 @@ pub struct TrackView {
     pub launch: Option<(UtcNanos, LaunchEstimate)>,
     /// Impact prediction and the time of the state it was made from.
     pub impact: Option<(UtcNanos, ImpactPrediction)>,
+    /// The ballistic coefficient the track has learnt from its deceleration, once it has:
+    /// see [`crate::dynamics::MotionNoise::learnt_ballistic_coeff`].
+    pub ballistic_coeff: Option<crate::dynamics::BallisticCoeff>,
 }
 
 #[derive(Debug)]
@@ -993,6 +996,7 @@ impl Engine {
             burnout_time: tr.burnout_s.map(at),
             launch: tr.launch.as_ref().map(|(t, l)| (at(*t), l.clone())),
             impact: tr.impact.as_ref().map(|(t, i)| (at(*t), i.clone())),
+            ballistic_coeff: self.cfg.noise.learnt_ballistic_coeff(&x, &p),
         }
     }
 }

@@ -49,6 +49,7 @@ pub fn track_json(t: &TrackView) -> Value {
         "burnout_time": t.burnout_time.map(|b| b.to_string()),
         "impact": impact,
         "launch": launch,
+        "ballistic_coeff": t.ballistic_coeff.map(|b| json!({"kg_m2": b.kg_m2, "ln_sd": b.ln_sd})),
     })
 }
 

@@ -144,3 +144,50 @@ fn partner_tracks_fuse_into_our_track() {
     assert_eq!(names, ["KOR", "USA"]);
     assert!(worst > 0.0 && worst < 1_000.0, "fused error reached {worst} m");
 }
+
+#[test]
+fn learns_each_missiles_ballistic_coefficient_in_the_air_and_only_there() {
+    // The salvo's SRBMs re-enter at 3,000 kg/m², its MRBMs at 8,000. A track above the air
+    // has learnt nothing (it reports no β); one that has fallen through it knows its own.
+    let scenario = bundled("salvo");
+    let flown = sim::fly_all(&scenario, &flight::FlightConfig::default(), &|_| {}).unwrap();
+    let end = sim::end_time(&scenario, &flown);
+    let ms: Vec<fusion::Measurement> = sim::measure_all(&scenario, &flown, end)
+        .iter()
+        .filter_map(|m| eval::convert::to_fusion(&scenario, m))
+        .collect();
+    let mut e = Engine::new(EngineConfig { impact_predictions_per_s: 0.0, ..EngineConfig::default() });
+    // For each launch, the last β reported by the track nearest it, and whether any track
+    // reported one while the missile was above 100 km.
+    let mut last = vec![None; flown.len()];
+    let mut learnt_above_the_air = 0;
+    for m in ms {
+        let now = m.time;
+        e.ingest(m);
+        e.advance(now);
+        for tr in e.tracks().iter().filter(|t| t.status == TrackStatus::Confirmed && t.last_update == t.time) {
+            let pos = nalgebra::Vector3::new(tr.state[0], tr.state[1], tr.state[2]);
+            let nearest = flown
+                .iter()
+                .enumerate()
+                .filter_map(|(j, f)| f.state_at(tr.time).map(|s| (j, (s.pos - pos).norm(), s.alt_m)))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            if let (Some((j, d, alt)), Some(b)) = (nearest, tr.ballistic_coeff) {
+                if d < 2_000.0 {
+                    last[j] = Some((b, alt));
+                    if alt > 100e3 {
+                        learnt_above_the_air += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(learnt_above_the_air, 0, "β reported as learnt above 100 km");
+    for (f, got) in flown.iter().zip(&last) {
+        let truth = f.plan.vehicle.reentry_ballistic_coeff_kg_m2;
+        let (b, alt) = got.unwrap_or_else(|| panic!("{}: no β learnt", f.plan.id));
+        eprintln!("{}: β {:.0} kg/m² (σ ln {:.3}) at {:.0} m, truth {truth}", f.plan.id, b.kg_m2, b.ln_sd, alt);
+        assert!((b.kg_m2.ln() - truth.ln()).abs() < 3.0 * b.ln_sd.max(0.03), "{}: β {b:?}, truth {truth}", f.plan.id);
+        assert!(b.ln_sd < 0.2, "{}: β still loose: {b:?}", f.plan.id);
+    }
+}
