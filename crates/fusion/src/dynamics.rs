@@ -36,7 +36,7 @@ pub struct MotionNoise {
     /// 1,000 divided by it.
     pub nominal_ballistic_coeff_kg_m2: f64,
     /// 1σ of κ's prior (m²/t). With 0.1 about 0.125, β from 4,400 to 40,000 kg/m² is within
-    /// 1σ and a tumbling 3,000 kg/m² body (κ 0.33) within 2σ.
+    /// 1σ, and a tumbling 3,000 kg/m² body (κ 0.33) is about 2σ out.
     pub drag_param_prior_sd: f64,
     /// κ's random-walk density ((m²/t)²/s): β drifts with Mach number and attitude during
     /// re-entry, and the real air's slow departure from the 1976 standard atmosphere (about
