@@ -122,8 +122,8 @@ fn bound_at(run: &RunOutcome, truth: usize, t: f64) -> Option<crate::pcrlb::Boun
 /// NEES values of a consistent 6-element estimate is χ²(6n)/n, so it lies in the band
 /// returned 95% of the time. The values must be independent — one per run and launch. Every
 /// sample of a 20 s bin would not do: a track's error at one update is strongly correlated
-/// with its error a second later, and treating 20 such samples per run as independent makes
-/// the band about four times too narrow for a filter that is exactly consistent.
+/// with its error a second later, and a band that treats 20 such samples per run as
+/// independent rejects an exactly consistent filter in over half the bins (the test below).
 pub fn instant_nees(values: impl Iterator<Item = f64>) -> (f64, (f64, f64)) {
     let v: Vec<f64> = values.collect();
     let n = v.len().max(1) as f64;

@@ -206,15 +206,7 @@ impl Chain {
         let key_bytes: [u8; 32] =
             signed.public_key.as_slice().try_into().map_err(|_| bad("public key is not 32 bytes".into()))?;
         let key = VerifyingKey::from_bytes(&key_bytes).map_err(|e| bad(format!("public key: {e}")))?;
-        if let Some(trusted) = trusted {
-            if trusted != &key {
-                return Err(bad(format!(
-                    "signed by {}, not by the key trusted for {}",
-                    hex::encode(key_bytes),
-                    self.origin
-                )));
-            }
-        }
+        self.check_trusted(&key, trusted)?;
         let signature = Signature::from_slice(&signed.signature).map_err(|e| bad(format!("signature: {e}")))?;
         key.verify(&signed.checkpoint, &signature).map_err(|_| bad("signature does not verify".into()))?;
         let checkpoint = Checkpoint::decode(signed.checkpoint.as_slice())
@@ -233,22 +225,24 @@ impl Chain {
         proof: &Proven,
         trusted: Option<&VerifyingKey>,
     ) -> Result<(), ChainError> {
-        let seq = self.seq;
-        let bad = |why: String| ChainError::BadCheckpoint { seq, why };
         if proof.digest != record_digest(bytes) {
-            return Err(bad("the proof is of other bytes".into()));
+            return Err(ChainError::BadCheckpoint { seq: self.seq, why: "the proof is of other bytes".into() });
         }
-        if let Some(trusted) = trusted.filter(|k| **k != proof.key) {
-            let _ = trusted;
-            return Err(bad(format!(
-                "signed by {}, not by the key trusted for {}",
-                hex::encode(proof.key.to_bytes()),
-                self.origin
-            )));
-        }
+        self.check_trusted(&proof.key, trusted)?;
         self.check_signed_head(proof.origin.as_str(), proof.seq, &proof.head)?;
         self.covered = self.seq;
         Ok(())
+    }
+
+    /// A checkpoint must be signed by the key trusted for this origin, where one is given.
+    fn check_trusted(&self, key: &VerifyingKey, trusted: Option<&VerifyingKey>) -> Result<(), ChainError> {
+        match trusted {
+            Some(trusted) if trusted != key => Err(ChainError::BadCheckpoint {
+                seq: self.seq,
+                why: format!("signed by {}, not by the key trusted for {}", hex::encode(key.to_bytes()), self.origin),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// A checkpoint's origin, seq and head hash must be this chain's own.

@@ -8,6 +8,15 @@ fn bundled(name: &str) -> sim::Scenario {
     sim::parse(&path, &std::fs::read_to_string(&path).expect("bundled scenario")).expect("valid scenario")
 }
 
+/// The scenario's missiles flown, and every report of its sensors as the engine takes it.
+fn flown_and_measured(scenario: &sim::Scenario) -> (Vec<sim::Flown>, Vec<fusion::Measurement>) {
+    let flown = sim::fly_all(scenario, &flight::FlightConfig::default(), &|_| {}).expect("the bundled scenario flies");
+    let end = sim::end_time(scenario, &flown);
+    let ms =
+        sim::measure_all(scenario, &flown, end).iter().filter_map(|m| eval::convert::to_fusion(scenario, m)).collect();
+    (flown, ms)
+}
+
 #[test]
 fn tracks_the_mrbm_from_boost_to_impact() {
     let scenario = bundled("mrbm-sea-of-japan");
@@ -57,12 +66,7 @@ fn keeps_the_icbm_through_staging() {
 #[test]
 fn late_measurements_are_set_aside_and_change_nothing() {
     let scenario = bundled("mrbm-sea-of-japan");
-    let flown = sim::fly_all(&scenario, &flight::FlightConfig::default(), &|_| {}).unwrap();
-    let end = sim::end_time(&scenario, &flown);
-    let ms: Vec<fusion::Measurement> = sim::measure_all(&scenario, &flown, end)
-        .iter()
-        .filter_map(|m| eval::convert::to_fusion(&scenario, m))
-        .collect();
+    let (_, ms) = flown_and_measured(&scenario);
     let cut = ms.len() / 2;
     let run = |late: &[fusion::Measurement]| {
         let mut e = Engine::new(EngineConfig::default());
@@ -150,12 +154,7 @@ fn learns_each_missiles_ballistic_coefficient_in_the_air_and_only_there() {
     // The salvo's SRBMs re-enter at 3,000 kg/m², its MRBMs at 8,000. A track above the air
     // has learnt nothing (it reports no β); one that has fallen through it knows its own.
     let scenario = bundled("salvo");
-    let flown = sim::fly_all(&scenario, &flight::FlightConfig::default(), &|_| {}).unwrap();
-    let end = sim::end_time(&scenario, &flown);
-    let ms: Vec<fusion::Measurement> = sim::measure_all(&scenario, &flown, end)
-        .iter()
-        .filter_map(|m| eval::convert::to_fusion(&scenario, m))
-        .collect();
+    let (flown, ms) = flown_and_measured(&scenario);
     let mut e = Engine::new(EngineConfig { impact_predictions_per_s: 0.0, ..EngineConfig::default() });
     // For each launch, the last β reported by the track nearest it, and whether any track
     // reported one while the missile was above 100 km.
