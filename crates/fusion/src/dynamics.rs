@@ -29,8 +29,15 @@ pub enum Model {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MotionNoise {
     /// Ballistic: white acceleration spectral density in vacuum (m²/s³). What the model leaves
-    /// out there — gravity beyond J2, lunisolar pull, radiation pressure — is under 1e-4 m/s²;
-    /// 1e-6 m²/s³ allows a 1e-3 m/s² random walk per √s.
+    /// out there — gravity beyond J2, lunisolar pull, radiation pressure — is an acceleration
+    /// under a_M = 1e-4 m/s² that changes slowly along the path. The textbook rule for a
+    /// white-noise acceleration model (Bar-Shalom, Li and Kirubarajan, *Estimation with
+    /// Applications to Tracking and Navigation*, 2001, §6.2: the velocity change over a revisit
+    /// T is of the order of √(qT)) gives q ≈ a_M²·T, 1e-8 m²/s³ at the one-second revisit of
+    /// these radars. It was 1e-6, a 1e-3 m/s² random walk per √s, ten times a_M: once radars
+    /// with range rate had pinned a track down, that noise was most of its velocity variance,
+    /// and the salvo's medium-range missile reported 3–5 times its real velocity error in
+    /// descent (docs/BENCHMARKS.md, "seventh session").
     pub ballistic_q_m2_s3: f64,
     /// The ballistic coefficient a new track starts from (kg/m²): the prior mean of κ is
     /// 1,000 divided by it.
@@ -54,7 +61,7 @@ pub struct MotionNoise {
 impl Default for MotionNoise {
     fn default() -> Self {
         MotionNoise {
-            ballistic_q_m2_s3: 1e-6,
+            ballistic_q_m2_s3: 1e-8,
             nominal_ballistic_coeff_kg_m2: 8_000.0,
             drag_param_prior_sd: 0.1,
             drag_param_q: 2e-5,
