@@ -146,11 +146,11 @@ pub struct EngineConfig {
     /// A confirmed track coasting without updates is lost sooner once its position uncertainty
     /// (1σ, all axes) grows past this: it could no longer be told from another object.
     pub max_coast_position_sd_m: f64,
-    /// Refresh interval of each track's impact prediction (it flies 15 trajectories).
+    /// Refresh interval of each track's impact prediction (it flies 17 trajectories).
     pub impact_interval_s: f64,
     /// Impact predictions per second of data at most, across all tracks: under load (a salvo,
     /// debris) each track's prediction is refreshed less often, oldest first, instead of the
-    /// engine falling behind real time. Each prediction flies 15 trajectories to the ground;
+    /// engine falling behind real time. Each prediction flies 17 trajectories to the ground;
     /// docs/BENCHMARKS.md shows what they cost against tracking alone. 0 turns them off.
     /// Unused budget accrues for at most `IMPACT_BURST_S` of data, so one step never flies
     /// more than that much of it at once (a step is what an alert waits for).

@@ -94,8 +94,33 @@ fn predict_config() -> FlightConfig {
     FlightConfig { boost_step_s: 0.5, coast_step_s: 10.0, ..FlightConfig::default() }
 }
 
+/// Probabilists' Gauss–Hermite nodes and weights, four points: exact for moments of a standard
+/// normal up to the seventh.
+const GAUSS_HERMITE_4: [(f64, f64); 4] = [
+    (-2.334_414_218_338_977, 0.045_875_854_768_068_5),
+    (-0.741_963_784_302_725_8, 0.454_124_145_231_931_5),
+    (0.741_963_784_302_725_8, 0.454_124_145_231_931_5),
+    (2.334_414_218_338_977, 0.045_875_854_768_068_5),
+];
+
 /// Predicts the impact of a ballistic object from its ECEF position/velocity estimate.
 /// `None` if it would not come down (orbital) or the estimate is degenerate.
+///
+/// With `x = m + L z`, `z ~ N(0, I₇)` (`L` the Cholesky factor of the joint covariance of the
+/// state and ln β, ln β last), the impact is taken as the state's part plus ln β's own part
+/// about the nominal flight `f(m)`:
+/// - the state's part flies the 12 points `m ± √6 L eₖ`, k < 6, which move ln β too as far as
+///   it is correlated with the state;
+/// - ln β's own part flies four Gauss–Hermite nodes along `L e₆`, what is left of ln β's
+///   uncertainty given the state.
+///
+/// Mean = the two parts' means less the nominal; covariance = the sum of the two parts'.
+/// Drag responds exponentially to ln β, and ln β is the least known input by far (σ up to 0.7
+/// above the air). A symmetric set of 14 points put ln β at ±√7σ, where that response is far
+/// from its mean: for a heavy vehicle at 150 km the impact's mean came out 129 m off a Monte
+/// Carlo's and its variance 3.3 times too large
+/// (`the_impact_of_an_unknown_ballistic_coefficient_matches_monte_carlo`). Four nodes at
+/// ±0.74σ and ±2.33σ, exact for moments to the seventh, land within 5 m and 16%.
 pub fn predict_impact(x: &State, p: &Cov, during_boost: bool) -> Option<ImpactPrediction> {
     const N: usize = 7;
     let mut mean = SVector::<f64, N>::zeros();
@@ -109,37 +134,51 @@ pub fn predict_impact(x: &State, p: &Cov, during_boost: bool) -> Option<ImpactPr
         cov[(i, 6)] = cross[i];
         cov[(6, i)] = cross[i];
     }
-    let chol = (cov * N as f64).cholesky()?;
+    let chol = cov.cholesky()?;
     let l = chol.l();
     let cfg = predict_config();
     let fly = |s: &SVector<f64, N>| {
         let r = Vector3::new(s[0], s[1], s[2]);
         let v = Vector3::new(s[3], s[4], s[5]);
-        ballistic_impact(r, v, Some(s[6].exp()), &cfg).ok()
+        let t = ballistic_impact(r, v, Some(s[6].exp()), &cfg).ok()?;
+        let mut ground = t.impact;
+        ground.alt_m = 0.0;
+        Some((geodetic_to_ecef(&ground), t.impact_s, t.apogee_alt_m))
     };
     let nominal = fly(&mean)?;
-    let mut impacts = Vec::with_capacity(2 * N);
-    for k in 0..N {
+    let spread = (N as f64 - 1.0).sqrt();
+    let mut state_part = Vec::with_capacity(2 * (N - 1));
+    for k in 0..N - 1 {
         for sign in [1.0, -1.0] {
-            let s = mean + l.column(k) * sign;
-            let t = fly(&s)?;
-            let mut ground = t.impact;
-            ground.alt_m = 0.0;
-            impacts.push((geodetic_to_ecef(&ground), t.impact_s));
+            let (p, t, _) = fly(&(mean + l.column(k) * (sign * spread)))?;
+            state_part.push((1.0 / (2.0 * (N - 1) as f64), p, t));
         }
     }
-    let n = impacts.len() as f64;
-    let mean_ecef = impacts.iter().fold(Vector3::zeros(), |a, (p, _)| a + p) / n;
+    let mut drag_part = Vec::with_capacity(GAUSS_HERMITE_4.len());
+    for (z, w) in GAUSS_HERMITE_4 {
+        let (p, t, _) = fly(&(mean + l.column(N - 1) * z))?;
+        drag_part.push((w, p, t));
+    }
+    let moments = |pts: &[(f64, Vector3<f64>, f64)]| {
+        let m = pts.iter().fold(Vector3::zeros(), |a, (w, p, _)| a + p * *w);
+        let mt = pts.iter().map(|(w, _, t)| w * t).sum::<f64>();
+        (m, mt)
+    };
+    let ((ms, ts), (md, td)) = (moments(&state_part), moments(&drag_part));
+    let mean_ecef = ms + md - nominal.0;
+    let mean_t = ts + td - nominal.1;
     let mut point = ecef_to_geodetic(&mean_ecef);
     point.alt_m = 0.0;
-    let mean_t = impacts.iter().map(|(_, t)| t).sum::<f64>() / n;
     let mut cov_en = Matrix2::zeros();
     let mut var_t = 0.0;
-    for (p, t) in &impacts {
-        let enu = ecef_to_enu(p, &point);
-        let d = nalgebra::Vector2::new(enu.x, enu.y);
-        cov_en += d * d.transpose() / n;
-        var_t += (t - mean_t).powi(2) / n;
+    for (pts, (m, mt)) in [(&state_part, (ms, ts)), (&drag_part, (md, td))] {
+        let centre = ecef_to_geodetic(&m);
+        for (w, p, t) in pts.iter() {
+            let enu = ecef_to_enu(p, &centre);
+            let d = nalgebra::Vector2::new(enu.x, enu.y);
+            cov_en += d * d.transpose() * *w;
+            var_t += w * (t - mt).powi(2);
+        }
     }
     let current_alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
     Some(ImpactPrediction {
@@ -147,7 +186,7 @@ pub fn predict_impact(x: &State, p: &Cov, during_boost: bool) -> Option<ImpactPr
         cov_en_m2: cov_en,
         time_to_impact_s: mean_t,
         time_to_impact_sd_s: var_t.sqrt(),
-        apogee_alt_m: nominal.apogee_alt_m.max(current_alt),
+        apogee_alt_m: nominal.2.max(current_alt),
         during_boost,
     })
 }
@@ -266,4 +305,80 @@ pub fn estimate_launch(history: &[(f64, Vector3<f64>)]) -> Option<LaunchEstimate
         seconds_before: t_last - launch_t,
         seconds_before_sd: var.x.sqrt(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A heavy vehicle coming down through 150 km, its state known to metres and its ballistic
+    /// coefficient only by the prior.
+    fn descending() -> (State, Cov) {
+        let site = Geodetic::from_degrees(40.3, 135.0, 150_000.0);
+        let rot = geodesy::enu_rotation(&site).transpose();
+        let mut x = State::zeros();
+        x.fixed_rows_mut::<3>(0).copy_from(&geodetic_to_ecef(&site));
+        let (speed, dive) = (3_000.0f64, 35f64.to_radians());
+        let heading = 80f64.to_radians();
+        let enu =
+            Vector3::new(speed * dive.cos() * heading.sin(), speed * dive.cos() * heading.cos(), -speed * dive.sin());
+        x.fixed_rows_mut::<3>(3).copy_from(&(rot * enu));
+        x[DRAG] = 0.125;
+        let mut p = Cov::zeros();
+        for i in 0..3 {
+            p[(i, i)] = 25.0;
+            p[(3 + i, 3 + i)] = 4e-4;
+            p[(6 + i, 6 + i)] = 1e-6;
+        }
+        p[(DRAG, DRAG)] = 0.01;
+        (x, p)
+    }
+
+    #[test]
+    fn the_impact_of_an_unknown_ballistic_coefficient_matches_monte_carlo() {
+        let (x, p) = descending();
+        let pred = predict_impact(&x, &p, false).expect("comes down");
+        // Monte Carlo over ln β alone (the state's own spread is metres): 4,000 flights.
+        let (ln_beta, var, _) = ln_ballistic_coeff(&x, &p);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut uniform = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let cfg = predict_config();
+        let r = Vector3::new(x[0], x[1], x[2]);
+        let v = Vector3::new(x[3], x[4], x[5]);
+        let mut impacts = Vec::new();
+        for _ in 0..2_000 {
+            let (u1, u2) = (1.0 - uniform(), uniform());
+            let radius = (-2.0 * u1.ln()).sqrt();
+            for z in [radius * (std::f64::consts::TAU * u2).cos(), radius * (std::f64::consts::TAU * u2).sin()] {
+                let t = ballistic_impact(r, v, Some((ln_beta + var.sqrt() * z).exp()), &cfg).expect("lands");
+                let mut g = t.impact;
+                g.alt_m = 0.0;
+                impacts.push(geodetic_to_ecef(&g));
+            }
+        }
+        let n = impacts.len() as f64;
+        let mean = impacts.iter().fold(Vector3::zeros(), |a, p| a + p) / n;
+        let mut centre = ecef_to_geodetic(&mean);
+        centre.alt_m = 0.0;
+        let mut cov = Matrix2::zeros();
+        for q in &impacts {
+            let e = ecef_to_enu(q, &centre);
+            let d = nalgebra::Vector2::new(e.x, e.y);
+            cov += d * d.transpose() / n;
+        }
+        let se = (cov.trace() / n).sqrt();
+        let off = ecef_to_enu(&geodetic_to_ecef(&pred.point), &centre);
+        assert!(
+            off.xy().norm() < 4.0 * se + 5.0,
+            "mean {:.0} m from Monte Carlo's (its standard error {se:.0} m)",
+            off.xy().norm()
+        );
+        let ratio = pred.cov_en_m2.trace() / cov.trace();
+        assert!((0.8..1.3).contains(&ratio), "variance {ratio:.2} times Monte Carlo's");
+    }
 }
