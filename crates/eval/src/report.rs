@@ -151,12 +151,10 @@ pub fn aggregate(scenario: &str, runs: &[RunOutcome]) -> ScenarioReport {
                     if d < slot.0 {
                         *slot = (d, s.nees);
                     }
+                    nees.push(s.nees);
                 }
                 e2.push(s.pos_err_m.powi(2));
                 v2.push(s.vel_err_mps.powi(2));
-                if s.nees.is_finite() {
-                    nees.push(s.nees);
-                }
                 if let Some(bound) = bound_at(run, s.truth, s.t_since_launch_s) {
                     b2.push(bound.pos_sd_m.powi(2));
                     bv2.push(bound.vel_sd_mps.powi(2));

@@ -36,8 +36,8 @@ pub struct MotionNoise {
     /// T is of the order of √(qT)) gives q ≈ a_M²·T, 1e-8 m²/s³ at the one-second revisit of
     /// these radars. It was 1e-6, a 1e-3 m/s² random walk per √s, ten times a_M: once radars
     /// with range rate had pinned a track down, that noise was most of its velocity variance,
-    /// and the salvo's medium-range missile reported 3–5 times its real velocity error in
-    /// descent (docs/BENCHMARKS.md, "seventh session").
+    /// and the salvo's medium-range missile reported a velocity variance 2–4 times its squared
+    /// error in descent (docs/BENCHMARKS.md, "seventh session").
     pub ballistic_q_m2_s3: f64,
     /// The ballistic coefficient a new track starts from (kg/m²): the prior mean of κ is
     /// 1,000 divided by it.

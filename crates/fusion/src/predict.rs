@@ -103,6 +103,46 @@ const GAUSS_HERMITE_4: [(f64, f64); 4] = [
     (2.334_414_218_338_977, 0.045_875_854_768_068_5),
 ];
 
+/// One flight to the ground: where it lands (ECEF, on the ellipsoid), when, and its apogee.
+struct Landing {
+    ground_ecef: Vector3<f64>,
+    impact_s: f64,
+    apogee_alt_m: f64,
+}
+
+fn landing(r: &Vector3<f64>, v: &Vector3<f64>, ln_beta: f64, cfg: &FlightConfig) -> Option<Landing> {
+    let t = ballistic_impact(*r, *v, Some(ln_beta.exp()), cfg).ok()?;
+    let mut ground = t.impact;
+    ground.alt_m = 0.0;
+    Some(Landing { ground_ecef: geodetic_to_ecef(&ground), impact_s: t.impact_s, apogee_alt_m: t.apogee_alt_m })
+}
+
+/// The weighted mean of a set of landings and their spread about it: east-north covariance
+/// on the ground and variance of the impact time. The weights sum to one.
+struct Spread {
+    mean: Vector3<f64>,
+    mean_t: f64,
+    cov_en_m2: Matrix2<f64>,
+    var_t: f64,
+}
+
+impl Spread {
+    fn of(points: &[(f64, Landing)]) -> Spread {
+        let mean = points.iter().fold(Vector3::zeros(), |a, (w, l)| a + l.ground_ecef * *w);
+        let mean_t = points.iter().map(|(w, l)| w * l.impact_s).sum::<f64>();
+        let centre = ecef_to_geodetic(&mean);
+        let mut cov_en_m2 = Matrix2::zeros();
+        let mut var_t = 0.0;
+        for (w, l) in points {
+            let enu = ecef_to_enu(&l.ground_ecef, &centre);
+            let d = nalgebra::Vector2::new(enu.x, enu.y);
+            cov_en_m2 += d * d.transpose() * *w;
+            var_t += w * (l.impact_s - mean_t).powi(2);
+        }
+        Spread { mean, mean_t, cov_en_m2, var_t }
+    }
+}
+
 /// Predicts the impact of a ballistic object from its ECEF position/velocity estimate.
 /// `None` if it would not come down (orbital) or the estimate is degenerate.
 ///
@@ -137,56 +177,30 @@ pub fn predict_impact(x: &State, p: &Cov, during_boost: bool) -> Option<ImpactPr
     let chol = cov.cholesky()?;
     let l = chol.l();
     let cfg = predict_config();
-    let fly = |s: &SVector<f64, N>| {
-        let r = Vector3::new(s[0], s[1], s[2]);
-        let v = Vector3::new(s[3], s[4], s[5]);
-        let t = ballistic_impact(r, v, Some(s[6].exp()), &cfg).ok()?;
-        let mut ground = t.impact;
-        ground.alt_m = 0.0;
-        Some((geodetic_to_ecef(&ground), t.impact_s, t.apogee_alt_m))
-    };
+    let fly =
+        |s: &SVector<f64, N>| landing(&Vector3::new(s[0], s[1], s[2]), &Vector3::new(s[3], s[4], s[5]), s[6], &cfg);
     let nominal = fly(&mean)?;
     let spread = (N as f64 - 1.0).sqrt();
     let mut state_part = Vec::with_capacity(2 * (N - 1));
     for k in 0..N - 1 {
         for sign in [1.0, -1.0] {
-            let (p, t, _) = fly(&(mean + l.column(k) * (sign * spread)))?;
-            state_part.push((1.0 / (2.0 * (N - 1) as f64), p, t));
+            state_part.push((1.0 / (2.0 * (N - 1) as f64), fly(&(mean + l.column(k) * (sign * spread)))?));
         }
     }
     let mut drag_part = Vec::with_capacity(GAUSS_HERMITE_4.len());
     for (z, w) in GAUSS_HERMITE_4 {
-        let (p, t, _) = fly(&(mean + l.column(N - 1) * z))?;
-        drag_part.push((w, p, t));
+        drag_part.push((w, fly(&(mean + l.column(N - 1) * z))?));
     }
-    let moments = |pts: &[(f64, Vector3<f64>, f64)]| {
-        let m = pts.iter().fold(Vector3::zeros(), |a, (w, p, _)| a + p * *w);
-        let mt = pts.iter().map(|(w, _, t)| w * t).sum::<f64>();
-        (m, mt)
-    };
-    let ((ms, ts), (md, td)) = (moments(&state_part), moments(&drag_part));
-    let mean_ecef = ms + md - nominal.0;
-    let mean_t = ts + td - nominal.1;
-    let mut point = ecef_to_geodetic(&mean_ecef);
+    let (state, drag) = (Spread::of(&state_part), Spread::of(&drag_part));
+    let mut point = ecef_to_geodetic(&(state.mean + drag.mean - nominal.ground_ecef));
     point.alt_m = 0.0;
-    let mut cov_en = Matrix2::zeros();
-    let mut var_t = 0.0;
-    for (pts, (m, mt)) in [(&state_part, (ms, ts)), (&drag_part, (md, td))] {
-        let centre = ecef_to_geodetic(&m);
-        for (w, p, t) in pts.iter() {
-            let enu = ecef_to_enu(p, &centre);
-            let d = nalgebra::Vector2::new(enu.x, enu.y);
-            cov_en += d * d.transpose() * *w;
-            var_t += w * (t - mt).powi(2);
-        }
-    }
     let current_alt = ecef_to_geodetic(&Vector3::new(x[0], x[1], x[2])).alt_m;
     Some(ImpactPrediction {
         point,
-        cov_en_m2: cov_en,
-        time_to_impact_s: mean_t,
-        time_to_impact_sd_s: var_t.sqrt(),
-        apogee_alt_m: nominal.2.max(current_alt),
+        cov_en_m2: state.cov_en_m2 + drag.cov_en_m2,
+        time_to_impact_s: state.mean_t + drag.mean_t - nominal.impact_s,
+        time_to_impact_sd_s: (state.var_t + drag.var_t).sqrt(),
+        apogee_alt_m: nominal.apogee_alt_m.max(current_alt),
         during_boost,
     })
 }
@@ -355,30 +369,20 @@ mod tests {
             let (u1, u2) = (1.0 - uniform(), uniform());
             let radius = (-2.0 * u1.ln()).sqrt();
             for z in [radius * (std::f64::consts::TAU * u2).cos(), radius * (std::f64::consts::TAU * u2).sin()] {
-                let t = ballistic_impact(r, v, Some((ln_beta + var.sqrt() * z).exp()), &cfg).expect("lands");
-                let mut g = t.impact;
-                g.alt_m = 0.0;
-                impacts.push(geodetic_to_ecef(&g));
+                impacts.push((1.0 / 4_000.0, landing(&r, &v, ln_beta + var.sqrt() * z, &cfg).expect("lands")));
             }
         }
-        let n = impacts.len() as f64;
-        let mean = impacts.iter().fold(Vector3::zeros(), |a, p| a + p) / n;
-        let mut centre = ecef_to_geodetic(&mean);
+        let mc = Spread::of(&impacts);
+        let mut centre = ecef_to_geodetic(&mc.mean);
         centre.alt_m = 0.0;
-        let mut cov = Matrix2::zeros();
-        for q in &impacts {
-            let e = ecef_to_enu(q, &centre);
-            let d = nalgebra::Vector2::new(e.x, e.y);
-            cov += d * d.transpose() / n;
-        }
-        let se = (cov.trace() / n).sqrt();
+        let se = (mc.cov_en_m2.trace() / impacts.len() as f64).sqrt();
         let off = ecef_to_enu(&geodetic_to_ecef(&pred.point), &centre);
         assert!(
             off.xy().norm() < 4.0 * se + 5.0,
             "mean {:.0} m from Monte Carlo's (its standard error {se:.0} m)",
             off.xy().norm()
         );
-        let ratio = pred.cov_en_m2.trace() / cov.trace();
+        let ratio = pred.cov_en_m2.trace() / mc.cov_en_m2.trace();
         assert!((0.8..1.3).contains(&ratio), "variance {ratio:.2} times Monte Carlo's");
     }
 }
