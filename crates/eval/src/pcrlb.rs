@@ -48,7 +48,7 @@ pub fn bound(flown: &Flown, reports: &[&Measurement], noise: &MotionNoise) -> Ve
                 let Some(inv) = j_prev.cholesky().map(|c| c.inverse()) else { break };
                 // The transition over the interval, linearised on the true state at its start.
                 let f = transition(&x_prev, dt, model_prev);
-                let predicted = f * inv * f.transpose() + process_noise(&x_prev, dt, model_prev, noise);
+                let predicted = f * inv * f.transpose() + process_noise(dt, model_prev, noise);
                 let Some(pred_inv) = predicted.cholesky().map(|c| c.inverse()) else { break };
                 pred_inv
             }

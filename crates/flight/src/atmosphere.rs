@@ -65,6 +65,37 @@ pub fn density_kg_m3(alt_m: f64) -> f64 {
     (rho0.ln() + frac * (rho1.ln() - rho0.ln())).exp()
 }
 
+/// Vertical wavelengths of [`AirDeparture`]'s layers (m): the scales of the gravity waves and
+/// tides that ripple the stratosphere's density by a few per cent.
+pub const LAYER_WAVELENGTHS_M: [f64; 3] = [5_000.0, 10_000.0, 20_000.0];
+/// Lowest density factor a departure may give: the air never vanishes below its ceiling.
+const MIN_DENSITY_FACTOR: f64 = 0.2;
+
+/// One day's air: the standard density times `(1 + offset)(1 + Σ aₖ sin(2π h / λₖ + φₖ))`, the
+/// λₖ from [`LAYER_WAVELENGTHS_M`]. Real air departs from the 1976 standard by about 10% at
+/// re-entry heights from day to day and season to season (the standard's own tables of
+/// seasonal and latitudinal departures), with layers a few per cent deep on top; a missile's
+/// drag meets both, and an estimator that knew only the standard would be too sure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AirDeparture {
+    pub offset: f64,
+    /// Per layer: amplitude (fraction) and phase (rad).
+    pub layers: [(f64, f64); 3],
+}
+
+impl AirDeparture {
+    /// The factor on the standard density at `alt_m`, at least [`MIN_DENSITY_FACTOR`].
+    pub fn factor(&self, alt_m: f64) -> f64 {
+        let ripple: f64 = self
+            .layers
+            .iter()
+            .zip(LAYER_WAVELENGTHS_M)
+            .map(|((a, phase), lambda)| a * (std::f64::consts::TAU * alt_m / lambda + phase).sin())
+            .sum();
+        ((1.0 + self.offset) * (1.0 + ripple)).max(MIN_DENSITY_FACTOR)
+    }
+}
+
 /// Pressure (Pa) and temperature (K) below 86 km.
 fn pressure_temperature(alt_m: f64) -> (f64, f64) {
     let h = R0_GEOPOTENTIAL_M * alt_m / (R0_GEOPOTENTIAL_M + alt_m);
@@ -107,6 +138,19 @@ mod tests {
         assert!(((below - 6.958e-6) / 6.958e-6).abs() < 1e-2, "{below}");
         assert_eq!(density_kg_m3(1_200_000.0), 0.0);
         assert!(density_kg_m3(-400.0) > 1.225);
+    }
+
+    #[test]
+    fn a_days_air_scales_the_standard_by_its_offset_and_layers() {
+        let calm = AirDeparture { offset: 0.1, layers: [(0.0, 0.0); 3] };
+        assert!((calm.factor(30_000.0) - 1.1).abs() < 1e-12);
+        // A single layer of 3% at its crest (a quarter wavelength up from a zero phase).
+        let rippled = AirDeparture { offset: 0.0, layers: [(0.03, 0.0), (0.0, 0.0), (0.0, 0.0)] };
+        assert!((rippled.factor(LAYER_WAVELENGTHS_M[0] / 4.0) - 1.03).abs() < 1e-12);
+        assert!((rippled.factor(0.0) - 1.0).abs() < 1e-12);
+        // Nonsense depths are held to a thin but present air.
+        let extreme = AirDeparture { offset: -0.99, layers: [(0.0, 0.0); 3] };
+        assert_eq!(extreme.factor(10_000.0), MIN_DENSITY_FACTOR);
     }
 
     #[test]

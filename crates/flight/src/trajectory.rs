@@ -8,7 +8,7 @@
 //! cut-off) falls on a step boundary, because each constant-regime segment is integrated with
 //! its own whole number of steps. Impact is found by bisection on the length of the last step.
 
-use crate::atmosphere::{density_kg_m3, TOP_OF_ATMOSPHERE_M};
+use crate::atmosphere::{density_kg_m3, AirDeparture, TOP_OF_ATMOSPHERE_M};
 use crate::gravity::{gravity_mps2, GravityModel};
 use crate::vehicle::{Vehicle, VehicleError};
 use geodesy::{ecef_to_geodetic, enu_rotation, geodetic_to_ecef, Geodetic, Vector3, EARTH_ROTATION_RAD_S};
@@ -22,6 +22,8 @@ pub struct FlightConfig {
     pub coast_step_s: f64,
     pub gravity: GravityModel,
     pub atmosphere: bool,
+    /// The day's departure from the standard atmosphere; `None` flies the standard itself.
+    pub air: Option<AirDeparture>,
     /// Whether the Earth turns (Coriolis and centrifugal terms); off only for closed-form checks.
     pub rotation: bool,
     /// An object still aloft after this long is in orbit or mis-specified: stop with an error.
@@ -42,6 +44,7 @@ impl Default for FlightConfig {
             coast_step_s: 1.0,
             gravity: GravityModel::Zonal4,
             atmosphere: true,
+            air: None,
             rotation: true,
             // The longest lofted ICBM tests flew about 75 minutes.
             max_flight_s: 3.0 * 3600.0,
@@ -174,7 +177,8 @@ impl Dynamics {
                 DragLaw::None => 0.0,
             };
             if scale > 0.0 {
-                let rho = density_kg_m3(geodesy::geocentric_height_m(r));
+                let h = geodesy::geocentric_height_m(r);
+                let rho = density_kg_m3(h) * self.cfg.air.map_or(1.0, |air| air.factor(h));
                 a -= (rho * v.norm() * scale) * v;
             }
         }

@@ -45,6 +45,9 @@ struct WaitingFix {
     taken: bool,
 }
 
+/// A silent track is taken as landed this long after its predicted impact time plus 3σ (the
+/// same margin as an alert's withdrawal, `alert::Alerts::expire`).
+const LANDED_AFTER_S: f64 = 10.0;
 /// Seconds of unused impact-prediction budget that may accrue (at least one prediction).
 pub const IMPACT_BURST_S: f64 = 0.1;
 
@@ -345,6 +348,20 @@ impl Engine {
     pub fn advance(&mut self, now: UtcNanos) -> Vec<TrackId> {
         let horizon = now.add_secs_f64(-self.cfg.reorder_window_s);
         self.process_until(horizon)
+    }
+
+    /// Lets time pass with no report to fuse: every track is judged at `now` as it would be
+    /// at a scan, so one that has come down or stayed silent too long is deleted. Without it
+    /// a node whose sensors have all lost the missile (below their horizons, out of their
+    /// sectors) would keep its coasting track, and the track's alert, for as long as no other
+    /// report arrived. Does nothing before the first report or at a `now` not past the
+    /// reports already fused.
+    pub fn idle(&mut self, now: UtcNanos) {
+        let Some(epoch) = self.epoch else { return };
+        let now_s = now.secs_since(epoch);
+        if self.processed_until.is_some_and(|p| now > p) {
+            self.maintain(now_s);
+        }
     }
 
     /// Processes everything buffered.
@@ -799,6 +816,12 @@ impl Engine {
             // Outside the sphere round the equator the point is above the ellipsoid: the
             // geodetic conversion (the costly part of this loop) only for those below it.
             let aloft = at.norm() >= geodesy::Wgs84::A_M || ecef_to_geodetic(&at).alt_m > -5_000.0;
+            // Over a long silence the straight line leaves the Earth's curve; the track's own
+            // impact prediction says when it has come down (the alerts' rule: 3σ and 10 s late).
+            let landed = tr.impact.as_ref().is_some_and(|(t, i)| {
+                !i.during_boost && now_s > t + i.time_to_impact_s + 3.0 * i.time_to_impact_sd_s + LANDED_AFTER_S
+            });
+            let aloft = aloft && !landed;
             let alive = match tr.status {
                 TrackStatus::Tentative => silent <= cfg.tentative_timeout_s,
                 TrackStatus::Confirmed if tr.hits < cfg.young_updates => silent <= cfg.young_timeout_s,
@@ -848,6 +871,7 @@ impl Engine {
                 }
             } else if !thrust_possible && tr.was_boost && tr.burnout_s.is_none() {
                 tr.burnout_s = Some(now_s);
+                tr.imm.reset_drag(&cfg.noise);
             }
             let due = tr.impact.as_ref().is_none_or(|(t, _)| now_s - t >= cfg.impact_interval_s);
             if due {
@@ -873,7 +897,7 @@ impl Engine {
             self.prediction_tokens -= 1.0;
             self.counters.impact_predictions += 1;
             let (x, p) = tr.imm.combined();
-            if let Some(pred) = predict_impact(&x, &p, thrust_possible) {
+            if let Some(pred) = predict_impact(&x, &p, thrust_possible, &cfg.noise) {
                 tr.impact = Some((now_s, pred));
             }
         }

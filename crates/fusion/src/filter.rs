@@ -39,7 +39,7 @@ pub fn predict(x: &State, p: &Cov, dt_s: f64, model: Model, noise: &MotionNoise)
         return (*x, *p);
     }
     let (x1, phi) = propagate_with_transition(x, dt_s, model);
-    let mut p1 = phi * p * phi.transpose() + process_noise(x, dt_s, model, noise);
+    let mut p1 = phi * p * phi.transpose() + process_noise(dt_s, model, noise);
     tidy(&mut p1);
     (x1, p1)
 }
@@ -341,6 +341,18 @@ impl Imm {
     /// The combined estimate (moment-matched mixture).
     pub fn combined(&self) -> (State, Cov) {
         self.combined
+    }
+
+    /// Forgets what both models believe of the drag parameter κ and gives them its prior again.
+    /// At burnout: whatever κ learnt under thrust is not the re-entry body's. In the air the
+    /// thrust is an acceleration along the velocity that the ballistic model can explain only
+    /// by negative drag, so an ascent left κ below zero (−0.05 where 0.125 was true), and the
+    /// impact predictor then flew the re-entry vehicle as one with no drag.
+    pub fn reset_drag(&mut self, noise: &MotionNoise) {
+        for j in 0..2 {
+            noise.set_drag_prior(&mut self.x[j], &mut self.p[j]);
+        }
+        self.combine();
     }
 
     /// The combined estimate by reference (no copy of the covariance).

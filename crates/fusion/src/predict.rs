@@ -6,6 +6,7 @@
 //! of the unknown ballistic coefficient) with the same flight physics as the simulator and takes
 //! the spread of where they land.
 
+use crate::dynamics::MotionNoise;
 use crate::{Cov, State, DRAG};
 use flight::{ballistic_impact, FlightConfig};
 use geodesy::{ecef_to_enu, ecef_to_geodetic, geodetic_to_ecef, Geodetic, Vector3};
@@ -77,10 +78,19 @@ const KAPPA_RANGE: (f64, f64) = (0.02, 2.0);
 /// ln β with its variance and its covariance with position and velocity, from the track's
 /// drag parameter κ = 1,000/β and its covariance by linearisation (d ln β = −dκ/κ), held to
 /// [`KAPPA_RANGE`] and [`LN_BETA_SD`]. Where the track has learnt κ from its deceleration this
-/// is what it learnt; where it has not (above the air) it is the prior, about 8,000 kg/m².
-fn ln_ballistic_coeff(x: &State, p: &Cov) -> (f64, f64, SVector<f64, 6>) {
+/// is what it learnt. Where κ is not clearly positive (κ ≤ 2σ: above the air, where κ is only
+/// its prior, or wandered off it, since nothing there holds it) the linearisation would turn
+/// a κ near or below zero into a β of no drag at all, so ln β is then the prior's
+/// (`nominal_ballistic_coeff_kg_m2`, σ [`LN_BETA_SD`]) and independent of the state.
+fn ln_ballistic_coeff(x: &State, p: &Cov, noise: &MotionNoise) -> (f64, f64, SVector<f64, 6>) {
+    let sd = p[(DRAG, DRAG)].sqrt();
+    // A NaN is not clearly positive either: the prior.
+    let clearly_positive = x[DRAG].partial_cmp(&(2.0 * sd)) == Some(std::cmp::Ordering::Greater);
+    if !clearly_positive {
+        return (noise.nominal_ballistic_coeff_kg_m2.ln(), LN_BETA_SD * LN_BETA_SD, SVector::zeros());
+    }
     let kappa = x[DRAG].clamp(KAPPA_RANGE.0, KAPPA_RANGE.1);
-    let sd = p[(DRAG, DRAG)].sqrt() / kappa;
+    let sd = sd / kappa;
     // Shrinking ln β's row and column by one factor keeps the joint covariance positive.
     let shrink = if sd > LN_BETA_SD { LN_BETA_SD / sd } else { 1.0 };
     let cross = SVector::<f64, 6>::from_fn(|i, _| -shrink * p[(i, DRAG)] / kappa);
@@ -161,13 +171,13 @@ impl Spread {
 /// Carlo's and its variance 3.3 times too large
 /// (`the_impact_of_an_unknown_ballistic_coefficient_matches_monte_carlo`). Four nodes at
 /// ±0.74σ and ±2.33σ, exact for moments to the seventh, land within 5 m and 16%.
-pub fn predict_impact(x: &State, p: &Cov, during_boost: bool) -> Option<ImpactPrediction> {
+pub fn predict_impact(x: &State, p: &Cov, during_boost: bool, noise: &MotionNoise) -> Option<ImpactPrediction> {
     const N: usize = 7;
     let mut mean = SVector::<f64, N>::zeros();
     mean.fixed_rows_mut::<6>(0).copy_from(&x.fixed_rows::<6>(0));
     let mut cov = SMatrix::<f64, N, N>::zeros();
     cov.fixed_view_mut::<6, 6>(0, 0).copy_from(&p.fixed_view::<6, 6>(0, 0));
-    let (ln_beta, var, cross) = ln_ballistic_coeff(x, p);
+    let (ln_beta, var, cross) = ln_ballistic_coeff(x, p, noise);
     mean[6] = ln_beta;
     cov[(6, 6)] = var;
     for i in 0..6 {
@@ -351,9 +361,10 @@ mod tests {
     #[test]
     fn the_impact_of_an_unknown_ballistic_coefficient_matches_monte_carlo() {
         let (x, p) = descending();
-        let pred = predict_impact(&x, &p, false).expect("comes down");
+        let noise = MotionNoise::default();
+        let pred = predict_impact(&x, &p, false, &noise).expect("comes down");
         // Monte Carlo over ln β alone (the state's own spread is metres): 4,000 flights.
-        let (ln_beta, var, _) = ln_ballistic_coeff(&x, &p);
+        let (ln_beta, var, _) = ln_ballistic_coeff(&x, &p, &noise);
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut uniform = || {
             seed ^= seed << 13;
@@ -384,5 +395,29 @@ mod tests {
         );
         let ratio = pred.cov_en_m2.trace() / mc.cov_en_m2.trace();
         assert!((0.8..1.3).contains(&ratio), "variance {ratio:.2} times Monte Carlo's");
+    }
+
+    #[test]
+    fn a_kappa_not_clearly_positive_is_flown_as_the_prior() {
+        // Above the air κ is unobserved and may wander below zero (the salvo's medium-range
+        // missile reached −0.05 ± 0.11). Linearised, that was a β of 50,000 kg/m², a body
+        // with almost no drag, and a 95% ellipse of 170 m round an impact 300 m away.
+        let noise = MotionNoise::default();
+        let (x, p) = descending();
+        let prior = predict_impact(&x, &p, false, &noise).expect("comes down");
+        let mut wandered = x;
+        wandered[DRAG] = -0.05;
+        let mut p_wandered = p;
+        p_wandered[(DRAG, DRAG)] = 0.11 * 0.11;
+        let pred = predict_impact(&wandered, &p_wandered, false, &noise).expect("comes down");
+        assert_eq!(pred, prior);
+        // A κ learnt in the air is flown as learnt: a light body lands short of the prior's.
+        let mut learnt = x;
+        learnt[DRAG] = 0.33;
+        let mut p_learnt = p;
+        p_learnt[(DRAG, DRAG)] = 0.02 * 0.02;
+        let light = predict_impact(&learnt, &p_learnt, false, &noise).expect("comes down");
+        assert!(light.time_to_impact_s > prior.time_to_impact_s + 1.0);
+        assert!(light.cov_en_m2.trace() < prior.cov_en_m2.trace());
     }
 }

@@ -20,6 +20,9 @@ use wire::RecordKind;
 
 /// How often the engine is advanced when no data arrives (the reorder window drains on time).
 const TICK: Duration = Duration::from_millis(20);
+/// After this long with no newer report the data clock runs on by wall time, and the engine
+/// judges its tracks about once per this interval (see `Engine::idle`).
+const QUIET: Duration = Duration::from_secs(1);
 /// Alert records waiting for room in the writer's queue; beyond this the oldest are dropped
 /// from the log (and counted) rather than stall fusion. They stay in the picture either way.
 const MAX_PENDING_ALERT_RECORDS: usize = 10_000;
@@ -165,6 +168,9 @@ impl Fusion {
     /// Runs until the writer is gone.
     pub fn run(mut self, rx: Receiver<Committed>) {
         let mut newest_time = UtcNanos::from_nanos(i64::MIN);
+        // The newest report's time and when it came; the last idle judgement.
+        let mut newest_seen = (newest_time, Instant::now());
+        let mut last_idle = Instant::now();
         let mut last_seq = 0;
         let mut pending_log: VecDeque<Append> = VecDeque::new();
         let mut st = RefreshState {
@@ -226,6 +232,19 @@ impl Fusion {
             }
             let now = newest_time.max(self.waited_until.add_secs_f64(self.reorder_window_s + 1e-6));
             let changed = if newest_time.as_nanos() == i64::MIN { Vec::new() } else { self.engine.advance(now) };
+            // When the sensors go quiet (the missile below every horizon) the data clock runs
+            // on by wall time from the newest report, so a coasting track that has come down
+            // is deleted and an alert whose impact is past is withdrawn. While reports flow it
+            // is the data time itself.
+            if newest_time != newest_seen.0 {
+                newest_seen = (newest_time, Instant::now());
+            }
+            let quiet = newest_seen.1.elapsed();
+            let clock = if quiet >= QUIET { now.add_secs_f64(quiet.as_secs_f64()) } else { now };
+            if quiet >= QUIET && got == 0 && changed.is_empty() && last_idle.elapsed() >= QUIET {
+                last_idle = Instant::now();
+                self.engine.idle(clock.add_secs_f64(-self.reorder_window_s));
+            }
             let replaying = last_seq <= self.replay_until;
             let horizon = now.add_secs_f64(-self.reorder_window_s);
             st.oldest_fused_arrival = None;
@@ -234,7 +253,8 @@ impl Fusion {
                     st.oldest_fused_arrival = Some(st.oldest_fused_arrival.map_or(at, |o: Instant| o.min(at)));
                 }
             }
-            self.refresh(&changed, newest_time, replaying, &mut st, &mut pending_log);
+            let expire_at = if newest_time.as_nanos() == i64::MIN { newest_time } else { clock };
+            self.refresh(&changed, newest_time, expire_at, replaying, &mut st, &mut pending_log);
             // Steps that took records or changed tracks (a step that fuses what waited out the
             // reorder window may do so on a tick, with nothing new).
             if got > 0 || !changed.is_empty() {
@@ -541,6 +561,7 @@ impl Fusion {
         &mut self,
         changed: &[fusion::TrackId],
         data_now: UtcNanos,
+        clock: UtcNanos,
         replaying: bool,
         st: &mut RefreshState,
         pending_log: &mut VecDeque<Append>,
@@ -561,8 +582,8 @@ impl Fusion {
             changes.extend(self.alerts.predict(t.id.0, &p, data_now));
         }
         let live: Vec<u64> = self.engine.track_ids().iter().map(|id| id.0).collect();
-        if data_now.as_nanos() > i64::MIN {
-            changes.extend(self.alerts.expire(&live, data_now));
+        if clock.as_nanos() > i64::MIN {
+            changes.extend(self.alerts.expire(&live, clock));
         }
         if !changes.is_empty() {
             for c in &changes {

@@ -10,4 +10,4 @@ pub mod scenario;
 pub mod sensors;
 
 pub use run::{end_time, fly_all, measure_all, truth_all, Flown, LaunchError, Measurement, TruthSample};
-pub use scenario::{parse, Scenario, ScenarioError};
+pub use scenario::{parse, Atmosphere, Scenario, ScenarioError};

@@ -107,6 +107,8 @@ pub fn fly_all(
     cfg: &FlightConfig,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<Flown>, LaunchError> {
+    // Every launch of a run flies in that run's air.
+    let cfg = &FlightConfig { air: scenario.atmosphere.draw(scenario.seed), ..*cfg };
     let n = scenario.launches.len();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);

@@ -6,6 +6,7 @@
 
 use crate::orbit::Orbit;
 use crate::sensors::{Radar, SpaceIr};
+use flight::atmosphere::AirDeparture;
 use flight::{missile_class, Shape, Stage, Vehicle, MISSILE_CLASSES};
 use geodesy::{Geodetic, Wgs84};
 use serde::Deserialize;
@@ -38,6 +39,39 @@ pub struct Scenario {
     pub launches: Vec<LaunchPlan>,
     pub radars: Vec<Radar>,
     pub space_ir: Vec<SpaceIr>,
+    /// How far each run's air departs from the standard atmosphere.
+    pub atmosphere: Atmosphere,
+}
+
+/// The spread of the day's air a run flies in (`[atmosphere]`): each run draws an
+/// [`AirDeparture`] from its seed, an offset of σ `density_sd` and three layers of rms
+/// `layer_sd` each. Both zero (the default) fly the 1976 standard atmosphere itself.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Atmosphere {
+    pub density_sd: f64,
+    pub layer_sd: f64,
+}
+
+/// Largest `[atmosphere]` spreads accepted: beyond these a draw could thin the air to nothing.
+pub const MAX_DENSITY_SD: f64 = 0.3;
+pub const MAX_LAYER_SD: f64 = 0.1;
+
+impl Atmosphere {
+    /// The air of the run seeded `seed`, or `None` for the standard. Drawn from its own stream,
+    /// labelled with the empty string (no sensor's id), so it changes no sensor's noise.
+    pub fn draw(&self, seed: u64) -> Option<AirDeparture> {
+        if self.density_sd == 0.0 && self.layer_sd == 0.0 {
+            return None;
+        }
+        let mut rng = crate::rng::Rng::for_stream(seed, "");
+        let offset = self.density_sd * rng.normal();
+        // A sine of amplitude a has rms a/√2: the amplitude's σ is √2 × layer_sd.
+        let mut layers = [(0.0, 0.0); 3];
+        for l in &mut layers {
+            *l = (std::f64::consts::SQRT_2 * self.layer_sd * rng.normal(), rng.uniform_in(0.0, std::f64::consts::TAU));
+        }
+        Some(AirDeparture { offset, layers })
+    }
 }
 
 /// Where a launch is aimed.
@@ -86,6 +120,16 @@ struct FileScenario {
     radar: Vec<Spanned<FileRadar>>,
     #[serde(default)]
     space_ir: Vec<Spanned<FileSpaceIr>>,
+    atmosphere: Option<Spanned<FileAtmosphere>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct FileAtmosphere {
+    #[serde(default)]
+    density_sd: f64,
+    #[serde(default)]
+    layer_sd: f64,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -327,7 +371,24 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
         c.unique_id(&span, &what, &s.id, &mut ids)?;
         space_ir.push(parse_space_ir(&c, &span, &what, s, start)?);
     }
-    Ok(Scenario { name: file.name, seed: file.seed, start, duration_s, truth_interval_s, launches, radars, space_ir })
+    let atmosphere = match &file.atmosphere {
+        Some(a) => Atmosphere {
+            density_sd: c.range(&a.span(), "atmosphere", "density_sd", a.get_ref().density_sd, 0.0, MAX_DENSITY_SD)?,
+            layer_sd: c.range(&a.span(), "atmosphere", "layer_sd", a.get_ref().layer_sd, 0.0, MAX_LAYER_SD)?,
+        },
+        None => Atmosphere::default(),
+    };
+    Ok(Scenario {
+        name: file.name,
+        seed: file.seed,
+        start,
+        duration_s,
+        truth_interval_s,
+        launches,
+        radars,
+        space_ir,
+        atmosphere,
+    })
 }
 
 fn parse_launch(

@@ -190,3 +190,31 @@ fn learns_each_missiles_ballistic_coefficient_in_the_air_and_only_there() {
         assert!(b.ln_sd < 0.2, "{}: β still loose: {b:?}", f.plan.id);
     }
 }
+
+#[test]
+fn a_track_whose_sensors_fell_quiet_is_deleted_once_it_has_come_down() {
+    // The MRBM seen by one radar that loses it 200 s before impact, and nothing after: the
+    // track coasts, and only the passing of time (`Engine::idle`) can end it.
+    let scenario = bundled("mrbm-sea-of-japan");
+    let (flown, ms) = flown_and_measured(&scenario);
+    let cut = flown[0].impact_time().add_secs_f64(-200.0);
+    let mut e = Engine::new(EngineConfig::default());
+    let mut last = cut;
+    for m in ms.into_iter().filter(|m| m.time < cut) {
+        last = m.time;
+        e.ingest(m);
+        e.advance(last);
+    }
+    e.flush();
+    let confirmed = |e: &Engine| e.tracks().into_iter().filter(|t| t.status == TrackStatus::Confirmed).count();
+    assert_eq!(confirmed(&e), 1, "the missile is tracked when its radars fall quiet");
+    // Before the impact the coasting track stands; well after it, it is gone.
+    e.idle(flown[0].impact_time().add_secs_f64(-60.0));
+    assert_eq!(confirmed(&e), 1, "deleted while still aloft");
+    e.idle(flown[0].impact_time().add_secs_f64(60.0));
+    assert_eq!(confirmed(&e), 0, "a track that has come down must go without another report");
+    // A time not past what was fused changes nothing.
+    let mut f = Engine::new(EngineConfig::default());
+    f.idle(last);
+    assert!(f.tracks().is_empty());
+}

@@ -109,7 +109,7 @@ fn ekf_step_matches_filterpy() {
                 "x": flat(x0.iter().copied()),
                 "P": flat(rows(&p0)),
                 "F": flat(rows(&transition(&x0, dt, model_kind))),
-                "Q": flat(rows(&process_noise(&x0, dt, model_kind, &noise))),
+                "Q": flat(rows(&process_noise(dt, model_kind, &noise))),
                 "x_pred": flat(propagate(&x0, dt, model_kind).iter().copied()),
                 "z": flat(lin.z.iter().take(m).copied()),
                 "hx": flat(lin.predicted.iter().take(m).copied()),

@@ -1,4 +1,5 @@
-//! The same seed gives byte-identical output; another seed gives other noise on the same flights.
+//! The same seed gives byte-identical output; another seed gives other noise, and other air
+//! for the flights to fly in where the scenario has an `[atmosphere]`.
 
 use crate::{bundled, run};
 
@@ -12,9 +13,16 @@ fn same_seed_same_bytes_other_seed_other_noise() {
     }
     let mut other = bundled("salvo");
     other.seed += 1;
-    let c = run(other).files();
-    assert!(a[0] == c[0], "truth must not depend on the seed");
+    let c = run(other.clone()).files();
+    assert!(a[0] != c[0], "the bundled salvo flies each seed's own air");
     assert!(a[1] != c[1], "measurements must depend on the seed");
+    // In the standard atmosphere the seed is the sensors' alone.
+    let mut calm = bundled("salvo");
+    calm.atmosphere = sim::Atmosphere::default();
+    other.atmosphere = sim::Atmosphere::default();
+    let (d, e) = (run(calm).files(), run(other).files());
+    assert!(d[0] == e[0], "in the standard air, truth must not depend on the seed");
+    assert!(d[1] != e[1], "measurements must depend on the seed");
 }
 
 #[test]

@@ -79,3 +79,25 @@ fn garbage_never_panics() {
         let _ = sim::parse("flip.toml", &String::from_utf8_lossy(&b));
     }
 }
+
+#[test]
+fn the_days_air_is_drawn_per_seed_and_checked() {
+    let standard = sim::parse("good.toml", GOOD).unwrap();
+    assert_eq!(standard.atmosphere.draw(1), None, "no [atmosphere]: the standard itself");
+    let text = format!("{GOOD}\n[atmosphere]\ndensity_sd = 0.08\nlayer_sd = 0.03\n");
+    let s = sim::parse("air.toml", &text).unwrap();
+    let (a, b) = (s.atmosphere.draw(1).unwrap(), s.atmosphere.draw(2).unwrap());
+    assert_eq!(s.atmosphere.draw(1), Some(a), "the same seed, the same air");
+    assert_ne!(a, b, "another seed, another day");
+    // A run's launch flies in its air: the same seed with and without it lands elsewhere.
+    let cfg = flight::FlightConfig::default();
+    let calm = sim::fly_all(&standard, &cfg, &|_| {}).unwrap();
+    let windy = sim::fly_all(&s, &cfg, &|_| {}).unwrap();
+    assert_ne!(calm[0].trajectory.impact, windy[0].trajectory.impact);
+    check(
+        ("sigma_el_mrad = 1\n", "sigma_el_mrad = 1\n[atmosphere]\ndensity_sd = 0.5\n"),
+        &["atmosphere", "density_sd", "must be in [0, 0.3]"],
+    );
+    check(("sigma_el_mrad = 1\n", "sigma_el_mrad = 1\n[atmosphere]\nlayer_sd = -0.01\n"), &["atmosphere", "layer_sd"]);
+    check(("sigma_el_mrad = 1\n", "sigma_el_mrad = 1\n[atmosphere]\nwind = 3\n"), &["wind"]);
+}

@@ -101,7 +101,7 @@ fn node_tracks_and_warns_on_the_bundled_scenario() {
     }
 
     let metrics = get(node.http, "/metrics").expect("metrics").1;
-    assert!(metrics.contains("trilink_ingest_measurements_accepted_total 718"), "{metrics}");
+    assert!(metrics.contains("trilink_ingest_measurements_accepted_total 720"), "{metrics}");
     let openapi = get_json(node.http, "/openapi.json");
     assert_eq!(openapi["openapi"].as_str().map(|v| &v[..2]), Some("3."));
 
