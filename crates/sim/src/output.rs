@@ -161,9 +161,19 @@ struct Summary<'a> {
     seed: u64,
     start: String,
     end: String,
+    /// The day's air this run flew, when the scenario has an `[atmosphere]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    air: Option<AirSummary>,
     launches: Vec<LaunchSummary<'a>>,
     sensors: Vec<SensorSummary<'a>>,
     counts: Counts,
+}
+
+#[derive(Serialize)]
+struct AirSummary {
+    density_offset: f64,
+    /// Per layer: vertical wavelength (m), amplitude (fraction) and phase (rad).
+    layers: Vec<(f64, f64, f64)>,
 }
 
 #[derive(Serialize)]
@@ -217,6 +227,15 @@ pub fn write_summary<W: Write>(
         seed: scenario.seed,
         start: scenario.start.to_string(),
         end: end.to_string(),
+        air: scenario.atmosphere.draw(scenario.seed).map(|a| AirSummary {
+            density_offset: a.offset,
+            layers: a
+                .layers
+                .iter()
+                .zip(flight::atmosphere::LAYER_WAVELENGTHS_M)
+                .map(|((amplitude, phase), wavelength)| (wavelength, *amplitude, *phase))
+                .collect(),
+        }),
         launches: flown
             .iter()
             .map(|f| LaunchSummary {

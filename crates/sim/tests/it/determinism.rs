@@ -45,4 +45,7 @@ fn every_line_is_json_in_time_order() {
     let s: serde_json::Value = serde_json::from_slice(&summary).unwrap();
     assert_eq!(s["format_version"], 1);
     assert_eq!(s["launches"][0]["id"], "L1");
+    // The run's own air, as drawn from its seed, is in the summary.
+    assert_eq!(s["air"]["layers"].as_array().map(Vec::len), Some(3), "{s}");
+    assert!(s["air"]["density_offset"].as_f64().is_some_and(|d| d.abs() < 0.5), "{s}");
 }
