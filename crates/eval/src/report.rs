@@ -77,6 +77,10 @@ pub struct NeesSummary {
     /// Fraction of bins whose Monte Carlo average NEES (one instant per bin) lies in the
     /// 95% χ² band.
     pub bins_in_band: f64,
+    /// Fractions of bins above the band (the covariance smaller than the errors: over-confident,
+    /// the dangerous side) and below it (cautious).
+    pub bins_above_band: f64,
+    pub bins_below_band: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -213,6 +217,8 @@ pub fn aggregate(scenario: &str, runs: &[RunOutcome]) -> ScenarioReport {
     let all_nees: Vec<f64> =
         runs.iter().flat_map(|r| r.track_samples.iter().map(|s| s.nees)).filter(|x| x.is_finite()).collect();
     let in_band = bins.iter().filter(|b| b.mean_nees >= b.nees_band.0 && b.mean_nees <= b.nees_band.1).count();
+    let above_band = bins.iter().filter(|b| b.mean_nees > b.nees_band.1).count();
+    let below_band = bins.iter().filter(|b| b.mean_nees < b.nees_band.0).count();
     // Impact predictions after burnout.
     let impact_bin_s = 30.0;
     let ballistic: Vec<_> = runs.iter().flat_map(|r| r.impact_samples.iter().filter(|s| !s.during_boost)).collect();
@@ -274,7 +280,12 @@ pub fn aggregate(scenario: &str, runs: &[RunOutcome]) -> ScenarioReport {
         launches: launches.clone(),
         bins,
         steady_state: steady,
-        nees: NeesSummary { mean: mean(all_nees.iter().copied()), bins_in_band: 0.0 },
+        nees: NeesSummary {
+            mean: mean(all_nees.iter().copied()),
+            bins_in_band: 0.0,
+            bins_above_band: 0.0,
+            bins_below_band: 0.0,
+        },
         gospa_mean_m: mean(runs.iter().flat_map(|r| r.gospa.iter().map(|g| g.1))),
         gospa: gospa_bins.into_iter().map(|(t, v)| (t as f64, mean(v.into_iter()))).collect(),
         track_breaks: runs.iter().map(|r| r.breaks.iter().sum::<usize>()).sum(),
@@ -292,12 +303,15 @@ pub fn aggregate(scenario: &str, runs: &[RunOutcome]) -> ScenarioReport {
         engine_load: engine_seconds / runs.iter().map(|r| r.scenario_s).sum::<f64>().max(1e-9),
         late_set_aside: runs.iter().map(|r| r.counters.late_set_aside).sum(),
     }
-    .with_band_fraction(in_band)
+    .with_band_fractions(in_band, above_band, below_band)
 }
 
 impl ScenarioReport {
-    fn with_band_fraction(mut self, in_band: usize) -> ScenarioReport {
-        self.nees.bins_in_band = in_band as f64 / self.bins.len().max(1) as f64;
+    fn with_band_fractions(mut self, in_band: usize, above: usize, below: usize) -> ScenarioReport {
+        let n = self.bins.len().max(1) as f64;
+        self.nees.bins_in_band = in_band as f64 / n;
+        self.nees.bins_above_band = above as f64 / n;
+        self.nees.bins_below_band = below as f64 / n;
         self
     }
 
@@ -336,9 +350,11 @@ impl ScenarioReport {
         );
         let _ = writeln!(
             s,
-            "  NEES: mean of all samples {:.2} (6 expected); {:.0}% of bins' one-instant averages in their 95% band",
+            "  NEES: mean of all samples {:.2} (6 expected); {:.0}% of bins' one-instant averages in their 95% band, {:.0}% above it (over-confident), {:.0}% below (cautious)",
             self.nees.mean,
-            100.0 * self.nees.bins_in_band
+            100.0 * self.nees.bins_in_band,
+            100.0 * self.nees.bins_above_band,
+            100.0 * self.nees.bins_below_band
         );
         let _ = writeln!(
             s,
