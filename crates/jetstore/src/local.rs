@@ -68,6 +68,10 @@ pub fn server_binary() -> Result<PathBuf, String> {
     })
 }
 
+/// Tries at starting a cluster on fresh ports, and how long each may take to elect a leader.
+const START_ATTEMPTS: usize = 3;
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
 fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
 }
@@ -84,6 +88,20 @@ impl LocalCluster {
     pub fn start_with(dir: &Path, n: usize, jetstream_extra: &str) -> Result<LocalCluster, String> {
         let binary = server_binary()?;
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        // A port found free is released before the server binds it, and a test running
+        // alongside may take it first: the server then exits, and the cluster is started
+        // again on other ports.
+        let mut why = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(dir, n, jetstream_extra, &binary) {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => why = e,
+            }
+        }
+        Err(why)
+    }
+
+    fn try_start(dir: &Path, n: usize, jetstream_extra: &str, binary: &Path) -> Result<LocalCluster, String> {
         let mut servers = Vec::new();
         for i in 0..n {
             servers.push(Server {
@@ -98,6 +116,8 @@ impl LocalCluster {
         let routes: Vec<String> = servers.iter().map(|s| format!("nats-route://127.0.0.1:{}", s.route_port)).collect();
         for s in &servers {
             let store = dir.join(&s.name);
+            // An earlier attempt's state belongs to a cluster on other ports.
+            let _ = std::fs::remove_dir_all(&store);
             let cluster = if n > 1 {
                 format!(
                     "cluster {{ name: trilink, listen: 127.0.0.1:{}, routes: [{}] }}",
@@ -119,12 +139,34 @@ impl LocalCluster {
             );
             std::fs::write(&s.config, conf).map_err(|e| format!("write {}: {e}", s.config.display()))?;
         }
-        let mut cluster = LocalCluster { servers, binary, dir: dir.to_path_buf() };
+        let mut cluster = LocalCluster { servers, binary: binary.to_path_buf(), dir: dir.to_path_buf() };
         for i in 0..n {
             cluster.start_server(i)?;
         }
-        cluster.wait_ready(Duration::from_secs(30))?;
-        Ok(cluster)
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let waited = cluster.wait_ready(Duration::from_secs(1));
+            if waited.is_ok() {
+                return Ok(cluster);
+            }
+            if let Some(name) = cluster.first_exited() {
+                return Err(format!(
+                    "NATS server {name} exited at start (a port taken meanwhile?); logs in {}",
+                    dir.display()
+                ));
+            }
+            if Instant::now() >= deadline {
+                return waited.map(|()| cluster);
+            }
+        }
+    }
+
+    /// The name of a started server whose process has exited, if any.
+    fn first_exited(&mut self) -> Option<String> {
+        self.servers.iter_mut().find_map(|s| {
+            let exited = s.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            exited.then(|| s.name.clone())
+        })
     }
 
     /// NATS URLs of every server.
