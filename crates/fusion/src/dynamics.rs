@@ -79,8 +79,8 @@ impl MotionNoise {
     pub fn learnt_ballistic_coeff(&self, x: &State, p: &Cov) -> Option<BallisticCoeff> {
         let sd = p[(DRAG, DRAG)].sqrt();
         let kappa = x[DRAG];
-        // Both comparisons are false for a NaN: not learnt.
-        let learnt = sd <= LEARNT_FRACTION * self.drag_param_prior_sd && kappa > 2.0 * sd;
+        // False for a NaN: not learnt.
+        let learnt = sd <= LEARNT_FRACTION * self.drag_param_prior_sd && kappa_clearly_positive(x, p);
         learnt.then(|| BallisticCoeff { kg_m2: 1_000.0 / kappa, ln_sd: sd / kappa })
     }
 
@@ -93,6 +93,12 @@ impl MotionNoise {
         }
         p[(DRAG, DRAG)] = self.drag_param_prior_sd * self.drag_param_prior_sd;
     }
+}
+
+/// Whether κ is more than 2σ above zero (false for a NaN): only then is β = 1,000/κ a number
+/// to fly or report, and ln β's spread about −dκ/κ a fair linearisation.
+pub fn kappa_clearly_positive(x: &State, p: &Cov) -> bool {
+    x[DRAG] > 2.0 * p[(DRAG, DRAG)].sqrt()
 }
 
 /// κ counts as learnt once its σ is at most this fraction of the prior's.

@@ -6,7 +6,7 @@
 //! of the unknown ballistic coefficient) with the same flight physics as the simulator and takes
 //! the spread of where they land.
 
-use crate::dynamics::MotionNoise;
+use crate::dynamics::{kappa_clearly_positive, MotionNoise};
 use crate::{Cov, State, DRAG};
 use flight::{ballistic_impact, FlightConfig};
 use geodesy::{ecef_to_enu, ecef_to_geodetic, geodetic_to_ecef, Geodetic, Vector3};
@@ -83,14 +83,11 @@ const KAPPA_RANGE: (f64, f64) = (0.02, 2.0);
 /// a κ near or below zero into a β of no drag at all, so ln β is then the prior's
 /// (`nominal_ballistic_coeff_kg_m2`, σ [`LN_BETA_SD`]) and independent of the state.
 fn ln_ballistic_coeff(x: &State, p: &Cov, noise: &MotionNoise) -> (f64, f64, SVector<f64, 6>) {
-    let sd = p[(DRAG, DRAG)].sqrt();
-    // A NaN is not clearly positive either: the prior.
-    let clearly_positive = x[DRAG].partial_cmp(&(2.0 * sd)) == Some(std::cmp::Ordering::Greater);
-    if !clearly_positive {
+    if !kappa_clearly_positive(x, p) {
         return (noise.nominal_ballistic_coeff_kg_m2.ln(), LN_BETA_SD * LN_BETA_SD, SVector::zeros());
     }
     let kappa = x[DRAG].clamp(KAPPA_RANGE.0, KAPPA_RANGE.1);
-    let sd = sd / kappa;
+    let sd = p[(DRAG, DRAG)].sqrt() / kappa;
     // Shrinking ln β's row and column by one factor keeps the joint covariance positive.
     let shrink = if sd > LN_BETA_SD { LN_BETA_SD / sd } else { 1.0 };
     let cross = SVector::<f64, 6>::from_fn(|i, _| -shrink * p[(i, DRAG)] / kappa);

@@ -145,18 +145,16 @@ impl LocalCluster {
         }
         let deadline = Instant::now() + READY_WITHIN;
         loop {
-            let waited = cluster.wait_ready(Duration::from_secs(1));
-            if waited.is_ok() {
-                return Ok(cluster);
+            match cluster.wait_ready(Duration::from_secs(1)) {
+                Ok(()) => return Ok(cluster),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {}
             }
             if let Some(name) = cluster.first_exited() {
                 return Err(format!(
                     "NATS server {name} exited at start (a port taken meanwhile?); logs in {}",
                     dir.display()
                 ));
-            }
-            if Instant::now() >= deadline {
-                return waited.map(|()| cluster);
             }
         }
     }

@@ -240,7 +240,14 @@ impl Fusion {
                 newest_seen = (newest_time, Instant::now());
             }
             let quiet = newest_seen.1.elapsed();
-            let clock = if quiet >= QUIET { now.add_secs_f64(quiet.as_secs_f64()) } else { now };
+            // No report yet: no clock (alerts are not judged).
+            let clock = if newest_time.as_nanos() == i64::MIN {
+                newest_time
+            } else if quiet >= QUIET {
+                now.add_secs_f64(quiet.as_secs_f64())
+            } else {
+                now
+            };
             if quiet >= QUIET && got == 0 && changed.is_empty() && last_idle.elapsed() >= QUIET {
                 last_idle = Instant::now();
                 self.engine.idle(clock.add_secs_f64(-self.reorder_window_s));
@@ -253,8 +260,7 @@ impl Fusion {
                     st.oldest_fused_arrival = Some(st.oldest_fused_arrival.map_or(at, |o: Instant| o.min(at)));
                 }
             }
-            let expire_at = if newest_time.as_nanos() == i64::MIN { newest_time } else { clock };
-            self.refresh(&changed, newest_time, expire_at, replaying, &mut st, &mut pending_log);
+            self.refresh(&changed, newest_time, clock, replaying, &mut st, &mut pending_log);
             // Steps that took records or changed tracks (a step that fuses what waited out the
             // reorder window may do so on a tick, with nothing new).
             if got > 0 || !changed.is_empty() {
