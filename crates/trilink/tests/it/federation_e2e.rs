@@ -430,6 +430,12 @@ fn run_with_kills(topology: Topology) {
         node.start();
         std::thread::sleep(Duration::from_secs(2));
     }
+    // A slow disk can hold a node's first writes for seconds: wait for the load the
+    // checks below need rather than trusting the sleeps above to have carried it.
+    wait_for("every node to acknowledge more than 20 batches", Duration::from_secs(60), || {
+        let acked = acked.lock().expect("acked");
+        NATIONS.iter().all(|n| acked.get(n).is_some_and(|v| v.len() > 20))
+    });
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().expect("writer");

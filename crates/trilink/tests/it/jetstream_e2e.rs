@@ -63,7 +63,17 @@ fn node_on_jetstream_survives_a_nats_server_and_its_own_kill_without_losing_or_r
     // Load; one NATS server dies under it; the node goes on acknowledging.
     let stop = Arc::new(AtomicBool::new(false));
     let running = clients(node.http, &acked, 0, &stop, &acks);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Enough load first that the kill proves something; a slow disk can hold the first
+    // JetStream writes for seconds, so wait for acknowledgements rather than for a time.
+    let loaded = Instant::now();
+    while acks.load(Ordering::Relaxed) <= 20 {
+        assert!(
+            loaded.elapsed() < Duration::from_secs(60),
+            "too little load before the kill to prove anything: {} acks in 60 s",
+            acks.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     cluster.kill_server(0);
     let at_kill = acks.load(Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -77,7 +87,6 @@ fn node_on_jetstream_survives_a_nats_server_and_its_own_kill_without_losing_or_r
     for c in running {
         c.join().expect("client");
     }
-    assert!(at_kill > 20, "too little load before the kill to prove anything: {at_kill} acks");
 
     // It comes back on the two remaining servers and serves again.
     node.start();
