@@ -268,6 +268,8 @@ fn writers(fed: &Federation, stop: Arc<AtomicBool>) -> (Acked, Vec<std::thread::
                         let seq = v["seq"].as_u64().expect("seq");
                         acked.lock().expect("acked").entry(n).or_default().push((seq, size));
                     }
+                    // The test's own batches are valid: a refusal means it loads nothing.
+                    Ok((status @ 400..=499, text)) => panic!("{n}: a valid batch was refused ({status}): {text}"),
                     _ => std::thread::sleep(Duration::from_millis(100)),
                 }
                 std::thread::sleep(Duration::from_millis(15));
@@ -1006,6 +1008,10 @@ fn a_partner_gets_transformed_records_and_never_the_originals() {
     let stop = Arc::new(AtomicBool::new(false));
     let (acked, threads) = writers(&fed, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
+    // The checks below need more than 20 of USA's batches; a slow disk may have held them.
+    wait_for("USA to acknowledge more than 25 batches", Duration::from_secs(60), || {
+        acked.lock().expect("acked").get("USA").is_some_and(|v| v.len() > 25)
+    });
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().expect("writer");

@@ -32,13 +32,16 @@ fn clients(
                         ranges.iter().map(|r| radar_line("JPN-FPS5-SADO", &time, *r as f64) + "\n").collect();
                     k += 1;
                     let auth = format!("Bearer {SADO_TOKEN}");
-                    if let Ok((200, text)) =
-                        request(addr, "POST", "/v1/ingest", &[("Authorization", auth.as_str())], body.as_bytes())
-                    {
-                        let v: serde_json::Value = serde_json::from_str(&text).expect("ack JSON");
-                        let seq = v["seq"].as_u64().expect("seq");
-                        assert!(acked.lock().expect("lock").insert(seq, ranges).is_none(), "seq {seq} acked twice");
-                        acks.fetch_add(1, Ordering::Relaxed);
+                    match request(addr, "POST", "/v1/ingest", &[("Authorization", auth.as_str())], body.as_bytes()) {
+                        Ok((200, text)) => {
+                            let v: serde_json::Value = serde_json::from_str(&text).expect("ack JSON");
+                            let seq = v["seq"].as_u64().expect("seq");
+                            assert!(acked.lock().expect("lock").insert(seq, ranges).is_none(), "seq {seq} acked twice");
+                            acks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // The test's own batches are valid: a refusal means it loads nothing.
+                        Ok((status @ 400..=499, text)) => panic!("a valid batch was refused ({status}): {text}"),
+                        _ => {}
                     }
                 }
             })

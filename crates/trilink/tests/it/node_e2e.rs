@@ -137,15 +137,19 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     };
     const CYCLES: usize = 8;
     const CLIENTS: usize = 4;
+    const PER_CLIENT: u64 = 20_000;
     for cycle in 0..CYCLES {
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for c in 0..CLIENTS {
             let (acked, stop, addr) = (acked.clone(), stop.clone(), node.http);
-            let base = counter + c as u64 * 1_000_000;
+            // Each client's batches are numbered from its own base; a batch's ranges are
+            // 100 km plus twenty metres per number, under the 50,000 km any range must be.
+            let base = counter + c as u64 * PER_CLIENT;
             clients.push(std::thread::spawn(move || {
                 let mut k = base;
                 while !stop.load(Ordering::Relaxed) {
+                    assert!(k < base + PER_CLIENT, "client {c} ran out of batch numbers");
                     let ranges: Vec<u64> = (0..20).map(|i| 100_000 + k * 20 + i).collect();
                     let time = now_rfc3339();
                     let body: String =
@@ -154,18 +158,31 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
                     let auth = format!("Bearer {SADO_TOKEN}");
                     let headers = [("Authorization", auth.as_str())];
                     // A connection error or a cut response is an unacknowledged batch.
-                    if let Ok((200, text)) = request(addr, "POST", "/v1/ingest", &headers, body.as_bytes()) {
-                        let v: serde_json::Value = serde_json::from_str(&text).expect("ack JSON");
-                        let seq = v["seq"].as_u64().expect("seq");
-                        assert!(
-                            acked.lock().expect("lock").insert(seq, ranges).is_none(),
-                            "seq {seq} acknowledged twice"
-                        );
+                    match request(addr, "POST", "/v1/ingest", &headers, body.as_bytes()) {
+                        Ok((200, text)) => {
+                            let v: serde_json::Value = serde_json::from_str(&text).expect("ack JSON");
+                            let seq = v["seq"].as_u64().expect("seq");
+                            assert!(
+                                acked.lock().expect("lock").insert(seq, ranges).is_none(),
+                                "seq {seq} acknowledged twice"
+                            );
+                        }
+                        // The test's own batches are valid: a refusal means it loads nothing.
+                        Ok((status @ 400..=499, text)) => panic!("a valid batch was refused ({status}): {text}"),
+                        _ => {}
                     }
                 }
             }));
         }
-        counter += CLIENTS as u64 * 1_000_000;
+        counter += CLIENTS as u64 * PER_CLIENT;
+        // Some load in every cycle (a slow disk can hold the first writes for seconds), then
+        // the kill at a random moment.
+        let before = acked.lock().expect("lock").len();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked.lock().expect("lock").len() < before + 8 {
+            assert!(Instant::now() < deadline, "cycle {cycle}: the node acknowledged nothing in 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(Duration::from_millis(200 + next() % 600));
         node.kill();
         stop.store(true, Ordering::Relaxed);
