@@ -419,6 +419,23 @@ mod tests {
         assert!((uk.nis - uu.nis).abs() < 1e-9);
     }
 
+    /// A new track's covariance: 100 m, 10 m/s, 1 m/s² of thrust and κ to 0.1 (1σ).
+    fn loose_prior() -> Cov {
+        Cov::from_diagonal(&nalgebra::SVector::<f64, DIM>::from_column_slice(&[
+            1e4, 1e4, 1e4, 100.0, 100.0, 100.0, 1.0, 1.0, 1.0, 0.01,
+        ]))
+    }
+
+    /// The true position and velocity seen as a partner track: position to 5 m, velocity with
+    /// the variances given per axis (1e8 is no information).
+    fn seen_at(truth: &State, vel_var: [f64; 3]) -> PartnerTrack {
+        let mut cov = nalgebra::SMatrix::<f64, 6, 6>::identity() * 25.0;
+        for (i, v) in vel_var.iter().enumerate() {
+            cov[(3 + i, 3 + i)] = *v;
+        }
+        PartnerTrack { partner_track: "pos".into(), pos_vel: truth.fixed_rows::<6>(0).into_owned(), cov }
+    }
+
     #[test]
     fn a_coasting_track_reports_the_ballistic_models_covariance() {
         // A missile coasting at 200 km, measured every half second for five minutes by a
@@ -430,21 +447,14 @@ mod tests {
         truth[4] = 6_500.0;
         truth[5] = 1_500.0;
         truth[crate::DRAG] = 0.125;
-        let p0 = Cov::from_diagonal(&nalgebra::SVector::<f64, DIM>::from_column_slice(&[
-            1e4, 1e4, 1e4, 100.0, 100.0, 100.0, 1.0, 1.0, 1.0, 0.01,
-        ]));
+        let p0 = loose_prior();
         let mut imm = Imm::new(truth, p0, 0.5);
         let (noise, cfg) = (MotionNoise::default(), ImmConfig::default());
         let mut worst = 0.0f64;
         for k in 0..600 {
             truth = crate::dynamics::propagate(&truth, 0.5, Model::Ballistic);
             imm.predict(0.5, &noise, &cfg);
-            let mut cov = nalgebra::SMatrix::<f64, 6, 6>::identity() * 25.0;
-            cov[(3, 3)] = 0.09;
-            cov[(4, 4)] = 1e8;
-            cov[(5, 5)] = 1e8;
-            let seen =
-                PartnerTrack { partner_track: "pos".into(), pos_vel: truth.fixed_rows::<6>(0).into_owned(), cov };
+            let seen = seen_at(&truth, [0.09, 1e8, 1e8]);
             imm.update(|s: &State| partner_model(&seen, s)).unwrap();
             if k >= 120 {
                 let (_, pc) = imm.combined();
@@ -463,31 +473,22 @@ mod tests {
         // unobserved for 40 minutes, then measured for three more: the IMM's ballistic model
         // must end where a lone ballistic filter on the same data ends, to 5%. The boost model,
         // refuted and spread over the coast, used to be mixed into it at every step (5% more with
-        // no threshold or one of 1e-6; in the eval's ICBM the velocity variance came out ten
-        // times too large).
+        // no threshold or one of 1e-6; in the eval's ICBM after its coast, a velocity σ four
+        // times the errors).
         let mut truth = State::zeros();
         truth[0] = 7_378e3;
         truth[4] = 6_812.0;
         truth[5] = 400.0;
-        let p0 = Cov::from_diagonal(&nalgebra::SVector::<f64, DIM>::from_column_slice(&[
-            1e4, 1e4, 1e4, 100.0, 100.0, 100.0, 1.0, 1.0, 1.0, 0.01,
-        ]));
+        let p0 = loose_prior();
         let mut imm = Imm::new(truth, p0, 0.5);
         let (mut xl, mut pl) = (truth, p0);
         let (noise, cfg) = (MotionNoise::default(), ImmConfig::default());
-        let seen = |truth: &State| {
-            let mut cov = nalgebra::SMatrix::<f64, 6, 6>::identity() * 25.0;
-            for i in 3..6 {
-                cov[(i, i)] = 1e8;
-            }
-            PartnerTrack { partner_track: "pos".into(), pos_vel: truth.fixed_rows::<6>(0).into_owned(), cov }
-        };
         let mut step = |dt: f64, truth: &mut State, measure: bool| {
             *truth = crate::dynamics::propagate(truth, dt, Model::Ballistic);
             imm.predict(dt, &noise, &cfg);
             (xl, pl) = predict(&xl, &pl, dt, Model::Ballistic, &noise);
             if measure {
-                let m = seen(truth);
+                let m = seen_at(truth, [1e8; 3]);
                 imm.update(|s: &State| partner_model(&m, s)).unwrap();
                 let lin = partner_model(&m, &xl);
                 update(&mut xl, &mut pl, &lin).unwrap();

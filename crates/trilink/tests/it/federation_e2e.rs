@@ -6,7 +6,7 @@
 //! partner's CA vouching for another nation, a silent (slow-loris) connection, an oversized
 //! message — each refused, counted, and harmless to the working links.
 
-use crate::harness::{free_port, get, get_json, request, trilink, Node};
+use crate::harness::{free_port, get, get_json, request, trilink, wait_for, Node};
 use ledger::{Entry, FileStore, LogStore};
 use prost::Message;
 use std::collections::BTreeMap;
@@ -526,14 +526,6 @@ fn refused(node: &Node, reason: &str) -> u64 {
 fn batches_refused(node: &Node, reason: &str) -> u64 {
     let s = get_json(node.http, "/v1/status");
     s["federation"]["batches_refused"][reason].as_u64().unwrap_or(0)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn pem(dir: &Path, stem: &str) -> node::pki::Pem {

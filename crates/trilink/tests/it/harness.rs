@@ -248,6 +248,15 @@ pub fn radar_line(sensor: &str, time: &str, range_m: f64) -> String {
 
 pub const SADO_TOKEN: &str = "demo-jpn-fps5-sado";
 
+/// Polls `ok` every 100 ms until it holds; fails the test naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn now_rfc3339() -> String {
     node::wall_clock().to_string()
 }
