@@ -58,6 +58,9 @@ struct RefreshState {
 /// logged with where the time went (the ingest-to-alert target is 20 ms at a 5 ms window).
 const SLOW_ALERT_BEYOND_WINDOW_S: f64 = 0.015;
 
+/// The picture publisher's nice value (background work; fusion and the log stay at 0).
+const PUBLISHER_NICE: i32 = 10;
+
 /// Records read from the log per catch-up step; the picture refreshes between steps.
 const CATCH_UP_CHUNK: usize = 1000;
 
@@ -707,6 +710,12 @@ fn spawn_publisher(
 ) -> std::sync::mpsc::SyncSender<Publication> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Publication>(1);
     let spawned = std::thread::Builder::new().name("picture".into()).spawn(move || {
+        // Background work: building the picture's JSON runs for milliseconds at a time, and at
+        // normal priority it preempted fusion (an alert's step) while the other core idled.
+        // Raising a thread's own nice needs no privilege; on Linux it applies to this thread.
+        if let Err(e) = rustix::process::setpriority_process(None, PUBLISHER_NICE) {
+            tracing::debug!(error = %e, "could not lower the picture publisher's priority");
+        }
         // Tracks whose launch event has been published.
         let mut launched = BTreeSet::new();
         for p in rx {
