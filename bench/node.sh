@@ -81,8 +81,12 @@ echo "node-side ack latency p50 $(metric_q trilink_ingest_ack_latency_seconds 0.
 echo "ingest-to-alert (reorder window ${REORDER_MS:-250} ms): $(curl -s localhost:18082/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["fusion"]["ingest_to_alert"])')"
 echo "fusion step p50 $(metric_q trilink_fusion_step_seconds 0.5), p99 $(metric_q trilink_fusion_step_seconds 0.99)"
 curl -s localhost:18082/metrics | grep -E "^trilink_(alert_changes|fusion_late_set_aside)_total"
+CHANGES=$(curl -s localhost:18082/metrics | awk '$1 == "trilink_alert_changes_total" {print $2}')
 kill -TERM $NODE; wait $NODE || true
 grep -E "slow (alert|group commit)" "$DIR/node.log" || true
+# With ~90 alert changes a run, its p99 is its maximum; pooled over runs, p99 < 20 ms holds
+# while fewer than 1% of alert changes are over it (each is logged as a slow alert).
+echo "alert changes over the reorder window + 15 ms: $(grep -c "slow alert" "$DIR/node.log" || true) of $CHANGES"
 [ "$ONLY" = alert ] && exit 0
 
 echo "== memory over $MEMORY_MINUTES minutes at 10,000 measurements/s"
