@@ -138,9 +138,12 @@ async fn status(State(app): Shared) -> Response {
         .collect();
     let heads = app.store.lock().map(|s| ledger::LogStore::heads(&**s)).unwrap_or_default();
     let origins: Vec<Value> = heads.iter().map(|c| json!({"origin": c.origin().as_str(), "seq": c.seq()})).collect();
-    let (fused_seq, counters, tracks, alerts) = match app.picture.read() {
-        Ok(p) => (p.fused_seq, p.counters.clone(), p.tracks.len(), p.alerts.len()),
+    let (fused_seq, counters, tracks) = match app.picture.read() {
+        Ok(p) => (p.fused_seq, p.counters.clone(), p.tracks.len()),
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "picture lock poisoned"),
+    };
+    let Ok(alerts) = app.alerts.read().map(|a| a.len()) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "alert list lock poisoned");
     };
     Json(json!({
         "nation": app.config.nation.as_str(),
@@ -209,9 +212,9 @@ async fn launches(State(app): Shared) -> Response {
 }
 
 async fn alerts(State(app): Shared) -> Response {
-    match app.picture.read() {
-        Ok(p) => Json(json!({"alerts": p.alerts})).into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "picture lock poisoned"),
+    match app.alerts.read() {
+        Ok(a) => Json(json!({"alerts": *a})).into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "alert list lock poisoned"),
     }
 }
 
@@ -267,11 +270,9 @@ async fn ack_alert(State(app): Shared, Path(id): Path<String>, headers: HeaderMa
     if req.note.chars().count() > MAX_ACK_NOTE || req.note.chars().any(|c| c.is_control() && c != '\n') {
         return error(StatusCode::BAD_REQUEST, format!("note must be at most {MAX_ACK_NOTE} characters of text"));
     }
-    let level = match app.picture.read() {
-        Ok(p) => {
-            p.alerts.iter().find(|a| a["id"] == id.as_str()).map(|a| a["level"].as_str().unwrap_or("").to_string())
-        }
-        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "picture lock poisoned"),
+    let level = match app.alerts.read() {
+        Ok(a) => a.iter().find(|a| a["id"] == id.as_str()).map(|a| a["level"].as_str().unwrap_or("").to_string()),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "alert list lock poisoned"),
     };
     let Some(level) = level else {
         return error(StatusCode::NOT_FOUND, format!("no current alert {id:?}"));
@@ -462,9 +463,10 @@ async fn serve_stream(app: Arc<App>, mut socket: WebSocket) {
     let mut rx = app.events.subscribe();
     let mut stop = app.stop.clone();
     app.metrics.ws_clients.fetch_add(1, Relaxed);
+    let alerts = app.alerts.read().map(|a| a.clone()).unwrap_or_default();
     let snapshot = match app.picture.read() {
         Ok(p) => {
-            json!({"type": "snapshot", "tracks": p.tracks.values().collect::<Vec<_>>(), "alerts": p.alerts,
+            json!({"type": "snapshot", "tracks": p.tracks.values().collect::<Vec<_>>(), "alerts": alerts,
                    "launches": p.launches.values().collect::<Vec<_>>(), "sensors": p.sensors,
                    "trails": p.trails.iter().map(|(id, t)| (id.to_string(), json!(t))).collect::<serde_json::Map<_, _>>()})
         }

@@ -63,6 +63,7 @@ pub struct App {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub picture: Arc<RwLock<picture::Picture>>,
+    pub alerts: picture::AlertList,
     pub events: broadcast::Sender<Arc<str>>,
     pub store: Store,
     pub log: mpsc::Sender<writer::Append>,
@@ -355,6 +356,7 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
     // reads the stream ends); its products are not logged here — the writer logs its own.
     let store: Store = Arc::new(Mutex::new(Box::new(store)));
     let (metrics, head) = (Arc::new(Metrics::default()), Arc::new(AtomicU64::new(0)));
+    let alerts = picture::AlertList::default();
     let (picture, events, cti) = (
         Arc::new(RwLock::new(picture::Picture::default())),
         broadcast::channel(EVENT_BUFFER).0,
@@ -363,6 +365,7 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
     let (unlogged, _) = mpsc::channel::<writer::Append>(1);
     let links = FusionLinks {
         picture: picture.clone(),
+        alerts: alerts.clone(),
         events: events.clone(),
         metrics: metrics.clone(),
         log: unlogged.downgrade(),
@@ -383,6 +386,7 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
         config: config.clone(),
         metrics,
         picture,
+        alerts,
         events,
         store,
         log: log_tx,
@@ -522,12 +526,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (fusion_tx, fusion_rx) = std::sync::mpsc::sync_channel(config.queue_records);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let picture = Arc::new(RwLock::new(picture::Picture::default()));
+    let alerts = picture::AlertList::default();
     let cti_state = taxii::SharedCti::default();
     let fusion = new_fusion(
         &config,
         &areas,
         FusionLinks {
             picture: picture.clone(),
+            alerts: alerts.clone(),
             events: events.clone(),
             metrics: metrics.clone(),
             log: log_tx.downgrade(),
@@ -585,6 +591,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config: config.clone(),
         metrics,
         picture,
+        alerts,
         events,
         store,
         log: log_tx,
@@ -689,6 +696,7 @@ async fn drain<T>(server: &str, task: tokio::task::JoinHandle<T>) {
 /// What the fusion thread shares with the rest of the process.
 struct FusionLinks {
     picture: Arc<RwLock<picture::Picture>>,
+    alerts: picture::AlertList,
     events: broadcast::Sender<Arc<str>>,
     metrics: Arc<Metrics>,
     /// Where its products (alerts, track updates) are logged: the writer's queue, or a queue
@@ -708,6 +716,7 @@ fn new_fusion(config: &Config, areas: &[alert::Area], links: FusionLinks, replay
         }),
         alerts: alert::AlertBook::new(areas.to_vec()),
         picture: links.picture,
+        alert_list: links.alerts,
         events: links.events,
         metrics: links.metrics,
         log: links.log,

@@ -64,11 +64,15 @@ const PUBLISHER_NICE: i32 = 10;
 /// Records read from the log per catch-up step; the picture refreshes between steps.
 const CATCH_UP_CHUNK: usize = 1000;
 
-/// What the API serves: the latest products.
+/// The alerts as they stand, for the API: under a lock of their own, so that publishing an
+/// alert never waits for the picture publisher (a background thread at nice 10) or for a
+/// reader copying a thousand tracks.
+pub type AlertList = Arc<RwLock<Vec<Value>>>;
+
+/// What the API serves: the latest products (alerts apart, in `AlertList`).
 #[derive(Debug, Default)]
 pub struct Picture {
     pub tracks: BTreeMap<u64, Value>,
-    pub alerts: Vec<Value>,
     pub launches: BTreeMap<u64, Value>,
     pub counters: Value,
     /// Seq of the last record fused.
@@ -112,6 +116,7 @@ pub struct Fusion {
     pub engine: Engine,
     pub alerts: AlertBook,
     pub picture: Arc<RwLock<Picture>>,
+    pub alert_list: AlertList,
     pub events: broadcast::Sender<Arc<str>>,
     pub metrics: Arc<Metrics>,
     /// Where alert changes are logged. Weak, so that the writer stops once the API is gone
@@ -284,7 +289,8 @@ impl Fusion {
             if got > 0 || !changed.is_empty() {
                 self.metrics.fusion_step.observe(st.step_started.elapsed().as_secs_f64());
             }
-            if let Ok(mut p) = self.picture.write() {
+            // Not worth waiting for the publisher's lock: a later turn of the loop sets it.
+            if let Ok(mut p) = self.picture.try_write() {
                 p.fused_seq = last_seq;
             }
             let log = self.log.upgrade();
@@ -534,8 +540,8 @@ impl Fusion {
 
     fn publish_alerts(&self, current: &[alert::Alert]) {
         let values: Vec<Value> = current.iter().map(|a| self.alert_value(a)).collect();
-        if let Ok(mut p) = self.picture.write() {
-            p.alerts = values;
+        if let Ok(mut list) = self.alert_list.write() {
+            *list = values;
         }
     }
 
