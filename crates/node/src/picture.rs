@@ -483,9 +483,11 @@ impl Fusion {
         }
         if batch_newest.as_nanos() != i64::MIN {
             *newest_time = (*newest_time).max(batch_newest);
+            // When fusion took the batch in: its reorder wait starts here.
+            let taken = Instant::now();
             // Arrival order is nearly data order; one entry per batch, bounded by the queue.
             if self.arrivals.back().is_none_or(|(_, t)| *t < batch_newest) {
-                self.arrivals.push_back((Instant::now(), batch_newest));
+                self.arrivals.push_back((taken, batch_newest));
             }
             while self.arrivals.len() > MAX_ARRIVALS {
                 if let Some((_, t)) = self.arrivals.pop_front() {
@@ -496,10 +498,10 @@ impl Fusion {
                 match self.unfused.back_mut() {
                     Some(last) if batch_newest <= last.0 => {
                         if at < last.1 {
-                            (last.1, last.2) = (at, Instant::now());
+                            (last.1, last.2) = (at, taken);
                         }
                     }
-                    _ => self.unfused.push_back((batch_newest, at, Instant::now())),
+                    _ => self.unfused.push_back((batch_newest, at, taken)),
                 }
                 if self.unfused.len() > MAX_ARRIVALS {
                     self.unfused.pop_front();
