@@ -7,6 +7,9 @@
 #   bash bench/node.sh            # full run (10-minute memory run)
 #   MEMORY_MINUTES=2 bash bench/node.sh
 #   ONLY=alert REORDER_MS=10 FRAMES=10 bash bench/node.sh   # the ingest-to-alert section only
+# The node's fusion thread runs under SCHED_FIFO at RT_PRIORITY (default 10; 0: normal
+# priority). It needs root or CAP_SYS_NICE; without, the node warns and runs it at normal
+# priority, and the run says which it was.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEMORY_MINUTES=${MEMORY_MINUTES:-10}
@@ -29,6 +32,7 @@ sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
   echo "grpc = \"127.0.0.1:15062\""
   echo "[fusion]"
   echo "reorder_window_ms = ${REORDER_MS:-250}"
+  echo "realtime_priority = ${RT_PRIORITY:-10}"
   for s in KOR-GP-1:KOR JPN-FPS5-SADO:JPN JPN-DDG-SOJ:JPN USA-TPY2-SHARIKI:USA KOR-GP-2:KOR; do
     id=${s%%:*}; nation=${s##*:}; lower=$(echo "$id" | tr 'A-Z' 'a-z')
     echo "[[sensor]]"; echo "id = \"$id\""; echo "nation = \"$nation\""; echo "token_sha256 = \"$(sha "bench-$lower")\""
@@ -79,6 +83,7 @@ start_node
 $BIN bench ingest --grpc http://127.0.0.1:15062 --objects "$OBJECTS" --frames "$FRAMES" --rate 10000 --seconds 70
 echo "node-side ack latency p50 $(metric_q trilink_ingest_ack_latency_seconds 0.5), p99 $(metric_q trilink_ingest_ack_latency_seconds 0.99)"
 echo "ingest-to-alert (reorder window ${REORDER_MS:-250} ms): $(curl -s localhost:18082/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["fusion"]["ingest_to_alert"])')"
+echo "fusion thread: $(curl -s localhost:18082/v1/status | python3 -c 'import json,sys; p=json.load(sys.stdin)["fusion"]["realtime_priority"]; print("SCHED_FIFO priority %d" % p if p else "normal priority")')"
 echo "fusion step p50 $(metric_q trilink_fusion_step_seconds 0.5), p99 $(metric_q trilink_fusion_step_seconds 0.99)"
 curl -s localhost:18082/metrics | grep -E "^trilink_(alert_changes|fusion_late_set_aside)_total"
 CHANGES=$(curl -s localhost:18082/metrics | awk '$1 == "trilink_alert_changes_total" {print $2}')

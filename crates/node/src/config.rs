@@ -235,11 +235,12 @@ impl Default for FileLog {
 struct FileFusion {
     reorder_window_ms: u64,
     impact_predictions_per_s: f64,
+    realtime_priority: u8,
 }
 
 impl Default for FileFusion {
     fn default() -> Self {
-        FileFusion { reorder_window_ms: 250, impact_predictions_per_s: 50.0 }
+        FileFusion { reorder_window_ms: 250, impact_predictions_per_s: 50.0, realtime_priority: 0 }
     }
 }
 
@@ -330,6 +331,8 @@ pub struct Config {
     pub queue_records: usize,
     pub reorder_window_s: f64,
     pub impact_predictions_per_s: f64,
+    /// SCHED_FIFO priority of the fusion thread (1–99), or 0: normal scheduling.
+    pub fusion_realtime_priority: u8,
     /// Sensors by token hash.
     pub sensors: BTreeMap<[u8; 32], Sensor>,
     pub area_files: Vec<PathBuf>,
@@ -431,6 +434,12 @@ impl Config {
         }
         if !(f.fusion.impact_predictions_per_s >= 0.0 && f.fusion.impact_predictions_per_s <= 10_000.0) {
             bail!("key `fusion.impact_predictions_per_s` must be between 0 and 10000");
+        }
+        if f.fusion.realtime_priority > 99 {
+            bail!(
+                "key `fusion.realtime_priority`: {} is not between 0 (normal scheduling) and 99 (SCHED_FIFO's highest)",
+                f.fusion.realtime_priority
+            );
         }
         if f.sensors.len() > MAX_SENSORS {
             bail!("{} sensors exceed the limit of {MAX_SENSORS}", f.sensors.len());
@@ -697,6 +706,7 @@ impl Config {
             queue_records: f.log.queue_records,
             reorder_window_s: f.fusion.reorder_window_ms as f64 / 1000.0,
             impact_predictions_per_s: f.fusion.impact_predictions_per_s,
+            fusion_realtime_priority: f.fusion.realtime_priority,
             sensors,
             area_files: f.areas.iter().map(|a| resolve(&a.file)).collect(),
             web_dir: f.web.as_ref().map(|w| resolve(&w.dir)),
@@ -793,6 +803,8 @@ file = "areas/japan.geojson"
             (format!("{GOOD}\n[cot]\n[[cot.listen]]\naddress = \"127.0.0.1:8087\"\nformat = \"xml\"\ntls_cert = \"a.crt\"\n"), "set both tls_cert and tls_key"),
             (format!("{GOOD}\n[cot]\n[[cot.push]]\naddress = \"takserver\"\nformat = \"xml\"\n"), "address must be host:port"),
             (format!("{GOOD}\n[cot]\ntrack_stale_s = 0.0\n"), "cot.track_stale_s"),
+            (format!("{GOOD}\n[fusion]\nrealtime_priority = 100\n"), "fusion.realtime_priority`: 100 is not between 0"),
+            (format!("{GOOD}\n[fusion]\nrealtime_priority = -1\n"), "realtime_priority"),
             (format!("{GOOD}\n[[operator]]\nname = \"\"\ntoken_sha256 = \"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n"), "name must be 1 to 64"),
             (format!("{GOOD}\n[[operator]]\nname = \"duty\"\ntoken_sha256 = \"xyz\"\n"), "operator \"duty\": key `token_sha256`"),
             (format!("{GOOD}\n[web]\npath = \"dist\"\n"), "unknown field `path`"),

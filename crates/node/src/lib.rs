@@ -722,6 +722,7 @@ fn new_fusion(config: &Config, areas: &[alert::Area], links: FusionLinks, replay
         log: links.log,
         replay_until,
         reorder_window_s: config.reorder_window_s,
+        realtime_priority: config.fusion_realtime_priority,
         store: links.store,
         origin: config.nation,
         head: links.head,

@@ -153,6 +153,8 @@ pub struct Metrics {
     /// Connected CoT clients (TAK), pushes to TAK servers included.
     pub cot_clients: AtomicU64,
     pub ws_dropped_messages: AtomicU64,
+    /// The fusion thread's SCHED_FIFO priority, 0 when it runs at normal priority.
+    pub fusion_realtime_priority: AtomicU64,
     /// From a batch's arrival to its acknowledgement (durable).
     pub ack_latency: Histogram,
     /// One group commit's write and sync.
@@ -217,6 +219,11 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP trilink_log_seq Last sequence number of the node's own log.\n# TYPE trilink_log_seq gauge\ntrilink_log_seq {log_seq}");
         let _ = writeln!(out, "# HELP trilink_ws_clients Connected WebSocket clients.\n# TYPE trilink_ws_clients gauge\ntrilink_ws_clients {}", self.ws_clients.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP trilink_fusion_realtime_priority The fusion thread's SCHED_FIFO priority (0: normal scheduling).\n# TYPE trilink_fusion_realtime_priority gauge\ntrilink_fusion_realtime_priority {}",
+            self.fusion_realtime_priority.load(Relaxed)
+        );
         let _ = writeln!(out, "# HELP trilink_cot_clients Connected CoT streams (TAK clients and servers).\n# TYPE trilink_cot_clients gauge\ntrilink_cot_clients {}", self.cot_clients.load(Relaxed));
         self.ack_latency.render(
             "trilink_ingest_ack_latency_seconds",

@@ -126,6 +126,8 @@ pub struct Fusion {
     /// were logged the first time and are not logged again.
     pub replay_until: u64,
     pub reorder_window_s: f64,
+    /// SCHED_FIFO priority the fusion thread asks for (0: none): see [`raise_to_realtime`].
+    pub realtime_priority: u8,
     /// The log, read when fusion is behind what the writer handed it (at start, after a burst
     /// that overflowed the hand-over queue).
     pub store: crate::Store,
@@ -199,6 +201,12 @@ impl Fusion {
             taken_in: Instant::now(),
             advanced: Instant::now(),
         };
+        // Only now that the publisher runs: a thread inherits its creator's policy, and the
+        // publisher's background work must not run real-time.
+        if self.realtime_priority > 0 {
+            let applied = raise_to_realtime(self.realtime_priority);
+            self.metrics.fusion_realtime_priority.store(u64::from(applied), Relaxed);
+        }
         loop {
             let mut got = 0usize;
             let mut disconnected = false;
@@ -696,6 +704,56 @@ impl Fusion {
                 tracing::error!("the picture publisher stopped; the track picture is no longer refreshed");
                 st.last_publish = Instant::now();
             }
+        }
+    }
+}
+
+/// Puts the calling thread (fusion) under SCHED_FIFO at `priority`, so that no thread of
+/// normal priority — the node's own HTTP, gRPC and picture work, or anything else on the
+/// machine — delays an engine step by sharing its core. Returns the priority applied, or 0
+/// (normal scheduling, with a warning that says why).
+///
+/// Refused on a machine of one CPU: a FIFO thread that fuses a backlog for seconds would
+/// leave the log writer and ingest only the kernel's real-time throttling margin (5%). With
+/// two or more, the others run on the other cores. Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`
+/// of at least `priority` (systemd: `LimitRTPRIO=`); docs/node.md.
+pub fn raise_to_realtime(priority: u8) -> u8 {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy, ThreadPriority,
+        ThreadPriorityValue, ThreadSchedulePolicy,
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        tracing::warn!(
+            cpus,
+            "fusion.realtime_priority is not applied on a machine of one CPU; fusion runs at normal priority"
+        );
+        return 0;
+    }
+    let value = match ThreadPriorityValue::try_from(priority) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(
+                priority,
+                error = e,
+                "fusion.realtime_priority is out of range; fusion runs at normal priority"
+            );
+            return 0;
+        }
+    };
+    let policy = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+    match set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Crossplatform(value), policy) {
+        Ok(()) => {
+            tracing::info!(priority, "fusion runs under SCHED_FIFO");
+            priority
+        }
+        Err(e) => {
+            tracing::warn!(
+                priority,
+                error = %e,
+                "fusion.realtime_priority could not be applied (it needs CAP_SYS_NICE or RLIMIT_RTPRIO); fusion runs at normal priority"
+            );
+            0
         }
     }
 }

@@ -5,6 +5,7 @@
 use crate::harness::*;
 use ledger::LogStore;
 use std::collections::BTreeMap;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -220,6 +221,50 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
 
 /// Every kind of bad input gets a clear error and a counter; the node keeps running and what
 /// it refused never reaches the log.
+/// `fusion.realtime_priority` puts the fusion thread — and only it — under SCHED_FIFO when
+/// this machine lets a process do so, and the node says which applies; where it may not, the
+/// node warns and fuses at normal priority. Whether it may is asked of util-linux's `chrt`.
+#[test]
+fn fusion_runs_under_sched_fifo_when_configured() {
+    let mut node = Node::new("[fusion]\nreorder_window_ms = 250\nrealtime_priority = 7\n");
+    let may = Command::new("chrt").args(["-f", "7", "true"]).status().is_ok_and(|s| s.success());
+    let pid = node.pid().expect("node runs");
+    // /proc/PID/task/TID/stat: after the command's ")", field 3 onwards; rt_priority is field
+    // 40 and policy field 41 (0 normal, 1 SCHED_FIFO).
+    let mut threads = BTreeMap::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let t = t.expect("task").path();
+        let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default().trim().to_string();
+        let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, f)| f.split_whitespace().collect()).unwrap_or_default();
+        let (prio, policy) = (fields[37].parse::<u32>().expect("prio"), fields[38].parse::<u32>().expect("policy"));
+        threads.entry(comm).or_insert_with(Vec::new).push((prio, policy));
+    }
+    let fusion = threads.get("fusion").expect("a thread named fusion");
+    let status = get_json(node.http, "/v1/status");
+    if may {
+        assert_eq!(fusion, &vec![(7, 1)], "{threads:?}");
+        assert_eq!(status["fusion"]["realtime_priority"], 7);
+        assert!(node.log_text().contains("fusion runs under SCHED_FIFO"), "{}", node.log_text());
+        let others: Vec<_> = threads.iter().filter(|(n, v)| *n != "fusion" && v.iter().any(|t| t.1 != 0)).collect();
+        assert!(others.is_empty(), "only fusion is real-time: {others:?}");
+    } else {
+        assert_eq!(fusion, &vec![(0, 0)], "{threads:?}");
+        assert_eq!(status["fusion"]["realtime_priority"], 0);
+        assert!(node.log_text().contains("could not be applied"), "{}", node.log_text());
+    }
+    let (_, metrics) = get(node.http, "/metrics").expect("metrics");
+    let want = if may { 7 } else { 0 };
+    assert!(metrics.contains(&format!("trilink_fusion_realtime_priority {want}")), "{metrics}");
+    // It fuses: a report reaches fusion's cursor.
+    let (code, v) = post_ndjson(node.http, Some(SADO_TOKEN), &radar_line("JPN-FPS5-SADO", &now_rfc3339(), 250_000.0));
+    assert_eq!(code, 200, "{v}");
+    wait_for("fusion to read the report", Duration::from_secs(10), || {
+        get_json(node.http, "/v1/status")["log"]["fused_seq"].as_u64() >= Some(1)
+    });
+    assert!(node.stop(), "graceful stop: {}", node.log_text());
+}
+
 #[test]
 fn bad_input_is_refused_clearly_and_counted() {
     let mut node = Node::new(
