@@ -79,14 +79,20 @@ async fn publish(
         // Send everything there is room for, one batch per origin in turn.
         let mut sent_any = false;
         for (origin, from) in sender.wanted(WINDOW_RECORDS) {
-            let plan = {
-                let store = ctx.store.lock().map_err(|_| "store lock poisoned")?;
-                store.reader(origin, from, BATCH_RECORDS, MAX_BATCH_BYTES)
-            };
-            let entries = tokio::task::spawn_blocking(move || plan.entries())
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("failed to read the log: {e}"))?;
+            // The store's lock is held through a group commit's sync (milliseconds, more in a
+            // disk's stall): waited for off the async workers, as the read itself is.
+            let store = ctx.store.clone();
+            let entries = tokio::task::spawn_blocking(move || {
+                let plan = store.lock().map_err(|_| "store lock poisoned".to_string())?.reader(
+                    origin,
+                    from,
+                    BATCH_RECORDS,
+                    MAX_BATCH_BYTES,
+                );
+                plan.entries().map_err(|e| format!("failed to read the log: {e}"))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
             let Some(last) = entries.last().map(|e| e.seq()) else { continue };
             let n = entries.iter().filter(|e| !matches!(e, ledger::Entry::Checkpoint { .. })).count() as u64;
             let (batch, decision) = egress(origin, entries, nation, &policy);
