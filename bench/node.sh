@@ -7,6 +7,7 @@
 #   bash bench/node.sh            # full run (10-minute memory run)
 #   MEMORY_MINUTES=2 bash bench/node.sh
 #   ONLY=alert REORDER_MS=10 FRAMES=10 bash bench/node.sh   # the ingest-to-alert section only
+#   ONLY=alert REORDER_MS=5 FRAMES=10 ALERT_RUNS=5 bash bench/node.sh   # five runs, pooled p99
 # The node's fusion thread runs under SCHED_FIFO at RT_PRIORITY (default 10; 0: normal
 # priority). It needs root or CAP_SYS_NICE; without, the node warns and runs it at normal
 # priority, and the run says which it was.
@@ -78,7 +79,12 @@ kill -TERM $NODE; wait $NODE || true
 fi
 
 # The cloud's objects fly east over Japan: their impact predictions raise and update alerts.
-echo "== 10,000 measurements/s ($OBJECTS objects, $FRAMES frames per scan): ack and ingest-to-alert latency"
+# A run makes about 90 alert changes, so its p99 is its maximum; ALERT_RUNS=N repeats the
+# section on fresh nodes and pools them, where p99 within the reorder window + 15 ms holds
+# while fewer than 1% of all alert changes are over it (each is logged as a slow alert).
+ALERT_RUNS=${ALERT_RUNS:-1} POOLED_SLOW=0 POOLED_CHANGES=0
+for run in $(seq "$ALERT_RUNS"); do
+echo "== 10,000 measurements/s ($OBJECTS objects, $FRAMES frames per scan): ack and ingest-to-alert latency (run $run of $ALERT_RUNS)"
 start_node
 $BIN bench ingest --grpc http://127.0.0.1:15062 --objects "$OBJECTS" --frames "$FRAMES" --rate 10000 --seconds 70
 echo "node-side ack latency p50 $(metric_q trilink_ingest_ack_latency_seconds 0.5), p99 $(metric_q trilink_ingest_ack_latency_seconds 0.99)"
@@ -89,9 +95,18 @@ curl -s localhost:18082/metrics | grep -E "^trilink_(alert_changes|fusion_late_s
 CHANGES=$(curl -s localhost:18082/metrics | awk '$1 == "trilink_alert_changes_total" {print $2}')
 kill -TERM $NODE; wait $NODE || true
 grep -E "slow (alert|group commit)" "$DIR/node.log" || true
-# With ~90 alert changes a run, its p99 is its maximum; pooled over runs, p99 < 20 ms holds
-# while fewer than 1% of alert changes are over it (each is logged as a slow alert).
-echo "alert changes over the reorder window + 15 ms: $(grep -c "slow alert" "$DIR/node.log" || true) of $CHANGES"
+SLOW=$(grep -c "slow alert" "$DIR/node.log" || true)
+echo "alert changes over the reorder window + 15 ms: $SLOW of $CHANGES"
+POOLED_SLOW=$((POOLED_SLOW + SLOW)) POOLED_CHANGES=$((POOLED_CHANGES + CHANGES))
+done
+if [ "$ALERT_RUNS" -gt 1 ]; then
+  python3 -c "
+import sys
+slow, n, runs, bound = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4]) + 15
+verdict = 'within' if n and slow < 0.01 * n else 'NOT within'
+print(f'pooled over {runs} runs: {slow} of {n} alert changes over {bound:g} ms ({100 * slow / max(n, 1):.2f}%): p99 {verdict} {bound:g} ms')
+" "$POOLED_SLOW" "$POOLED_CHANGES" "$ALERT_RUNS" "${REORDER_MS:-250}"
+fi
 [ "$ONLY" = alert ] && exit 0
 
 echo "== memory over $MEMORY_MINUTES minutes at 10,000 measurements/s"
