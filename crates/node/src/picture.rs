@@ -58,7 +58,8 @@ struct RefreshState {
 /// logged with where the time went (the ingest-to-alert target is 20 ms at a 5 ms window).
 const SLOW_ALERT_BEYOND_WINDOW_S: f64 = 0.015;
 
-/// The picture publisher's nice value (background work; fusion and the log stay at 0).
+/// The picture publisher's nice value (background work; the log writer stays at 0, and fusion
+/// too unless `fusion.realtime_priority` puts it under SCHED_FIFO).
 const PUBLISHER_NICE: i32 = 10;
 
 /// Records read from the log per catch-up step; the picture refreshes between steps.

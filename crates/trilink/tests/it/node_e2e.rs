@@ -219,8 +219,6 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     }
 }
 
-/// Every kind of bad input gets a clear error and a counter; the node keeps running and what
-/// it refused never reaches the log.
 /// `fusion.realtime_priority` puts the fusion thread — and only it — under SCHED_FIFO when
 /// this machine lets a process do so, and the node says which applies; where it may not, the
 /// node warns and fuses at normal priority. Whether it may is asked of util-linux's `chrt`.
@@ -246,7 +244,8 @@ fn fusion_runs_under_sched_fifo_when_configured() {
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
         let t = t.expect("task").path();
         let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default().trim().to_string();
-        let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
+        // A thread may end between the listing and the read (tokio's blocking pool): skipped.
+        let Ok(stat) = std::fs::read_to_string(t.join("stat")) else { continue };
         let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, f)| f.split_whitespace().collect()).unwrap_or_default();
         let (prio, policy) = (fields[37].parse::<u32>().expect("prio"), fields[38].parse::<u32>().expect("policy"));
         threads.entry(comm).or_insert_with(Vec::new).push((prio, policy));
@@ -276,6 +275,8 @@ fn fusion_runs_under_sched_fifo_when_configured() {
     assert!(node.stop(), "graceful stop: {}", node.log_text());
 }
 
+/// Every kind of bad input gets a clear error and a counter; the node keeps running and what
+/// it refused never reaches the log.
 #[test]
 fn bad_input_is_refused_clearly_and_counted() {
     let mut node = Node::new(
