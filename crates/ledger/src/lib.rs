@@ -51,7 +51,9 @@ pub mod keys;
 pub mod store;
 
 pub use chain::{Chain, ChainError, Proven, Sealed};
-pub use store::{EndsReader, Entry, FileStore, LogEnd, LogStore, ReadPlan, Reader, StoreError, StoredRecord};
+pub use store::{
+    EndsReader, Entry, FileStore, LogEnd, LogStore, PendingSync, ReadPlan, Reader, StoreError, StoredRecord, Synced,
+};
 
 /// Segments roll at this size: small enough to copy and verify piecewise, large enough that a
 /// day of one nation's sensor traffic is a few hundred files.

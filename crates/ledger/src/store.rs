@@ -11,6 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use vocab::Nation;
 
 /// What one pass over a segment's bytes found.
@@ -272,6 +273,28 @@ pub trait LogStore: Send + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     /// Makes everything buffered durable.
     fn commit(&mut self) -> Result<(), StoreError>;
+
+    /// `commit` in three steps, so that nobody waits on the store through a sync: this writes
+    /// what is buffered and returns the sync, to run after the caller lets go of the store
+    /// (`PendingSync::run`); `commit_finish` then makes what it synced visible to readers and
+    /// heads. Until then it is neither: a caller acknowledges only after `commit_finish`. A
+    /// store whose commit is not a local sync commits in full here and returns nothing to run.
+    fn commit_start(&mut self) -> Result<Option<PendingSync>, StoreError> {
+        self.commit().map(|()| None)
+    }
+
+    /// `origin`'s chain over everything appended, written or only buffered: what its next
+    /// append must extend. It is ahead of its entry in `heads` only while a `commit_start`'s
+    /// sync runs.
+    fn tail(&self, origin: Nation) -> Option<Chain> {
+        self.heads().into_iter().find(|c| c.origin() == origin)
+    }
+
+    /// Publishes what a `commit_start`'s sync made durable, or fails the store if it failed.
+    fn commit_finish(&mut self, synced: Synced) -> Result<(), StoreError> {
+        let _ = synced;
+        Ok(())
+    }
     /// Up to `max` (capped at `MAX_READ_RECORDS`) committed, covered records of `origin` from `from_seq`.
     fn read(&self, origin: Nation, from_seq: u64, max: usize) -> Result<Vec<StoredRecord>, StoreError>;
     /// Committed entries of `origin` from `from_seq` — records, stubs and the checkpoints among
@@ -315,6 +338,63 @@ pub trait LogStore: Send + std::fmt::Debug {
     fn reader(&self, origin: Nation, from_seq: u64, max: usize, max_bytes: usize) -> Box<dyn Reader>;
 }
 
+/// The sync of a `commit_start`, to run without holding the store.
+#[derive(Debug)]
+pub struct PendingSync {
+    items: Vec<SyncItem>,
+}
+
+#[derive(Debug)]
+struct SyncItem {
+    origin: Nation,
+    /// The tail segment, written through another handle of the same file: a sync of it
+    /// covers every write made to the file before it.
+    file: File,
+    path: PathBuf,
+    lock: Arc<Mutex<Option<String>>>,
+    publish: Publish,
+}
+
+/// What a sync made durable: how far a segment is, and the chain and checkpoint there.
+#[derive(Debug)]
+struct Publish {
+    origin: Nation,
+    segment: usize,
+    len: u64,
+    chain: Chain,
+    checkpoint: Option<Vec<u8>>,
+}
+
+/// The outcome of `PendingSync::run`, for `LogStore::commit_finish`.
+#[derive(Debug)]
+pub struct Synced {
+    done: Vec<Publish>,
+    error: Option<String>,
+}
+
+impl PendingSync {
+    /// Syncs each origin's tail, one sync of an origin at a time (so a failure is seen by
+    /// every later one), different origins' at once.
+    pub fn run(self) -> Synced {
+        let mut done = Vec::with_capacity(self.items.len());
+        for item in self.items {
+            let Ok(mut failed) = item.lock.lock() else {
+                return Synced { done, error: Some(format!("sync of {} poisoned", item.origin)) };
+            };
+            if let Some(f) = failed.as_ref() {
+                return Synced { done, error: Some(f.clone()) };
+            }
+            if let Err(e) = item.file.sync_data() {
+                let why = io_err("sync", &item.path)(e).to_string();
+                *failed = Some(why.clone());
+                return Synced { done, error: Some(why) };
+            }
+            done.push(item.publish);
+        }
+        Synced { done, error: None }
+    }
+}
+
 #[derive(Debug)]
 struct Segment {
     first_seq: u64,
@@ -336,10 +416,16 @@ struct OriginLog {
     file: Option<File>,
     /// Frames appended but not yet written.
     buf: Vec<u8>,
-    /// The segment the buffer goes to is new: its directory entry must be synced.
-    new_segment: bool,
     /// The last segment file's length on disk: its data, then zeros allocated ahead.
     tail_alloc: u64,
+    /// Bytes of the last segment written (its `len` is what is durable and published): the
+    /// next write goes here.
+    written: u64,
+    /// The seq of the last record written.
+    written_seq: u64,
+    /// Held through a sync of this origin's tail; holds the first sync failure, after which
+    /// no later sync of it counts (the kernel reports a lost write back once).
+    sync_lock: Arc<Mutex<Option<String>>>,
     last_checkpoint: Option<Vec<u8>>,
     pending_checkpoint: Option<Vec<u8>>,
     /// Chain state at the last buffered checkpoint: what a commit makes durable.
@@ -690,8 +776,10 @@ impl OriginLog {
             index: Vec::new(),
             file: None,
             buf: Vec::new(),
-            new_segment: false,
             tail_alloc: 0,
+            written: 0,
+            written_seq: 0,
+            sync_lock: Arc::new(Mutex::new(None)),
             last_checkpoint: None,
             pending_checkpoint: None,
             checkpointed: Chain::new(origin),
@@ -790,6 +878,8 @@ impl OriginLog {
                 sync_dir(dir)?;
             }
         }
+        log.written = log.segments.last().map_or(0, |s| s.len);
+        log.written_seq = chain.seq();
         log.chain = chain.clone();
         log.durable = chain.clone();
         log.checkpointed = chain;
@@ -823,16 +913,22 @@ impl OriginLog {
         if self.file.is_some() {
             return Ok(());
         }
-        let roll = self.segments.last().is_none_or(|s| s.len >= MAX_SEGMENT_BYTES);
+        let roll = self.segments.is_empty() || self.written >= MAX_SEGMENT_BYTES;
         if roll {
-            // A finished segment keeps no allocated space: trim it to its data.
-            if let Some(prev) = self.segments.last().filter(|s| self.tail_alloc > s.len) {
+            // A finished segment keeps no allocated space: trim it to its data. It is synced
+            // here, with whatever of it an earlier commit's sync has yet to cover, so that
+            // the new segment's syncs never publish records after an unsynced gap.
+            let written = self.written;
+            if let Some(prev) = self.segments.last_mut() {
                 let f = OpenOptions::new().write(true).open(&prev.path).map_err(io_err("open", &prev.path))?;
-                f.set_len(prev.len).map_err(io_err("trim", &prev.path))?;
+                if self.tail_alloc > written {
+                    f.set_len(written).map_err(io_err("trim", &prev.path))?;
+                }
                 f.sync_all().map_err(io_err("sync", &prev.path))?;
+                prev.len = prev.len.max(written);
             }
-            // The buffer starts right after what is durable.
-            let first_seq = self.durable.seq() + 1;
+            // The buffer starts right after what is written.
+            let first_seq = self.written_seq + 1;
             let path = self.dir.join(segment_name(first_seq));
             let f = OpenOptions::new()
                 .create(true)
@@ -840,10 +936,12 @@ impl OriginLog {
                 .write(true)
                 .open(&path)
                 .map_err(io_err("create", &path))?;
+            // Its directory entry is made durable before any sync of its data can publish it.
+            sync_dir(&self.dir)?;
             self.segments.push(Segment { first_seq, path, len: 0 });
             self.file = Some(f);
-            self.new_segment = true;
             self.tail_alloc = 0;
+            self.written = 0;
         } else if let Some(s) = self.segments.last() {
             let f = OpenOptions::new().write(true).open(&s.path).map_err(io_err("open", &s.path))?;
             self.file = Some(f);
@@ -851,17 +949,16 @@ impl OriginLog {
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<(), StoreError> {
+    /// Writes the buffer (whole groups: it always ends on a checkpoint) and returns its sync.
+    fn write(&mut self, origin: Nation) -> Result<Option<SyncItem>, StoreError> {
         self.commit_fills()?;
         if self.buf.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        // Only whole groups are written: frames after the last buffered checkpoint stay
-        // buffered (they are not acknowledged yet either).
         self.open_tail()?;
         let seg = self.segments.last_mut().expect("open_tail made one");
         let f = self.file.as_mut().expect("open_tail opened it");
-        let need = seg.len + self.buf.len() as u64;
+        let need = self.written + self.buf.len() as u64;
         if need > self.tail_alloc {
             let by = need.clamp(PREALLOC_MIN_BYTES, PREALLOC_BYTES);
             let ahead = (need + by).next_multiple_of(4096).min(MAX_SEGMENT_BYTES);
@@ -869,22 +966,42 @@ impl OriginLog {
             write_zeros(f, need.max(self.tail_alloc), to).map_err(io_err("extend", &seg.path))?;
             self.tail_alloc = to;
         }
-        f.write_all_at(&self.buf, seg.len).map_err(io_err("write", &seg.path))?;
-        f.sync_data().map_err(io_err("sync", &seg.path))?;
-        if self.new_segment {
-            sync_dir(&self.dir)?;
-            self.new_segment = false;
-        }
-        seg.len += self.buf.len() as u64;
+        f.write_all_at(&self.buf, self.written).map_err(io_err("write", &seg.path))?;
+        let file = f.try_clone().map_err(io_err("open", &seg.path))?;
+        self.written = need;
+        self.written_seq = self.checkpointed.seq();
         self.buf.clear();
-        self.durable = self.checkpointed.clone();
-        if let Some(cp) = self.pending_checkpoint.take() {
-            self.last_checkpoint = Some(cp);
-        }
-        if seg.len >= MAX_SEGMENT_BYTES {
+        let item = SyncItem {
+            origin,
+            file,
+            path: seg.path.clone(),
+            lock: self.sync_lock.clone(),
+            publish: Publish {
+                origin,
+                segment: self.segments.len() - 1,
+                len: need,
+                chain: self.checkpointed.clone(),
+                checkpoint: self.pending_checkpoint.take(),
+            },
+        };
+        if need >= MAX_SEGMENT_BYTES {
             self.file = None;
         }
-        Ok(())
+        Ok(Some(item))
+    }
+
+    /// Makes a synced write visible. Syncs may finish out of order; each covers every write
+    /// of its file before it, so the furthest one published stands.
+    fn publish(&mut self, p: Publish) {
+        if let Some(seg) = self.segments.get_mut(p.segment) {
+            seg.len = seg.len.max(p.len);
+        }
+        if p.chain.seq() > self.durable.seq() {
+            self.durable = p.chain;
+            if p.checkpoint.is_some() {
+                self.last_checkpoint = p.checkpoint;
+            }
+        }
     }
 
     /// Buffers a checkpoint the chain has just taken.
@@ -920,7 +1037,9 @@ impl OriginLog {
             // The frame will be written at the end of the durable tail plus the buffer, in the
             // current segment, or at the start of a new one if the tail is full.
             let (seg, base) = match self.segments.last() {
-                Some(s) if s.len < MAX_SEGMENT_BYTES || self.file.is_some() => (self.segments.len() - 1, s.len),
+                Some(_) if self.written < MAX_SEGMENT_BYTES || self.file.is_some() => {
+                    (self.segments.len() - 1, self.written)
+                }
                 _ => (self.segments.len(), 0),
             };
             self.index.push((seq, seg, base + self.buf.len() as u64));
@@ -1030,10 +1149,22 @@ impl LogStore for FileStore {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        match self.commit_start()? {
+            Some(pending) => self.commit_finish(pending.run()),
+            None => Ok(()),
+        }
+    }
+
+    fn tail(&self, origin: Nation) -> Option<Chain> {
+        self.origins.get(&origin).map(|o| o.chain.clone())
+    }
+
+    fn commit_start(&mut self) -> Result<Option<PendingSync>, StoreError> {
         if let Some(f) = &self.failed {
             return Err(StoreError::Failed(f.clone()));
         }
-        for log in self.origins.values_mut() {
+        let mut items = Vec::new();
+        for (&origin, log) in self.origins.iter_mut() {
             if log.checkpointed.seq() != log.chain.seq() {
                 // An append without its checkpoint is a caller bug; commit nothing unsigned.
                 self.failed = Some(format!(
@@ -1043,11 +1174,30 @@ impl LogStore for FileStore {
                 ));
                 return Err(StoreError::Failed(self.failed.clone().unwrap_or_default()));
             }
-            if let Err(e) = log.commit() {
-                // A failed write or sync leaves the file's tail unknown; stop here, and let
-                // recovery at the next open cut whatever was half written.
-                self.failed = Some(e.to_string());
-                return Err(e);
+            match log.write(origin) {
+                Ok(item) => items.extend(item),
+                Err(e) => {
+                    // A failed write leaves the file's tail unknown; stop here, and let
+                    // recovery at the next open cut whatever was half written.
+                    self.failed = Some(e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+        Ok((!items.is_empty()).then_some(PendingSync { items }))
+    }
+
+    fn commit_finish(&mut self, synced: Synced) -> Result<(), StoreError> {
+        if let Some(e) = synced.error {
+            self.failed.get_or_insert_with(|| e.clone());
+        }
+        if let Some(f) = &self.failed {
+            // Whatever this sync covered is not published: a failed store acknowledges nothing.
+            return Err(StoreError::Failed(f.clone()));
+        }
+        for p in synced.done {
+            if let Some(log) = self.origins.get_mut(&p.origin) {
+                log.publish(p);
             }
         }
         Ok(())

@@ -160,6 +160,7 @@ async fn status(State(app): Shared) -> Response {
         "federation": app.fed.as_ref().map(|f| {
             let mut v = f.status_json();
             v["latency"] = json!({
+                "received": app.metrics.partner_received.summary(),
                 "applied": app.metrics.partner_applied.summary(),
                 "fused": app.metrics.partner_fused.summary(),
             });

@@ -167,7 +167,9 @@ pub struct Metrics {
     /// One fusion step: taking records, the engine's advance, alerts and publication.
     pub fusion_step: Histogram,
     /// From a partner record's origin time (sealed at the origin, on the origin's clock) to
-    /// its being durable here, and to fusion taking it in.
+    /// its batch's arrival here (the origin's sync and release audit, and the link), to its
+    /// being durable here, and to fusion taking it in.
+    pub partner_received: FineHistogram,
     pub partner_applied: FineHistogram,
     pub partner_fused: FineHistogram,
 }

@@ -2,7 +2,7 @@
 //!
 //! Group commit: it takes the first waiting append, then every other waiting one up to
 //! `max_group_records`, seals them as consecutive records, signs one checkpoint over the new
-//! head, and syncs once. Only then does it acknowledge each request and hand the records to
+//! head, and syncs once (after letting go of the store: `LogStore::commit_start`). Only then does it acknowledge each request and hand the records to
 //! fusion, in log order. A failed write or sync fails every request of the group and every
 //! later one: the node stops acknowledging rather than acknowledge what it may not hold.
 
@@ -147,9 +147,10 @@ impl Writer {
     /// Seals, appends, checkpoints and syncs a group (each append's derived copies right after
     /// it); returns each append's seq.
     fn commit(&mut self, group: &[Append]) -> Result<Vec<u64>, ledger::StoreError> {
+        let poisoned = || ledger::StoreError::Failed("store lock poisoned".into());
         let origin = self.chain.origin();
         let mut seqs = Vec::with_capacity(group.len());
-        let mut store = self.store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?;
+        let mut store = self.store.lock().map_err(|_| poisoned())?;
         let time = crate::wall_clock();
         for a in group {
             let sealed = self.chain.seal(NewRecord {
@@ -171,7 +172,14 @@ impl Writer {
         // Just signed: the store takes the proof rather than verifying the signature again.
         let (cp, proof) = self.chain.checkpoint_proven(&self.key, time);
         store.append_proven_checkpoint(origin, &cp, &proof, Some(&self.key.verifying_key()))?;
-        store.commit()?;
+        // Written under the store's lock, synced without it: readers (federation senders, the
+        // API, fusion catching up) and partners' links never wait out this sync.
+        let pending = store.commit_start()?;
+        drop(store);
+        if let Some(pending) = pending {
+            let synced = pending.run();
+            self.store.lock().map_err(|_| poisoned())?.commit_finish(synced)?;
+        }
         Ok(seqs)
     }
 }

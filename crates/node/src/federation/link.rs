@@ -5,7 +5,7 @@
 //! to fusion, and measures lag from heartbeats. A dropped link is redialled with backoff and
 //! resumes from the log's cursors: nothing is lost, nothing applied twice.
 
-use super::protocol::{apply, wanted_cursors, Ingress, Refusal, MAX_MESSAGE_BYTES};
+use super::protocol::{apply_start, wanted_cursors, Ingress, Refusal, MAX_MESSAGE_BYTES};
 use super::{Ctx, SILENCE_LIMIT};
 use crate::writer::Committed;
 use std::net::SocketAddr;
@@ -109,11 +109,22 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
         let Some(msg) = msg else { return Ok(()) };
         match msg.msg {
             Some(link_down::Msg::Batch(batch)) => {
+                let received = crate::wall_clock();
                 let c = ctx.clone();
                 let result = tokio::task::spawn_blocking(move || {
                     let rules = Ingress { me: c.fed.me, peer: partner, accept_relay, trusted: &c.fed.trusted };
-                    let mut store = c.store.lock().map_err(|_| Refusal::Store("store lock poisoned".into()))?;
-                    apply(&mut **store, &rules, batch)
+                    let poisoned = || Refusal::Store("store lock poisoned".into());
+                    // Verified and written under the store's lock, synced without it.
+                    let (out, pending) = apply_start(&mut **c.store.lock().map_err(|_| poisoned())?, &rules, batch)?;
+                    if let Some(pending) = pending {
+                        let synced = pending.run();
+                        c.store
+                            .lock()
+                            .map_err(|_| poisoned())?
+                            .commit_finish(synced)
+                            .map_err(|e| Refusal::Store(e.to_string()))?;
+                    }
+                    Ok(out)
                 })
                 .await
                 .map_err(|e| e.to_string())?;
@@ -154,9 +165,9 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                         });
                         let now = crate::wall_clock();
                         for a in &out.applied {
-                            ctx.metrics
-                                .partner_applied
-                                .observe(now.secs_since(vocab::UtcNanos::from_nanos(a.origin_time)));
+                            let t = vocab::UtcNanos::from_nanos(a.origin_time);
+                            ctx.metrics.partner_received.observe(received.secs_since(t));
+                            ctx.metrics.partner_applied.observe(now.secs_since(t));
                         }
                         for a in out.applied {
                             // Fusion reads the log itself when this queue is full.

@@ -4,7 +4,7 @@
 //! or the deterministic simulation drives it directly.
 
 use ed25519_dalek::VerifyingKey;
-use ledger::{Chain, ChainError, Entry, LogStore, StoreError};
+use ledger::{Chain, ChainError, Entry, LogStore, PendingSync, StoreError};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
 use vocab::Nation;
@@ -310,6 +310,20 @@ pub struct Outcome {
 /// Verifies a batch completely, and only then appends and commits it. A refused batch leaves
 /// the store as it was.
 pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) -> Result<Outcome, Refusal> {
+    let (out, pending) = apply_start(store, rules, batch)?;
+    if let Some(pending) = pending {
+        store.commit_finish(pending.run()).map_err(|e| Refusal::Store(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// `apply` up to the sync, which is returned to run without holding the store; the batch is
+/// durable (and may be acknowledged) once `LogStore::commit_finish` has taken its outcome.
+pub fn apply_start(
+    store: &mut dyn LogStore,
+    rules: &Ingress<'_>,
+    batch: LinkBatch,
+) -> Result<(Outcome, Option<PendingSync>), Refusal> {
     let origin = Nation::parse(&batch.origin).map_err(|_| Refusal::BadOrigin { origin: batch.origin.clone() })?;
     if origin == rules.me {
         return Err(Refusal::OwnOrigin(origin));
@@ -318,7 +332,9 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
         return Err(Refusal::NotEntitled { peer: rules.peer, origin });
     }
     let key = rules.trusted.get(&origin).ok_or(Refusal::UnknownOrigin(origin))?;
-    let held = store.heads().into_iter().find(|c| c.origin() == origin).unwrap_or_else(|| Chain::new(origin));
+    // Everything written so far, a sync still running included: another link's batch of the
+    // same origin may be between its write and its sync.
+    let held = store.tail(origin).unwrap_or_else(|| Chain::new(origin));
     let mut chain = held.clone();
     let mut ops: Vec<Op> = Vec::new();
     let mut applied = Vec::new();
@@ -396,10 +412,8 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
         }
     }
     if ops.is_empty() {
-        if !filled.is_empty() {
-            store.commit().map_err(store_err)?;
-        }
-        return Ok(Outcome { origin, head: held.seq(), applied: Vec::new(), stubs: 0, filled });
+        let pending = if filled.is_empty() { None } else { store.commit_start().map_err(store_err)? };
+        return Ok((Outcome { origin, head: held.seq(), applied: Vec::new(), stubs: 0, filled }, pending));
     }
     for op in &ops {
         match op {
@@ -417,8 +431,8 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
             store.disown(origin, seq);
         }
     }
-    store.commit().map_err(store_err)?;
-    Ok(Outcome { origin, head: chain.seq(), applied, stubs, filled })
+    let pending = store.commit_start().map_err(store_err)?;
+    Ok((Outcome { origin, head: chain.seq(), applied, stubs, filled }, pending))
 }
 
 /// An entry of a batch, verified, waiting for the whole batch to verify before it is stored.
