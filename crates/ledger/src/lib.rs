@@ -34,6 +34,14 @@
 //! `<segment>.torn-<offset>`); anything wrong *before* the last checkpoint is corruption, and
 //! opening refuses with the first bad frame named, as `audit` does offline.
 //!
+//! A commit has three steps (`LogStore::commit_start`, `PendingSync::run`,
+//! `LogStore::commit_finish`): the frames are written under the store's lock, synced without
+//! it (one sync of an origin at a time; a failed sync fails the store, and no later sync of
+//! that origin counts), and only then published to readers and heads. Syncs finishing out of
+//! order are safe: a sync covers every earlier write to its file, and a roll syncs the full
+//! segment before the next is created. `reader_ahead` reads what is written before it is
+//! durable, for work that may start early but lets nothing out before the sync.
+//!
 //! The last segment is allocated ahead: zeros follow its frames (64 KiB to 1 MiB), so that a
 //! commit overwrites bytes the file has and its sync flushes no change of size. No frame is all
 //! zeros, so zeros from a frame boundary to the end of a segment are free space; a segment that

@@ -336,6 +336,14 @@ pub trait LogStore: Send + std::fmt::Debug {
     /// at the first checkpoint after `max` records or `max_bytes` bytes of entries) to run
     /// after the caller lets go of the store.
     fn reader(&self, origin: Nation, from_seq: u64, max: usize, max_bytes: usize) -> Box<dyn Reader>;
+
+    /// `reader`, reaching past what is durable to everything written (whole, checkpointed
+    /// groups whose sync may still be running): for work that can start before the sync ends
+    /// but must not let anything out before it does. Where nothing is written ahead of being
+    /// durable, the same as `reader`.
+    fn reader_ahead(&self, origin: Nation, from_seq: u64, max: usize, max_bytes: usize) -> Box<dyn Reader> {
+        self.reader(origin, from_seq, max, max_bytes)
+    }
 }
 
 /// The sync of a `commit_start`, to run without holding the store.
@@ -474,6 +482,11 @@ impl FileStore {
     /// Plans a read of up to `max` (capped at `MAX_READ_RECORDS`) committed, covered records of
     /// `origin` from `from_seq`. Cheap: no I/O.
     pub fn plan_read(&self, origin: Nation, from_seq: u64, max: usize) -> ReadPlan {
+        self.plan_read_to(origin, from_seq, max, false)
+    }
+
+    /// `plan_read`, up to what is durable or (`ahead`) to everything written.
+    fn plan_read_to(&self, origin: Nation, from_seq: u64, max: usize, ahead: bool) -> ReadPlan {
         let mut plan = ReadPlan {
             origin,
             segments: Vec::new(),
@@ -487,7 +500,8 @@ impl FileStore {
             fills_path: PathBuf::new(),
         };
         let Some(log) = self.origins.get(&origin) else { return plan };
-        plan.last = log.durable.covered().min(log.durable.seq());
+        // Writes are whole groups, each ending on its checkpoint: all that is written is covered.
+        plan.last = if ahead { log.written_seq } else { log.durable.covered().min(log.durable.seq()) };
         if plan.from_seq > plan.last || plan.max == 0 {
             return plan;
         }
@@ -495,6 +509,9 @@ impl FileStore {
         plan.fills_path = log.dir.join(FILLS_FILE);
         if let Some((seg, offset, seq)) = log.locate(plan.from_seq) {
             plan.segments = log.segments[seg..].iter().map(|s| (s.path.clone(), s.len)).collect();
+            if let Some(tail) = plan.segments.last_mut().filter(|_| ahead) {
+                tail.1 = tail.1.max(log.written);
+            }
             plan.offset = offset;
             plan.seq = seq;
         }
@@ -1077,6 +1094,10 @@ impl Reader for ReadPlan {
 impl LogStore for FileStore {
     fn reader(&self, origin: Nation, from_seq: u64, max: usize, max_bytes: usize) -> Box<dyn Reader> {
         Box::new(self.plan_entries(origin, from_seq, max, max_bytes))
+    }
+
+    fn reader_ahead(&self, origin: Nation, from_seq: u64, max: usize, max_bytes: usize) -> Box<dyn Reader> {
+        Box::new(self.plan_read_to(origin, from_seq, max, true).with_max_bytes(max_bytes))
     }
 
     fn heads(&self) -> Vec<Chain> {

@@ -634,6 +634,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             fed: fed.clone(),
             store: app.store.clone(),
             version,
+            head: app.head.clone(),
             stop: app.stop.clone(),
             to_fusion,
             metrics: app.metrics.clone(),

@@ -56,7 +56,8 @@ pub struct Writer {
     pub metrics: Arc<Metrics>,
     /// The last durable seq, for readers that must not wait on the store's lock.
     pub head: Arc<std::sync::atomic::AtomicU64>,
-    /// Bumped after every commit: federation senders wake on it.
+    /// Bumped after every group is written and again once it is durable: federation senders
+    /// wake on it.
     pub version: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
@@ -176,6 +177,9 @@ impl Writer {
         // API, fusion catching up) and partners' links never wait out this sync.
         let pending = store.commit_start()?;
         drop(store);
+        // Federation senders may start on what is written (`LogStore::reader_ahead`): they
+        // record their release decisions while this sync runs and send once it is published.
+        self.version.send_modify(|v| *v += 1);
         if let Some(pending) = pending {
             let synced = pending.run();
             self.store.lock().map_err(|_| poisoned())?.commit_finish(synced)?;

@@ -144,6 +144,13 @@ proptest! {
             let pending = store.commit_start().unwrap().expect("a group was buffered");
             in_flight.push((pending, chain.seq()));
             prop_assert_eq!(durable_seq(&store), published, "a started commit is not yet visible");
+            // Reading ahead sees everything written, and ends on its checkpoint.
+            let ahead = store.reader_ahead(usa(), 1, usize::MAX, usize::MAX).entries().unwrap();
+            let records: Vec<_> =
+                ahead.iter().filter_map(|e| match e { ledger::Entry::Record(r) => Some(r.bytes.clone()), _ => None }).collect();
+            prop_assert_eq!(records, model.clone());
+            let ends_on_checkpoint = matches!(ahead.last(), Some(ledger::Entry::Checkpoint { .. }));
+            prop_assert!(ends_on_checkpoint);
             if finish {
                 let (pending, seq) = in_flight.remove(pick.index(in_flight.len()));
                 store.commit_finish(pending.run()).unwrap();

@@ -31,8 +31,11 @@ pub const SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10
 pub struct Ctx {
     pub fed: Arc<Fed>,
     pub store: crate::Store,
-    /// Bumped after every commit to the log (own or replica): senders wake on it.
+    /// Bumped after every commit to the log (own or replica), and after each of the node's
+    /// own groups is written, before its sync: senders wake on it.
     pub version: Arc<watch::Sender<u64>>,
+    /// The node's own last durable seq (the log writer's).
+    pub head: Arc<std::sync::atomic::AtomicU64>,
     pub stop: watch::Receiver<bool>,
     pub to_fusion: std::sync::mpsc::SyncSender<Committed>,
     pub metrics: Arc<crate::metrics::Metrics>,

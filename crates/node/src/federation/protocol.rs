@@ -84,6 +84,7 @@ pub fn egress(
         last_seq: entries.last().map(Entry::seq).unwrap_or(0),
         withheld_seqs: Vec::new(),
         withheld_reasons: Vec::new(),
+        head_hash: Vec::new(),
     };
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
@@ -111,7 +112,16 @@ pub fn egress(
                 decision.withheld_reasons.push("withheld from this node by its sender".into());
                 link_entry::Entry::Withheld(bytes)
             }
-            Entry::Checkpoint { bytes, .. } => link_entry::Entry::Checkpoint(bytes),
+            Entry::Checkpoint { bytes, .. } => {
+                // The batch ends on a checkpoint: the last one names the head decided on.
+                if let Some(head) = wire::SignedCheckpoint::decode(bytes.as_slice())
+                    .ok()
+                    .and_then(|s| wire::Checkpoint::decode(s.checkpoint.as_slice()).ok())
+                {
+                    decision.head_hash = head.head_hash;
+                }
+                link_entry::Entry::Checkpoint(bytes)
+            }
         };
         out.push(LinkEntry { entry: Some(entry) });
     }
@@ -526,6 +536,9 @@ mod tests {
         assert_eq!(decision.withheld_seqs.len(), 9);
         assert!(decision.withheld_reasons[0].contains("excludes JPN"));
         assert!(decision.withheld_reasons.iter().any(|r| r.contains("policy withholds RECORD_KIND_ALERT")));
+        // The decision names the records by the head they end on, not by seqs alone.
+        let head = usa.heads().into_iter().find(|c| c.origin() == n("USA")).unwrap();
+        assert_eq!((decision.last_seq, decision.head_hash.as_slice()), (head.seq(), head.head().as_slice()));
         let dst = tempfile::tempdir().unwrap();
         let (mut jpn, _) = FileStore::open(dst.path(), &trusted).unwrap();
         let out = apply(&mut jpn, &rules("JPN", "USA", false, &trusted), batch.clone()).unwrap();

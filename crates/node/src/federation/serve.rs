@@ -79,40 +79,42 @@ async fn publish(
         // Send everything there is room for, one batch per origin in turn.
         let mut sent_any = false;
         for (origin, from) in sender.wanted(WINDOW_RECORDS) {
-            // The store's lock is held through a group commit's sync (milliseconds, more in a
-            // disk's stall): waited for off the async workers, as the read itself is.
-            let store = ctx.store.clone();
-            let entries = tokio::task::spawn_blocking(move || {
-                let plan = store.lock().map_err(|_| "store lock poisoned".to_string())?.reader(
-                    origin,
-                    from,
-                    BATCH_RECORDS,
-                    MAX_BATCH_BYTES,
-                );
-                plan.entries().map_err(|e| format!("failed to read the log: {e}"))
-            })
-            .await
-            .map_err(|e| e.to_string())??;
-            let Some(last) = entries.last().map(|e| e.seq()) else { continue };
-            let n = entries.iter().filter(|e| !matches!(e, ledger::Entry::Checkpoint { .. })).count() as u64;
-            let (batch, decision) = egress(origin, entries, nation, &policy);
-            // The decision is durable in the release audit before the batch leaves.
-            let fed = ctx.fed.clone();
-            let d = decision.clone();
-            tokio::task::spawn_blocking(move || {
+            // Read, decide and record the decision off the async workers (the read and the
+            // release log's sync are file I/O). The node's own records are read as soon as
+            // they are written, so that the release log's sync runs alongside the log's own.
+            let own = origin == ctx.fed.me;
+            let (store, fed, policy) = (ctx.store.clone(), ctx.fed.clone(), policy.clone());
+            let step = tokio::task::spawn_blocking(move || -> Result<_, String> {
+                let plan = {
+                    let store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
+                    if own {
+                        store.reader_ahead(origin, from, BATCH_RECORDS, MAX_BATCH_BYTES)
+                    } else {
+                        store.reader(origin, from, BATCH_RECORDS, MAX_BATCH_BYTES)
+                    }
+                };
+                let entries = plan.entries().map_err(|e| format!("failed to read the log: {e}"))?;
+                let Some(last) = entries.last().map(|e| e.seq()) else { return Ok(None) };
+                let n = entries.iter().filter(|e| !matches!(e, ledger::Entry::Checkpoint { .. })).count() as u64;
+                let (batch, decision) = egress(origin, entries, nation, &policy);
+                // The decision is durable in the release audit before the batch leaves.
                 fed.releases
                     .lock()
                     .map_err(|_| "release log poisoned".to_string())?
-                    .record(&d)
-                    .map_err(|e| e.to_string())
+                    .record(&decision)
+                    .map_err(|e| format!("failed to record the release decision, nothing sent: {e}"))?;
+                Ok(Some((batch, last, n, decision.withheld_seqs.len() as u64)))
             })
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("failed to record the release decision, nothing sent: {e}"))?;
+            .map_err(|e| e.to_string())??;
+            let Some((batch, last, n, withheld)) = step else { continue };
+            if own {
+                // Nothing leaves before it is durable here.
+                durable(ctx, last, &mut version).await?;
+            }
             send(tx, LinkDown { msg: Some(link_down::Msg::Batch(batch)) }).await?;
             sender.sent(origin, last);
             sent_any = true;
-            let withheld = decision.withheld_seqs.len() as u64;
             ctx.fed.serve(nation, |s| {
                 s.batches += 1;
                 s.records_sent += n;
@@ -157,6 +159,23 @@ async fn publish(
             _ = stop.changed() => return Ok(()),
         }
     }
+}
+
+/// Waits until the node's own log is durable through `seq` (its writer publishes each group
+/// after its sync). A log that stops committing (a failed disk) stops the stream.
+async fn durable(ctx: &Ctx, seq: u64, version: &mut tokio::sync::watch::Receiver<u64>) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + SILENCE_LIMIT;
+    let mut stop = ctx.stop.clone();
+    while ctx.head.load(std::sync::atomic::Ordering::Acquire) < seq {
+        tokio::select! {
+            changed = version.changed() => changed.map_err(|_| "the node is stopping")?,
+            _ = stop.changed() => return Err("the node is stopping".into()),
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(format!("the log did not make seq {seq} durable within {} s", SILENCE_LIMIT.as_secs()));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn subscribe(sender: &mut Sender, peer: Nation, cursors: &[wire::OriginCursor]) {
