@@ -66,7 +66,9 @@ for D in $DELAYS; do
   for _ in $(seq 100); do [ "$(held)" = "$(head_jpn)" ] && break; sleep 0.1; done
   curl -s localhost:18081/v1/status | python3 -c "
 import json, sys
-d = float(sys.argv[1]); l = json.load(sys.stdin)['federation']['latency']
+d = float(sys.argv[1]); f = json.load(sys.stdin)['federation']; l = f['latency']
+r = f['partners'][0]['receiving'] or {}
+print(f'  delay {d:>5.0f} ms  link at USA: {r.get(\"batches\")} batches made durable by {r.get(\"commits\")} syncs')
 def beyond(p, d):  # the histogram's top bucket prints as '>1000'
     return f'{float(p) - d:.1f}' if not str(p).startswith('>') else f'>{float(str(p)[1:]) - d:.0f}'
 for k in ('received', 'applied', 'fused'):

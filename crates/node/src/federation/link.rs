@@ -5,7 +5,7 @@
 //! to fusion, and measures lag from heartbeats. A dropped link is redialled with backoff and
 //! resumes from the log's cursors: nothing is lost, nothing applied twice.
 
-use super::protocol::{apply_start, wanted_cursors, Ingress, Refusal, MAX_MESSAGE_BYTES};
+use super::protocol::{apply_buffered, wanted_cursors, Ingress, Outcome, Refusal, MAX_MESSAGE_BYTES};
 use super::{Ctx, SILENCE_LIMIT};
 use crate::writer::Committed;
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use vocab::Nation;
-use wire::{link_down, link_up, LinkAck, LinkUp, OriginCursor, Subscription};
+use wire::{link_down, link_up, LinkAck, LinkDown, LinkUp, OriginCursor, Subscription};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -107,132 +107,212 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
             .map_err(|_| format!("nothing heard for {} s", SILENCE_LIMIT.as_secs()))?
             .map_err(|e| format!("stream failed: {e}"))?;
         let Some(msg) = msg else { return Ok(()) };
-        match msg.msg {
-            Some(link_down::Msg::Batch(batch)) => {
-                let received = crate::wall_clock();
-                let c = ctx.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    let rules = Ingress { me: c.fed.me, peer: partner, accept_relay, trusted: &c.fed.trusted };
-                    let poisoned = || Refusal::Store("store lock poisoned".into());
-                    // Verified and written under the store's lock, synced without it.
-                    let (out, pending) = apply_start(&mut **c.store.lock().map_err(|_| poisoned())?, &rules, batch)?;
-                    if let Some(pending) = pending {
-                        let synced = pending.run();
-                        c.store
-                            .lock()
-                            .map_err(|_| poisoned())?
-                            .commit_finish(synced)
-                            .map_err(|e| Refusal::Store(e.to_string()))?;
-                    }
-                    Ok(out)
+        let batch = match msg.msg {
+            Some(link_down::Msg::Batch(batch)) => batch,
+            Some(link_down::Msg::Heartbeat(hb)) => {
+                heartbeat(ctx, partner, &hb, &mut asked_owed, &up).await?;
+                continue;
+            }
+            None => continue,
+        };
+        // Batches already here are applied together and made durable by one sync: a receiver
+        // that falls behind catches up in fewer syncs, not more.
+        let mut batches = vec![batch];
+        let mut next = None;
+        while batches.len() < MAX_GATHERED {
+            match futures::FutureExt::now_or_never(down.message()) {
+                Some(Ok(Some(LinkDown { msg: Some(link_down::Msg::Batch(b)) }))) => batches.push(b),
+                Some(other) => {
+                    next = Some(other);
+                    break;
+                }
+                None => break,
+            }
+        }
+        let received = crate::wall_clock();
+        let c = ctx.clone();
+        let (outs, refusal) = tokio::task::spawn_blocking(move || apply_all(&c, partner, accept_relay, batches))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !outs.is_empty() {
+            ctx.fed.link(partner, |l| l.commits += 1);
+        }
+        for out in outs {
+            applied(ctx, partner, out, received, &up).await?;
+        }
+        match refusal {
+            None => {}
+            Some(Refusal::Gap { origin, held, first }) => {
+                // Another path delivered past this stream's position, or this one skipped:
+                // restart the origin from what is held (batches gathered after it go too).
+                tracing::info!(%partner, %origin, held, first, "gap in a batch; resubscribing from the log's cursor");
+                up.send(LinkUp {
+                    msg: Some(link_up::Msg::Subscribe(Subscription { cursors: cursors(ctx, partner, Some(origin)) })),
                 })
                 .await
-                .map_err(|e| e.to_string())?;
-                match result {
-                    Ok(out) => {
-                        let origin = out.origin;
-                        up.send(LinkUp {
-                            msg: Some(link_up::Msg::Ack(LinkAck { origin: origin.to_string(), seq: out.head })),
-                        })
-                        .await
-                        .map_err(|_| "stream closed")?;
-                        if out.applied.is_empty() && out.stubs == 0 && out.filled.is_empty() {
-                            continue;
-                        }
-                        ctx.version.send_modify(|v| *v += 1);
-                        let n = out.applied.len() as u64;
-                        let filled = out.filled.len() as u64;
-                        for a in out.filled {
-                            tracing::info!(%partner, %origin, seq = a.seq, "owed record filled");
-                            let _ = ctx.to_fusion.try_send(Committed {
-                                origin,
-                                seq: a.seq,
-                                kind: a.kind,
-                                body: a.body,
-                                arrived: None,
-                                fill: true,
-                                origin_time: None,
-                            });
-                        }
-                        ctx.fed.link(partner, |l| {
-                            l.batches += 1;
-                            l.records += n;
-                            l.filled += filled;
-                            l.stubs += out.stubs;
-                            let lag = l.lag.entry(origin.to_string()).or_default();
-                            let partner_head = lag.held + lag.records;
-                            lag.update(out.head, partner_head.max(out.head));
-                        });
-                        let now = crate::wall_clock();
-                        for a in &out.applied {
-                            let t = vocab::UtcNanos::from_nanos(a.origin_time);
-                            ctx.metrics.partner_received.observe(received.secs_since(t));
-                            ctx.metrics.partner_applied.observe(now.secs_since(t));
-                        }
-                        for a in out.applied {
-                            // Fusion reads the log itself when this queue is full.
-                            let _ = ctx.to_fusion.try_send(Committed {
-                                origin,
-                                seq: a.seq,
-                                kind: a.kind,
-                                body: a.body,
-                                arrived: None,
-                                fill: false,
-                                origin_time: Some(vocab::UtcNanos::from_nanos(a.origin_time)),
-                            });
-                        }
-                    }
-                    Err(Refusal::Gap { origin, held, first }) => {
-                        // Another path delivered past this stream's position, or this one
-                        // skipped: restart the origin from what is held.
-                        tracing::info!(%partner, %origin, held, first, "gap in a batch; resubscribing from the log's cursor");
-                        up.send(LinkUp {
-                            msg: Some(link_up::Msg::Subscribe(Subscription {
-                                cursors: cursors(ctx, partner, Some(origin)),
-                            })),
-                        })
-                        .await
-                        .map_err(|_| "stream closed")?;
-                    }
-                    Err(refusal) => {
-                        if let Ok(mut m) = ctx.fed.batches_refused.lock() {
-                            *m.entry(refusal.reason()).or_default() += 1;
-                        }
-                        ctx.fed.link(partner, |l| l.refused += 1);
-                        tracing::error!(%partner, reason = refusal.reason(), error = %refusal, "batch from partner refused; dropping the link");
-                        return Err(format!("batch refused: {refusal}"));
-                    }
-                }
+                .map_err(|_| "stream closed")?;
             }
-            Some(link_down::Msg::Heartbeat(hb)) => {
-                let (heads, owed) = ctx.store.lock().map(|s| (s.heads(), s.owed(partner))).unwrap_or_default();
-                // Records of this partner owed since the last ask (stubs a relay brought): ask
-                // the partner itself again from just before them.
-                if let Some(&newest) = owed.last() {
-                    if newest > asked_owed {
-                        // From the first owed, not the first new one: the ask restarts the
-                        // stream, so it must cover what an earlier ask may not have reached.
-                        let first = owed[0];
-                        asked_owed = newest;
-                        let cursor = OriginCursor { origin: partner.to_string(), seq: first - 1 };
-                        tracing::info!(%partner, from = first, owed = owed.len(), "asking the origin for records a relay could not carry");
-                        up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors: vec![cursor] })) })
-                            .await
-                            .map_err(|_| "stream closed")?;
-                    }
+            Some(refusal) => {
+                if let Ok(mut m) = ctx.fed.batches_refused.lock() {
+                    *m.entry(refusal.reason()).or_default() += 1;
                 }
-                let now = crate::wall_clock().to_string();
-                ctx.fed.link(partner, |l| {
-                    l.owed = owed.len() as u64;
-                    l.last_heartbeat = Some(now);
-                    for h in &hb.heads {
-                        let Ok(o) = Nation::parse(&h.origin) else { continue };
-                        let held = heads.iter().find(|c| c.origin() == o).map_or(0, |c| c.seq());
-                        l.lag.entry(o.to_string()).or_default().update(held, h.seq);
-                    }
-                });
+                ctx.fed.link(partner, |l| l.refused += 1);
+                tracing::error!(%partner, reason = refusal.reason(), error = %refusal, "batch from partner refused; dropping the link");
+                return Err(format!("batch refused: {refusal}"));
             }
+        }
+        // What ended the gathering: a heartbeat, or the stream's end.
+        match next {
             None => {}
+            Some(Ok(Some(LinkDown { msg: Some(link_down::Msg::Heartbeat(hb)) }))) => {
+                heartbeat(ctx, partner, &hb, &mut asked_owed, &up).await?;
+            }
+            Some(Ok(Some(_))) => {}
+            Some(Ok(None)) => return Ok(()),
+            Some(Err(e)) => return Err(format!("stream failed: {e}")),
         }
     }
+}
+
+/// At most this many batches already received are applied under one sync.
+const MAX_GATHERED: usize = 16;
+
+/// Verifies and appends each batch in turn (stopping at the first refused: it and what follows
+/// are kept out), then makes all of them durable with one commit whose sync runs without the
+/// store's lock. Returns the outcome of each batch kept, and the refusal if one was.
+fn apply_all(
+    ctx: &Ctx,
+    partner: Nation,
+    accept_relay: bool,
+    batches: Vec<wire::LinkBatch>,
+) -> (Vec<Outcome>, Option<Refusal>) {
+    let rules = Ingress { me: ctx.fed.me, peer: partner, accept_relay, trusted: &ctx.fed.trusted };
+    let poisoned = || Refusal::Store("store lock poisoned".into());
+    let mut outs = Vec::with_capacity(batches.len());
+    let mut refusal = None;
+    let pending = {
+        let Ok(mut store) = ctx.store.lock() else { return (Vec::new(), Some(poisoned())) };
+        for batch in batches {
+            match apply_buffered(&mut **store, &rules, batch) {
+                Ok(out) => outs.push(out),
+                Err(e) => {
+                    refusal = Some(e);
+                    break;
+                }
+            }
+        }
+        match store.commit_start() {
+            Ok(pending) => pending,
+            // Nothing of the batches is durable: none is acknowledged.
+            Err(e) => return (Vec::new(), Some(Refusal::Store(e.to_string()))),
+        }
+    };
+    if let Some(pending) = pending {
+        let synced = pending.run();
+        let finished = match ctx.store.lock() {
+            Ok(mut store) => store.commit_finish(synced).map_err(|e| Refusal::Store(e.to_string())),
+            Err(_) => Err(poisoned()),
+        };
+        if let Err(e) = finished {
+            return (Vec::new(), Some(e));
+        }
+    }
+    (outs, refusal)
+}
+
+/// After a batch is durable: acknowledges it, counts it, measures its latency and hands its
+/// new records to fusion.
+async fn applied(
+    ctx: &Ctx,
+    partner: Nation,
+    out: Outcome,
+    received: vocab::UtcNanos,
+    up: &mpsc::Sender<LinkUp>,
+) -> Result<(), String> {
+    let origin = out.origin;
+    up.send(LinkUp { msg: Some(link_up::Msg::Ack(LinkAck { origin: origin.to_string(), seq: out.head })) })
+        .await
+        .map_err(|_| "stream closed")?;
+    if out.applied.is_empty() && out.stubs == 0 && out.filled.is_empty() {
+        return Ok(());
+    }
+    ctx.version.send_modify(|v| *v += 1);
+    let n = out.applied.len() as u64;
+    let filled = out.filled.len() as u64;
+    for a in out.filled {
+        tracing::info!(%partner, %origin, seq = a.seq, "owed record filled");
+        let _ = ctx.to_fusion.try_send(Committed {
+            origin,
+            seq: a.seq,
+            kind: a.kind,
+            body: a.body,
+            arrived: None,
+            fill: true,
+            origin_time: None,
+        });
+    }
+    ctx.fed.link(partner, |l| {
+        l.batches += 1;
+        l.records += n;
+        l.filled += filled;
+        l.stubs += out.stubs;
+        let lag = l.lag.entry(origin.to_string()).or_default();
+        let partner_head = lag.held + lag.records;
+        lag.update(out.head, partner_head.max(out.head));
+    });
+    let now = crate::wall_clock();
+    for a in &out.applied {
+        let t = vocab::UtcNanos::from_nanos(a.origin_time);
+        ctx.metrics.partner_received.observe(received.secs_since(t));
+        ctx.metrics.partner_applied.observe(now.secs_since(t));
+    }
+    for a in out.applied {
+        // Fusion reads the log itself when this queue is full.
+        let _ = ctx.to_fusion.try_send(Committed {
+            origin,
+            seq: a.seq,
+            kind: a.kind,
+            body: a.body,
+            arrived: None,
+            fill: false,
+            origin_time: Some(vocab::UtcNanos::from_nanos(a.origin_time)),
+        });
+    }
+    Ok(())
+}
+
+/// A heartbeat: the partner's heads give this node's lag; records of this partner owed since
+/// the last ask (stubs a relay brought) are asked of the partner itself again.
+async fn heartbeat(
+    ctx: &Ctx,
+    partner: Nation,
+    hb: &wire::LinkHeartbeat,
+    asked_owed: &mut u64,
+    up: &mpsc::Sender<LinkUp>,
+) -> Result<(), String> {
+    let (heads, owed) = ctx.store.lock().map(|s| (s.heads(), s.owed(partner))).unwrap_or_default();
+    if let Some(&newest) = owed.last() {
+        if newest > *asked_owed {
+            // From the first owed, not the first new one: the ask restarts the stream, so it
+            // must cover what an earlier ask may not have reached.
+            let first = owed[0];
+            *asked_owed = newest;
+            let cursor = OriginCursor { origin: partner.to_string(), seq: first - 1 };
+            tracing::info!(%partner, from = first, owed = owed.len(), "asking the origin for records a relay could not carry");
+            up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors: vec![cursor] })) })
+                .await
+                .map_err(|_| "stream closed")?;
+        }
+    }
+    let now = crate::wall_clock().to_string();
+    ctx.fed.link(partner, |l| {
+        l.owed = owed.len() as u64;
+        l.last_heartbeat = Some(now);
+        for h in &hb.heads {
+            let Ok(o) = Nation::parse(&h.origin) else { continue };
+            let held = heads.iter().find(|c| c.origin() == o).map_or(0, |c| c.seq());
+            l.lag.entry(o.to_string()).or_default().update(held, h.seq);
+        }
+    });
+    Ok(())
 }

@@ -4,7 +4,7 @@
 //! or the deterministic simulation drives it directly.
 
 use ed25519_dalek::VerifyingKey;
-use ledger::{Chain, ChainError, Entry, LogStore, PendingSync, StoreError};
+use ledger::{Chain, ChainError, Entry, LogStore, StoreError};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
 use vocab::Nation;
@@ -320,20 +320,15 @@ pub struct Outcome {
 /// Verifies a batch completely, and only then appends and commits it. A refused batch leaves
 /// the store as it was.
 pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) -> Result<Outcome, Refusal> {
-    let (out, pending) = apply_start(store, rules, batch)?;
-    if let Some(pending) = pending {
-        store.commit_finish(pending.run()).map_err(|e| Refusal::Store(e.to_string()))?;
-    }
+    let out = apply_buffered(store, rules, batch)?;
+    store.commit().map_err(|e| Refusal::Store(e.to_string()))?;
     Ok(out)
 }
 
-/// `apply` up to the sync, which is returned to run without holding the store; the batch is
-/// durable (and may be acknowledged) once `LogStore::commit_finish` has taken its outcome.
-pub fn apply_start(
-    store: &mut dyn LogStore,
-    rules: &Ingress<'_>,
-    batch: LinkBatch,
-) -> Result<(Outcome, Option<PendingSync>), Refusal> {
+/// `apply` without the commit: the batch, verified whole, is appended to the store's buffer,
+/// so that several batches can be made durable by one commit. It may be acknowledged only
+/// once a commit has made it durable.
+pub fn apply_buffered(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) -> Result<Outcome, Refusal> {
     let origin = Nation::parse(&batch.origin).map_err(|_| Refusal::BadOrigin { origin: batch.origin.clone() })?;
     if origin == rules.me {
         return Err(Refusal::OwnOrigin(origin));
@@ -422,8 +417,7 @@ pub fn apply_start(
         }
     }
     if ops.is_empty() {
-        let pending = if filled.is_empty() { None } else { store.commit_start().map_err(store_err)? };
-        return Ok((Outcome { origin, head: held.seq(), applied: Vec::new(), stubs: 0, filled }, pending));
+        return Ok(Outcome { origin, head: held.seq(), applied: Vec::new(), stubs: 0, filled });
     }
     for op in &ops {
         match op {
@@ -441,8 +435,7 @@ pub fn apply_start(
             store.disown(origin, seq);
         }
     }
-    let pending = store.commit_start().map_err(store_err)?;
-    Ok((Outcome { origin, head: chain.seq(), applied, stubs, filled }, pending))
+    Ok(Outcome { origin, head: chain.seq(), applied, stubs, filled })
 }
 
 /// An entry of a batch, verified, waiting for the whole batch to verify before it is stored.
@@ -661,5 +654,34 @@ mod tests {
         assert_eq!(apply(&mut kor, &r, good.clone()).unwrap().head, 10);
         assert_eq!(apply(&mut kor, &r, later).unwrap().applied.len(), 0);
         assert_eq!(kor.read(n("USA"), 1, 100).unwrap().len(), 10);
+    }
+
+    /// Batches gathered by a receiver are appended in turn and made durable by one commit; a
+    /// refused one among them leaves those before it to be committed, and itself out.
+    #[test]
+    fn gathered_batches_are_applied_in_turn_under_one_commit() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let trusted = BTreeMap::from([(n("USA"), key.verifying_key())]);
+        let src = tempfile::tempdir().unwrap();
+        let usa = usa_log(src.path(), &key, 3);
+        let batch =
+            |from| egress(n("USA"), usa.read_entries(n("USA"), from, 5).unwrap(), n("KOR"), &EgressPolicy::default()).0;
+        let (first, second, third) = (batch(1), batch(6), batch(11));
+        let dir = tempfile::tempdir().unwrap();
+        let (mut kor, _) = FileStore::open(dir.path(), &trusted).unwrap();
+        let r = rules("KOR", "USA", false, &trusted);
+        let held = |s: &FileStore| s.heads().iter().find(|c| c.origin() == n("USA")).map(|c| c.seq()).unwrap_or(0);
+        assert_eq!(apply_buffered(&mut kor, &r, first).unwrap().head, 5);
+        // The second follows the first, which is only buffered yet.
+        assert_eq!(apply_buffered(&mut kor, &r, second).unwrap().head, 10);
+        assert_eq!(held(&kor), 0, "nothing is durable before the commit");
+        let mut tampered = third.clone();
+        if let Some(link_entry::Entry::Record(bytes)) = tampered.entries[0].entry.as_mut() {
+            bytes[3] ^= 1;
+        }
+        assert_eq!(apply_buffered(&mut kor, &r, tampered).unwrap_err().reason(), "verification");
+        kor.commit().unwrap();
+        assert_eq!(held(&kor), 10);
+        assert_eq!(apply(&mut kor, &r, third).unwrap().head, 15);
     }
 }

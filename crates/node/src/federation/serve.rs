@@ -2,6 +2,8 @@
 //! partner subscribes to origins from its cursors; this node streams what the partner may
 //! hold (records in full, stubs otherwise), each batch ending on a checkpoint and recorded in
 //! the release audit log before it leaves; the partner acknowledges what it made durable.
+//! The node's own records are read as soon as they are written and their decision recorded
+//! while their sync runs; the batch leaves once they are durable.
 //! At most `WINDOW_RECORDS` unacknowledged per origin: a receiver that stops acknowledging
 //! stops the flow (explicit backpressure), and one silent past `SILENCE_LIMIT` is dropped.
 

@@ -21,6 +21,9 @@ pub struct LinkStatus {
     pub last_error: Option<String>,
     pub connects: u64,
     pub batches: u64,
+    /// Commits (syncs) that made batches durable: batches already received are applied
+    /// together, so fewer than `batches` when the link runs behind.
+    pub commits: u64,
     pub records: u64,
     pub stubs: u64,
     /// Owed records (stubs naming this node, brought by a relay) later filled from this partner.
