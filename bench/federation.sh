@@ -72,6 +72,8 @@ print(f'  delay {d:>5.0f} ms  link at USA: {r.get(\"batches\")} batches made dur
 def beyond(p, d):  # the histogram's top bucket prints as '>1000'
     return f'{float(p) - d:.1f}' if not str(p).startswith('>') else f'>{float(str(p)[1:]) - d:.0f}'
 for k in ('received', 'applied', 'fused'):
+    if k not in l:  # a build from before the stage was measured (BIN=)
+        continue
     s = l[k]
     print(f'  delay {d:>5.0f} ms  ingest->{k:7} at USA: n={s[\"count\"]} p50 {s[\"p50_ms\"]} ms  p99 {s[\"p99_ms\"]} ms  max {s[\"max_ms\"]} ms  (p99 beyond the delay: {beyond(s[\"p99_ms\"], d)} ms)')
 " "$D"
