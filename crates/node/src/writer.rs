@@ -2,9 +2,10 @@
 //!
 //! Group commit: it takes the first waiting append, then every other waiting one up to
 //! `max_group_records`, seals them as consecutive records, signs one checkpoint over the new
-//! head, and syncs once (after letting go of the store: `LogStore::commit_start`). Only then does it acknowledge each request and hand the records to
-//! fusion, in log order. A failed write or sync fails every request of the group and every
-//! later one: the node stops acknowledging rather than acknowledge what it may not hold.
+//! head, and syncs once (after letting go of the store: `LogStore::commit_start`). Only then
+//! does it acknowledge each request and hand the records to fusion, in log order. A failed
+//! write or sync fails every request of the group and every later one: the node stops
+//! acknowledging rather than acknowledge what it may not hold.
 
 use crate::metrics::Metrics;
 use ed25519_dalek::SigningKey;
