@@ -131,27 +131,28 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
         }
         let received = crate::wall_clock();
         let c = ctx.clone();
-        let (outs, refusal) = tokio::task::spawn_blocking(move || apply_all(&c, partner, accept_relay, batches))
-            .await
-            .map_err(|e| e.to_string())?;
+        let Gathered { outs, gaps, refusal } =
+            tokio::task::spawn_blocking(move || apply_all(&c, partner, accept_relay, batches))
+                .await
+                .map_err(|e| e.to_string())?;
         if !outs.is_empty() {
             ctx.fed.link(partner, |l| l.commits += 1);
         }
         for out in outs {
             applied(ctx, partner, out, received, &up).await?;
         }
+        for (origin, held, first) in gaps {
+            // Another path delivered past this stream's position, or this one skipped: restart
+            // the origin from what is held.
+            tracing::info!(%partner, %origin, held, first, "gap in a batch; resubscribing from the log's cursor");
+            up.send(LinkUp {
+                msg: Some(link_up::Msg::Subscribe(Subscription { cursors: cursors(ctx, partner, Some(origin)) })),
+            })
+            .await
+            .map_err(|_| "stream closed")?;
+        }
         match refusal {
             None => {}
-            Some(Refusal::Gap { origin, held, first }) => {
-                // Another path delivered past this stream's position, or this one skipped:
-                // restart the origin from what is held (batches gathered after it go too).
-                tracing::info!(%partner, %origin, held, first, "gap in a batch; resubscribing from the log's cursor");
-                up.send(LinkUp {
-                    msg: Some(link_up::Msg::Subscribe(Subscription { cursors: cursors(ctx, partner, Some(origin)) })),
-                })
-                .await
-                .map_err(|_| "stream closed")?;
-            }
             Some(refusal) => {
                 if let Ok(mut m) = ctx.fed.batches_refused.lock() {
                     *m.entry(refusal.reason()).or_default() += 1;
@@ -177,26 +178,36 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
 /// At most this many batches already received are applied under one sync.
 const MAX_GATHERED: usize = 16;
 
-/// Verifies and appends each batch in turn (stopping at the first refused: it and what follows
-/// are kept out), then makes all of them durable with one commit whose sync runs without the
-/// store's lock. Returns the outcome of each batch kept, and the refusal if one was.
-fn apply_all(
-    ctx: &Ctx,
-    partner: Nation,
-    accept_relay: bool,
-    batches: Vec<wire::LinkBatch>,
-) -> (Vec<Outcome>, Option<Refusal>) {
+/// What `apply_all` made of the batches gathered.
+struct Gathered {
+    /// Each batch kept, durable.
+    outs: Vec<Outcome>,
+    /// Origins whose stream skipped ahead (origin, held, first seq sent): to resubscribe.
+    gaps: Vec<(Nation, u64, u64)>,
+    /// A batch refused for anything but a gap: the link is dropped.
+    refusal: Option<Refusal>,
+}
+
+/// Verifies and appends each batch in turn, then makes all of them durable with one commit
+/// whose sync runs without the store's lock. A gap keeps the rest of that origin's batches out
+/// (they follow it) and lets the other origins' through; any other refusal keeps it and
+/// everything after it out.
+fn apply_all(ctx: &Ctx, partner: Nation, accept_relay: bool, batches: Vec<wire::LinkBatch>) -> Gathered {
     let rules = Ingress { me: ctx.fed.me, peer: partner, accept_relay, trusted: &ctx.fed.trusted };
+    let failed = |e: Refusal| Gathered { outs: Vec::new(), gaps: Vec::new(), refusal: Some(e) };
     let poisoned = || Refusal::Store("store lock poisoned".into());
-    let mut outs = Vec::with_capacity(batches.len());
-    let mut refusal = None;
+    let mut done = Gathered { outs: Vec::with_capacity(batches.len()), gaps: Vec::new(), refusal: None };
     let pending = {
-        let Ok(mut store) = ctx.store.lock() else { return (Vec::new(), Some(poisoned())) };
+        let Ok(mut store) = ctx.store.lock() else { return failed(poisoned()) };
         for batch in batches {
+            if done.gaps.iter().any(|(o, _, _)| o.as_str() == batch.origin) {
+                continue;
+            }
             match apply_buffered(&mut **store, &rules, batch) {
-                Ok(out) => outs.push(out),
+                Ok(out) => done.outs.push(out),
+                Err(Refusal::Gap { origin, held, first }) => done.gaps.push((origin, held, first)),
                 Err(e) => {
-                    refusal = Some(e);
+                    done.refusal = Some(e);
                     break;
                 }
             }
@@ -204,7 +215,7 @@ fn apply_all(
         match store.commit_start() {
             Ok(pending) => pending,
             // Nothing of the batches is durable: none is acknowledged.
-            Err(e) => return (Vec::new(), Some(Refusal::Store(e.to_string()))),
+            Err(e) => return failed(Refusal::Store(e.to_string())),
         }
     };
     if let Some(pending) = pending {
@@ -214,10 +225,10 @@ fn apply_all(
             Err(_) => Err(poisoned()),
         };
         if let Err(e) = finished {
-            return (Vec::new(), Some(e));
+            return failed(e);
         }
     }
-    (outs, refusal)
+    done
 }
 
 /// After a batch is durable: acknowledges it, counts it, measures its latency and hands its
