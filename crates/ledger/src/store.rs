@@ -354,7 +354,6 @@ pub struct PendingSync {
 
 #[derive(Debug)]
 struct SyncItem {
-    origin: Nation,
     /// The tail segment, written through another handle of the same file: a sync of it
     /// covers every write made to the file before it.
     file: File,
@@ -387,7 +386,7 @@ impl PendingSync {
         let mut done = Vec::with_capacity(self.items.len());
         for item in self.items {
             let Ok(mut failed) = item.lock.lock() else {
-                return Synced { done, error: Some(format!("sync of {} poisoned", item.origin)) };
+                return Synced { done, error: Some(format!("sync of {} poisoned", item.publish.origin)) };
             };
             if let Some(f) = failed.as_ref() {
                 return Synced { done, error: Some(f.clone()) };
@@ -989,7 +988,6 @@ impl OriginLog {
         self.written_seq = self.checkpointed.seq();
         self.buf.clear();
         let item = SyncItem {
-            origin,
             file,
             path: seg.path.clone(),
             lock: self.sync_lock.clone(),
@@ -1051,7 +1049,7 @@ impl OriginLog {
     fn note_index(&mut self) {
         let seq = self.chain.seq();
         if (seq - 1).is_multiple_of(INDEX_STRIDE) {
-            // The frame will be written at the end of the durable tail plus the buffer, in the
+            // The frame will be written at the end of the written tail plus the buffer, in the
             // current segment, or at the start of a new one if the tail is full.
             let (seg, base) = match self.segments.last() {
                 Some(_) if self.written < MAX_SEGMENT_BYTES || self.file.is_some() => {
@@ -1210,7 +1208,7 @@ impl LogStore for FileStore {
 
     fn commit_finish(&mut self, synced: Synced) -> Result<(), StoreError> {
         if let Some(e) = synced.error {
-            self.failed.get_or_insert_with(|| e.clone());
+            self.failed.get_or_insert(e);
         }
         if let Some(f) = &self.failed {
             // Whatever this sync covered is not published: a failed store acknowledges nothing.

@@ -31,6 +31,14 @@ use ledger::{Chain, FileStore, LogStore};
 
 /// The node's log, shared by the writer, readers and federation (locked only to plan reads).
 pub type Store = Arc<Mutex<Box<dyn LogStore>>>;
+
+/// Runs a `commit_start`'s sync without the store's lock, then takes the lock again to publish
+/// it (`LogStore::commit_finish`): what was written is durable and visible when this returns.
+pub fn finish_commit(store: &Store, pending: Option<ledger::PendingSync>) -> Result<(), ledger::StoreError> {
+    let Some(pending) = pending else { return Ok(()) };
+    let synced = pending.run();
+    store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?.commit_finish(synced)
+}
 use metrics::{Metrics, Reject};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -149,10 +149,9 @@ impl Writer {
     /// Seals, appends, checkpoints and syncs a group (each append's derived copies right after
     /// it); returns each append's seq.
     fn commit(&mut self, group: &[Append]) -> Result<Vec<u64>, ledger::StoreError> {
-        let poisoned = || ledger::StoreError::Failed("store lock poisoned".into());
         let origin = self.chain.origin();
         let mut seqs = Vec::with_capacity(group.len());
-        let mut store = self.store.lock().map_err(|_| poisoned())?;
+        let mut store = self.store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?;
         let time = crate::wall_clock();
         for a in group {
             let sealed = self.chain.seal(NewRecord {
@@ -181,10 +180,7 @@ impl Writer {
         // Federation senders may start on what is written (`LogStore::reader_ahead`): they
         // record their release decisions while this sync runs and send once it is published.
         self.version.send_modify(|v| *v += 1);
-        if let Some(pending) = pending {
-            let synced = pending.run();
-            self.store.lock().map_err(|_| poisoned())?.commit_finish(synced)?;
-        }
+        crate::finish_commit(&self.store, pending)?;
         Ok(seqs)
     }
 }

@@ -195,10 +195,9 @@ struct Gathered {
 fn apply_all(ctx: &Ctx, partner: Nation, accept_relay: bool, batches: Vec<wire::LinkBatch>) -> Gathered {
     let rules = Ingress { me: ctx.fed.me, peer: partner, accept_relay, trusted: &ctx.fed.trusted };
     let failed = |e: Refusal| Gathered { outs: Vec::new(), gaps: Vec::new(), refusal: Some(e) };
-    let poisoned = || Refusal::Store("store lock poisoned".into());
     let mut done = Gathered { outs: Vec::with_capacity(batches.len()), gaps: Vec::new(), refusal: None };
     let pending = {
-        let Ok(mut store) = ctx.store.lock() else { return failed(poisoned()) };
+        let Ok(mut store) = ctx.store.lock() else { return failed(Refusal::Store("store lock poisoned".into())) };
         for batch in batches {
             if done.gaps.iter().any(|(o, _, _)| o.as_str() == batch.origin) {
                 continue;
@@ -218,17 +217,10 @@ fn apply_all(ctx: &Ctx, partner: Nation, accept_relay: bool, batches: Vec<wire::
             Err(e) => return failed(Refusal::Store(e.to_string())),
         }
     };
-    if let Some(pending) = pending {
-        let synced = pending.run();
-        let finished = match ctx.store.lock() {
-            Ok(mut store) => store.commit_finish(synced).map_err(|e| Refusal::Store(e.to_string())),
-            Err(_) => Err(poisoned()),
-        };
-        if let Err(e) = finished {
-            return failed(e);
-        }
+    match crate::finish_commit(&ctx.store, pending) {
+        Ok(()) => done,
+        Err(e) => failed(Refusal::Store(e.to_string())),
     }
-    done
 }
 
 /// After a batch is durable: acknowledges it, counts it, measures its latency and hands its
@@ -250,17 +242,15 @@ async fn applied(
     ctx.version.send_modify(|v| *v += 1);
     let n = out.applied.len() as u64;
     let filled = out.filled.len() as u64;
+    // Fusion reads the log itself when this queue is full.
+    let to_fusion = |a: super::protocol::Applied, fill: bool| {
+        let origin_time = (!fill).then(|| vocab::UtcNanos::from_nanos(a.origin_time));
+        let c = Committed { origin, seq: a.seq, kind: a.kind, body: a.body, arrived: None, fill, origin_time };
+        let _ = ctx.to_fusion.try_send(c);
+    };
     for a in out.filled {
         tracing::info!(%partner, %origin, seq = a.seq, "owed record filled");
-        let _ = ctx.to_fusion.try_send(Committed {
-            origin,
-            seq: a.seq,
-            kind: a.kind,
-            body: a.body,
-            arrived: None,
-            fill: true,
-            origin_time: None,
-        });
+        to_fusion(a, true);
     }
     ctx.fed.link(partner, |l| {
         l.batches += 1;
@@ -272,22 +262,11 @@ async fn applied(
         lag.update(out.head, partner_head.max(out.head));
     });
     let now = crate::wall_clock();
-    for a in &out.applied {
+    for a in out.applied {
         let t = vocab::UtcNanos::from_nanos(a.origin_time);
         ctx.metrics.partner_received.observe(received.secs_since(t));
         ctx.metrics.partner_applied.observe(now.secs_since(t));
-    }
-    for a in out.applied {
-        // Fusion reads the log itself when this queue is full.
-        let _ = ctx.to_fusion.try_send(Committed {
-            origin,
-            seq: a.seq,
-            kind: a.kind,
-            body: a.body,
-            arrived: None,
-            fill: false,
-            origin_time: Some(vocab::UtcNanos::from_nanos(a.origin_time)),
-        });
+        to_fusion(a, false);
     }
     Ok(())
 }

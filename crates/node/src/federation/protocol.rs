@@ -84,7 +84,15 @@ pub fn egress(
         last_seq: entries.last().map(Entry::seq).unwrap_or(0),
         withheld_seqs: Vec::new(),
         withheld_reasons: Vec::new(),
-        head_hash: Vec::new(),
+        // A batch ends on a checkpoint: its head names exactly the records decided on.
+        head_hash: match entries.last() {
+            Some(Entry::Checkpoint { bytes, .. }) => wire::SignedCheckpoint::decode(bytes.as_slice())
+                .ok()
+                .and_then(|s| wire::Checkpoint::decode(s.checkpoint.as_slice()).ok())
+                .map(|c| c.head_hash)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        },
     };
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
@@ -112,16 +120,7 @@ pub fn egress(
                 decision.withheld_reasons.push("withheld from this node by its sender".into());
                 link_entry::Entry::Withheld(bytes)
             }
-            Entry::Checkpoint { bytes, .. } => {
-                // The batch ends on a checkpoint: the last one names the head decided on.
-                if let Some(head) = wire::SignedCheckpoint::decode(bytes.as_slice())
-                    .ok()
-                    .and_then(|s| wire::Checkpoint::decode(s.checkpoint.as_slice()).ok())
-                {
-                    decision.head_hash = head.head_hash;
-                }
-                link_entry::Entry::Checkpoint(bytes)
-            }
+            Entry::Checkpoint { bytes, .. } => link_entry::Entry::Checkpoint(bytes),
         };
         out.push(LinkEntry { entry: Some(entry) });
     }
