@@ -132,9 +132,7 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
         let received = crate::wall_clock();
         let c = ctx.clone();
         let Gathered { outs, gaps, refusal } =
-            tokio::task::spawn_blocking(move || apply_all(&c, partner, accept_relay, batches))
-                .await
-                .map_err(|e| e.to_string())?;
+            super::blocking(move || apply_all(&c, partner, accept_relay, batches)).await?;
         if !outs.is_empty() {
             ctx.fed.link(partner, |l| l.commits += 1);
         }

@@ -41,6 +41,19 @@ pub struct Ctx {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// Runs blocking work of a link (a read of the log, a sync) on the calling worker thread,
+/// which hands its other tasks to another (`block_in_place`): the stream's next step does not
+/// wait for a blocking-pool thread to wake and then for a worker to wake again, two thread
+/// wake-ups that each cost milliseconds at the tail on a busy machine. On a runtime of one
+/// thread, where that is not possible, it runs on the blocking pool.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        Ok(tokio::task::block_in_place(f))
+    } else {
+        tokio::task::spawn_blocking(f).await.map_err(|e| e.to_string())
+    }
+}
+
 /// Starts the federation server (accepting verified partners) and one link per partner with
 /// an address; returns their tasks, which end when `ctx.stop` turns.
 pub fn start(ctx: Ctx, listener: tokio::net::TcpListener) -> Vec<tokio::task::JoinHandle<()>> {

@@ -81,12 +81,12 @@ async fn publish(
         // Send everything there is room for, one batch per origin in turn.
         let mut sent_any = false;
         for (origin, from) in sender.wanted(WINDOW_RECORDS) {
-            // Read, decide and record the decision off the async workers (the read and the
-            // release log's sync are file I/O). The node's own records are read as soon as
+            // Read, decide and record the decision as blocking work (the read and the release
+            // log's sync are file I/O: `super::blocking`). The node's own records are read as soon as
             // they are written, so that the release log's sync runs alongside the log's own.
             let own = origin == ctx.fed.me;
             let (store, fed, policy) = (ctx.store.clone(), ctx.fed.clone(), policy.clone());
-            let step = tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let step = super::blocking(move || -> Result<_, String> {
                 let plan = {
                     let store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
                     if own {
@@ -107,8 +107,7 @@ async fn publish(
                     .map_err(|e| format!("failed to record the release decision, nothing sent: {e}"))?;
                 Ok(Some((batch, last, n, decision.withheld_seqs.len() as u64)))
             })
-            .await
-            .map_err(|e| e.to_string())??;
+            .await??;
             let Some((batch, last, n, withheld)) = step else { continue };
             if own {
                 // Nothing leaves before it is durable here.
