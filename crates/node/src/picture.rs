@@ -413,9 +413,12 @@ impl Fusion {
         last_seq: &mut u64,
     ) -> usize {
         let want = usize::try_from(to.saturating_sub(from) + 1).unwrap_or(usize::MAX).min(CATCH_UP_CHUNK);
-        // The lock is held only to plan the read; the file I/O runs without it.
+        // The lock is held only to plan the read; the file I/O runs without it. A partner's
+        // records reach fusion once written, before their sync (`federation::link`), so one
+        // skipped on a full queue may not be durable yet: read what is written.
         let plan = match self.store.lock() {
-            Ok(store) => store.reader(origin, from, want, usize::MAX),
+            Ok(store) if origin == self.origin => store.reader(origin, from, want, usize::MAX),
+            Ok(store) => store.reader_ahead(origin, from, want, usize::MAX),
             Err(_) => return 0,
         };
         let records = plan.records();

@@ -5,7 +5,7 @@
 //! to fusion, and measures lag from heartbeats. A dropped link is redialled with backoff and
 //! resumes from the log's cursors: nothing is lost, nothing applied twice.
 
-use super::protocol::{apply_buffered, wanted_cursors, Ingress, Outcome, Refusal, MAX_MESSAGE_BYTES};
+use super::protocol::{apply_buffered, wanted_cursors, Applied, Ingress, Outcome, Refusal, MAX_MESSAGE_BYTES};
 use super::{Ctx, SILENCE_LIMIT};
 use crate::writer::Committed;
 use std::net::SocketAddr;
@@ -131,13 +131,13 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
         }
         let received = crate::wall_clock();
         let c = ctx.clone();
-        let Gathered { outs, gaps, refusal } =
+        let Gathered { outs, gaps, refusal, handed } =
             super::blocking(move || apply_all(&c, partner, accept_relay, batches)).await?;
         if !outs.is_empty() {
             ctx.fed.link(partner, |l| l.commits += 1);
         }
         for out in outs {
-            applied(ctx, partner, out, received, &up).await?;
+            applied(ctx, partner, out, handed, received, &up).await?;
         }
         for (origin, held, first) in gaps {
             // Another path delivered past this stream's position, or this one skipped: restart
@@ -184,16 +184,26 @@ struct Gathered {
     gaps: Vec<(Nation, u64, u64)>,
     /// A batch refused for anything but a gap: the link is dropped.
     refusal: Option<Refusal>,
+    /// The batches' new records went to fusion once written, before their sync.
+    handed: bool,
 }
 
 /// Verifies and appends each batch in turn, then makes all of them durable with one commit
 /// whose sync runs without the store's lock. A gap keeps the rest of that origin's batches out
 /// (they follow it) and lets the other origins' through; any other refusal keeps it and
 /// everything after it out.
+///
+/// The new records go to fusion as soon as they are written, while the sync runs: they are
+/// verified, and durable at their origin already (a sender lets nothing out before that), so
+/// the picture does not wait for this node's disk. A crash before the sync loses them from
+/// this log only; the link asks for them again from its cursor, and fusion, rebuilt from the
+/// log, takes them again. A commit that fails drops the link the same way, and fusion skips
+/// what it already has. Batches that fill owed records go after the sync, as before: a fill
+/// may fall behind what fusion has passed, and fusion takes a fill whenever it comes.
 fn apply_all(ctx: &Ctx, partner: Nation, accept_relay: bool, batches: Vec<wire::LinkBatch>) -> Gathered {
     let rules = Ingress { me: ctx.fed.me, peer: partner, accept_relay, trusted: &ctx.fed.trusted };
-    let failed = |e: Refusal| Gathered { outs: Vec::new(), gaps: Vec::new(), refusal: Some(e) };
-    let mut done = Gathered { outs: Vec::with_capacity(batches.len()), gaps: Vec::new(), refusal: None };
+    let failed = |e: Refusal| Gathered { outs: Vec::new(), gaps: Vec::new(), refusal: Some(e), handed: false };
+    let mut done = Gathered { outs: Vec::with_capacity(batches.len()), gaps: Vec::new(), refusal: None, handed: false };
     let pending = {
         let Ok(mut store) = ctx.store.lock() else { return failed(Refusal::Store("store lock poisoned".into())) };
         for batch in batches {
@@ -215,18 +225,37 @@ fn apply_all(ctx: &Ctx, partner: Nation, accept_relay: bool, batches: Vec<wire::
             Err(e) => return failed(Refusal::Store(e.to_string())),
         }
     };
+    if done.outs.iter().all(|o| o.filled.is_empty()) {
+        for out in &mut done.outs {
+            for a in &mut out.applied {
+                // The body goes to fusion; the seq and origin time stay for `applied`.
+                let body = std::mem::take(&mut a.body);
+                to_fusion(ctx, out.origin, Applied { body, ..*a }, false);
+            }
+        }
+        done.handed = true;
+    }
     match crate::finish_commit(&ctx.store, pending) {
         Ok(()) => done,
         Err(e) => failed(Refusal::Store(e.to_string())),
     }
 }
 
+/// Hands a partner's record to fusion, without waiting: when fusion is behind and its queue is
+/// full, it reads the record from the log itself.
+fn to_fusion(ctx: &Ctx, origin: Nation, a: Applied, fill: bool) {
+    let origin_time = (!fill).then(|| vocab::UtcNanos::from_nanos(a.origin_time));
+    let c = Committed { origin, seq: a.seq, kind: a.kind, body: a.body, arrived: None, fill, origin_time };
+    let _ = ctx.to_fusion.try_send(c);
+}
+
 /// After a batch is durable: acknowledges it, counts it, measures its latency and hands its
-/// new records to fusion.
+/// new records to fusion (unless `handed`: they went before the sync).
 async fn applied(
     ctx: &Ctx,
     partner: Nation,
     out: Outcome,
+    handed: bool,
     received: vocab::UtcNanos,
     up: &mpsc::Sender<LinkUp>,
 ) -> Result<(), String> {
@@ -240,15 +269,9 @@ async fn applied(
     ctx.version.send_modify(|v| *v += 1);
     let n = out.applied.len() as u64;
     let filled = out.filled.len() as u64;
-    // Fusion reads the log itself when this queue is full.
-    let to_fusion = |a: super::protocol::Applied, fill: bool| {
-        let origin_time = (!fill).then(|| vocab::UtcNanos::from_nanos(a.origin_time));
-        let c = Committed { origin, seq: a.seq, kind: a.kind, body: a.body, arrived: None, fill, origin_time };
-        let _ = ctx.to_fusion.try_send(c);
-    };
     for a in out.filled {
         tracing::info!(%partner, %origin, seq = a.seq, "owed record filled");
-        to_fusion(a, true);
+        to_fusion(ctx, origin, a, true);
     }
     ctx.fed.link(partner, |l| {
         l.batches += 1;
@@ -264,7 +287,9 @@ async fn applied(
         let t = vocab::UtcNanos::from_nanos(a.origin_time);
         ctx.metrics.partner_received.observe(received.secs_since(t));
         ctx.metrics.partner_applied.observe(now.secs_since(t));
-        to_fusion(a, false);
+        if !handed {
+            to_fusion(ctx, origin, a, false);
+        }
     }
     Ok(())
 }
