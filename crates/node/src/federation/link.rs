@@ -225,20 +225,27 @@ fn apply_all(ctx: &Ctx, partner: Nation, accept_relay: bool, batches: Vec<wire::
             Err(e) => return failed(Refusal::Store(e.to_string())),
         }
     };
-    if done.outs.iter().all(|o| o.filled.is_empty()) {
-        for out in &mut done.outs {
-            for a in &mut out.applied {
-                // The body goes to fusion; the seq and origin time stay for `applied`.
-                let body = std::mem::take(&mut a.body);
-                to_fusion(ctx, out.origin, Applied { body, ..*a }, false);
-            }
-        }
-        done.handed = true;
-    }
+    done.handed = hand_early(&mut done.outs, |origin, a| to_fusion(ctx, origin, a, false));
     match crate::finish_commit(&ctx.store, pending) {
         Ok(()) => done,
         Err(e) => failed(Refusal::Store(e.to_string())),
     }
+}
+
+/// Hands the new records of batches written but not yet synced to `fusion`, in order, and
+/// says whether it did: not when any batch fills owed records (those go after the sync). Each
+/// record's body goes; its seq and origin time stay for `applied`, which then hands nothing.
+fn hand_early(outs: &mut [Outcome], mut fusion: impl FnMut(Nation, Applied)) -> bool {
+    if outs.iter().any(|o| !o.filled.is_empty()) {
+        return false;
+    }
+    for out in outs {
+        for a in &mut out.applied {
+            let body = std::mem::take(&mut a.body);
+            fusion(out.origin, Applied { body, ..*a });
+        }
+    }
+    true
 }
 
 /// Hands a partner's record to fusion, without waiting: when fusion is behind and its queue is
@@ -328,4 +335,49 @@ async fn heartbeat(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::RecordKind;
+
+    fn out(origin: &str, seqs: std::ops::RangeInclusive<u64>, filled: &[u64]) -> Outcome {
+        let rec = |seq| Applied {
+            seq,
+            kind: RecordKind::MeasurementBatch,
+            body: vec![seq as u8; 3],
+            origin_time: seq as i64,
+        };
+        Outcome {
+            origin: Nation::parse(origin).unwrap(),
+            head: *seqs.end(),
+            applied: seqs.map(rec).collect(),
+            stubs: 0,
+            filled: filled.iter().copied().map(rec).collect(),
+        }
+    }
+
+    /// Records written ahead of their sync go to fusion once each, in order, and keep what the
+    /// acknowledgement's latency needs; a gathering that fills owed records waits for the sync.
+    #[test]
+    fn new_records_go_to_fusion_once_before_the_sync_unless_something_is_filled() {
+        let mut outs = vec![out("JPN", 1..=3, &[]), out("KOR", 7..=8, &[])];
+        let mut got = Vec::new();
+        assert!(hand_early(&mut outs, |o, a| got.push((o.to_string(), a.seq, a.body))));
+        let want: Vec<(String, u64, Vec<u8>)> = [("JPN", 1), ("JPN", 2), ("JPN", 3), ("KOR", 7), ("KOR", 8)]
+            .into_iter()
+            .map(|(o, s)| (o.to_string(), s, vec![s as u8; 3]))
+            .collect();
+        assert_eq!(got, want);
+        let left: Vec<(u64, i64, usize)> =
+            outs.iter().flat_map(|o| &o.applied).map(|a| (a.seq, a.origin_time, a.body.len())).collect();
+        assert_eq!(left, vec![(1, 1, 0), (2, 2, 0), (3, 3, 0), (7, 7, 0), (8, 8, 0)]);
+
+        let mut outs = vec![out("JPN", 1..=3, &[]), out("JPN", 4..=5, &[2])];
+        let mut got = 0;
+        assert!(!hand_early(&mut outs, |_, _| got += 1));
+        assert_eq!(got, 0);
+        assert!(outs.iter().flat_map(|o| &o.applied).all(|a| a.body.len() == 3));
+    }
 }
