@@ -9,6 +9,7 @@
 #   DELAYS="0 20" SECONDS_EACH=10 bash bench/federation.sh
 #   FRAMES=10 SKIP_PEER=1 bash bench/federation.sh   # scans in frames; trilink only
 #   SKIP_LATENCY=1 SKIP_PEER=1 bash bench/federation.sh   # catch-up only
+#   TMPDIR=/dev/shm bash bench/federation.sh   # logs on tmpfs: the software without the disk (a diagnostic)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DELAYS=${DELAYS:-"0 20 100"}
