@@ -9,6 +9,7 @@
 #   DELAYS="0 20" SECONDS_EACH=10 bash bench/federation.sh
 #   FRAMES=10 SKIP_PEER=1 bash bench/federation.sh   # scans in frames; trilink only
 #   SKIP_LATENCY=1 SKIP_PEER=1 bash bench/federation.sh   # catch-up only
+#   CATCHUP_DELAY=100 SKIP_LATENCY=1 SKIP_PEER=1 bash bench/federation.sh   # catch-up over a 100 ms link
 #   TMPDIR=/dev/shm bash bench/federation.sh   # logs on tmpfs: the software without the disk (a diagnostic)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ OBJECTS=${OBJECTS:-1000}
 PACE=${PACE:-}   # PACE=--pace: a steady load instead of each radar scan at once
 FRAMES=${FRAMES:-1} # FRAMES=10: each radar scan spread over ten frames, as scanning radars report
 BACKLOG=${BACKLOG:-200000}
+CATCHUP_DELAY=${CATCHUP_DELAY:-0}   # one-way delay (ms) of the link during the catch-up
 cargo build --release --locked -q
 BIN=${BIN:-$PWD/target/release/trilink}   # BIN=/path/to/another/trilink: compare builds
 if [ ! -x bench/venv/bin/python ]; then python3 -m venv bench/venv; fi
@@ -83,9 +85,9 @@ done
 }
 
 [ -n "${SKIP_CATCHUP:-}" ] || {
-echo "== trilink: catch-up — USA down while JPN logs $BACKLOG records, then USA starts (no delay)"
+echo "== trilink: catch-up — USA down while JPN logs $BACKLOG records, then USA starts ($CATCHUP_DELAY ms one-way delay)"
 rm -rf "$DIR/jpn" "$DIR/usa"
-$BIN bench proxy --listen 127.0.0.1:17162 --to 127.0.0.1:17062 --delay-ms 0 2>/dev/null &
+$BIN bench proxy --listen 127.0.0.1:17162 --to 127.0.0.1:17062 --delay-ms "$CATCHUP_DELAY" 2>/dev/null &
 start jpn; wait_http 18082
 $BIN bench ingest --grpc http://127.0.0.1:15062 --objects 2000 --rate 20000 --batch 1 --seconds $((BACKLOG / 15000)) 2>/dev/null | tail -1
 TOTAL=$(head_jpn)

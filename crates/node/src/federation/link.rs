@@ -17,6 +17,8 @@ use wire::{link_down, link_up, LinkAck, LinkDown, LinkUp, OriginCursor, Subscrip
 
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// HTTP/2 receive window of a link, per stream and per connection (one stream a link).
+const RECEIVE_WINDOW_BYTES: u32 = 32 << 20;
 
 /// Origins wanted from `partner`, with this node's cursors (`only`: just that origin).
 fn cursors(ctx: &Ctx, partner: Nation, only: Option<Nation>) -> Vec<OriginCursor> {
@@ -70,6 +72,11 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
         .connect_timeout(Duration::from_secs(10))
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(10))
+        // What the partner may send before this side reads it: enough for the link's window of
+        // unacknowledged records over a long-haul round trip (HTTP/2's own default, 2 MiB a
+        // stream, held a catch-up over 100 ms each way to 10 MB/s).
+        .initial_stream_window_size(RECEIVE_WINDOW_BYTES)
+        .initial_connection_window_size(RECEIVE_WINDOW_BYTES)
         .connect_with_connector(connector)
         .await
         .map_err(|e| {

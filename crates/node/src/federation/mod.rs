@@ -19,8 +19,10 @@ use tokio::sync::watch;
 
 /// Entries per batch (before the byte budget `protocol::MAX_BATCH_BYTES`).
 pub const BATCH_RECORDS: usize = 1024;
-/// Entries a sender may have in flight per origin before it waits for an acknowledgement.
-pub const WINDOW_RECORDS: u64 = 16_384;
+/// Entries a sender may have in flight per origin before it waits for an acknowledgement:
+/// enough to keep a catch-up at several times the live rate over a long-haul round trip (at
+/// 16,384 one over 100 ms each way was held to about 77,000 records/s; docs/BENCHMARKS.md).
+pub const WINDOW_RECORDS: u64 = 65_536;
 /// Heartbeat period, both for lag measurement and liveness.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 /// A link with no message (batch or heartbeat) for this long is dead.
