@@ -47,10 +47,13 @@ pub struct Ctx {
 /// which hands its other tasks to another (`block_in_place`): the stream's next step does not
 /// wait for a blocking-pool thread to wake and then for a worker to wake again, two thread
 /// wake-ups that each cost milliseconds at the tail on a busy machine. On a runtime of one
-/// thread, where that is not possible, it runs on the blocking pool.
+/// thread, where that is not possible, it runs on the blocking pool. A panic in `f` is an
+/// error, as it is from the blocking pool: the link drops and redials rather than its task
+/// ending for good.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
     if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-        Ok(tokio::task::block_in_place(f))
+        tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
+            .map_err(|_| "the link's blocking work panicked".to_string())
     } else {
         tokio::task::spawn_blocking(f).await.map_err(|e| e.to_string())
     }
@@ -86,4 +89,22 @@ pub fn start(ctx: Ctx, listener: tokio::net::TcpListener) -> Vec<tokio::task::Jo
         }
     }
     tasks
+}
+
+#[cfg(test)]
+mod tests {
+    /// Blocking work returns its value, and a panic in it is an error, on either kind of runtime.
+    #[test]
+    fn blocking_work_returns_or_fails_without_ending_the_task() {
+        let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let single = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        for rt in [multi, single] {
+            rt.block_on(async {
+                assert_eq!(super::blocking(|| 6 * 7).await, Ok(42));
+                let failed = super::blocking(|| -> u8 { panic!("a fault in the apply") }).await;
+                assert!(failed.is_err());
+                assert_eq!(super::blocking(|| "after").await, Ok("after"));
+            });
+        }
+    }
 }
