@@ -28,6 +28,13 @@ use anyhow::{anyhow, Context};
 use config::{Config, Sensor};
 use fusion::{Engine, EngineConfig, Measurement};
 use ledger::{Chain, FileStore, LogStore};
+use metrics::{Metrics, Reject};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use vocab::{Nation, UtcNanos};
 
 /// The node's log, shared by the writer, readers and federation (locked only to plan reads).
 pub type Store = Arc<Mutex<Box<dyn LogStore>>>;
@@ -39,13 +46,6 @@ pub fn finish_commit(store: &Store, pending: Option<ledger::PendingSync>) -> Res
     let synced = pending.run();
     store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?.commit_finish(synced)
 }
-use metrics::{Metrics, Reject};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
-use tokio::sync::{broadcast, mpsc, oneshot};
-use vocab::{Nation, UtcNanos};
 
 /// The node's clock: the only place it is read.
 pub fn wall_clock() -> UtcNanos {

@@ -82,8 +82,9 @@ async fn publish(
         let mut sent_any = false;
         for (origin, from) in sender.wanted(WINDOW_RECORDS) {
             // Read, decide and record the decision as blocking work (the read and the release
-            // log's sync are file I/O: `super::blocking`). The node's own records are read as soon as
-            // they are written, so that the release log's sync runs alongside the log's own.
+            // log's sync are file I/O: `super::blocking`). The node's own records are read as
+            // soon as they are written, so that the release log's sync runs alongside the log's
+            // own.
             let own = origin == ctx.fed.me;
             let (store, fed, policy) = (ctx.store.clone(), ctx.fed.clone(), policy.clone());
             let step = super::blocking(move || -> Result<_, String> {
