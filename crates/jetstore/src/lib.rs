@@ -37,7 +37,9 @@
 //! atomic publish, no deletes) and that it has no gaps, and verifies the last checkpoint
 //! against the trusted key by resuming the chain from the record it covers. Unlike
 //! `FileStore`, it does not re-read the whole chain on every start; `trilink audit` does that.
-//! Owed stubs are found through their subject, fills are read and matched to them.
+//! Owed stubs are found through their subject, fills are read and matched to them. A writer
+//! then fences each stream with a copy of its last checkpoint (`JetStore::recover_fenced`), so
+//! no batch a previous writer left in flight can land after it.
 //!
 //! # Reads
 //!
@@ -530,10 +532,63 @@ impl JetStore {
         let origins = self.shared.run("list streams", async move { origins_on(&js, &prefix).await })?;
         let mut recovery = Recovery::default();
         for origin in origins {
-            let log = self.recover_origin(origin, trusted.get(&origin).copied(), &mut recovery)?;
+            let trusted = trusted.get(&origin).copied();
+            let log = if self.owner.is_some() {
+                self.recover_fenced(origin, trusted, &mut recovery)?
+            } else {
+                self.recover_origin(origin, trusted, &mut recovery)?
+            };
             self.origins.insert(origin, log);
         }
         Ok(recovery)
+    }
+
+    /// A writer's open of one origin: recovers it, then fences off any batch a previous writer
+    /// (this node before a crash) still had in flight. Such a batch carries the expected last
+    /// sequence this open just read, and the cluster may apply it after the read — its commit
+    /// still in the server's socket buffer or in the stream's Raft log. Publishing a copy of the
+    /// last checkpoint (a no-op in the log: duplicate checkpoints over one head may stand
+    /// between groups) with that same expected last sequence settles it: either the fence lands
+    /// and every older batch is refused from then on, or an older batch landed first and the
+    /// origin is read again, from the new tail, and fenced there. A mistaken second writer is
+    /// fenced the same way: the newest writer takes the log, the older one's next batch is
+    /// refused and it stops acknowledging. Not fenced: a stream with no checkpoint yet, and a
+    /// tail of records a crash left between the batches of one oversized group (no checkpoint
+    /// over that head exists to copy); either is the rare first-batch or split-group case.
+    fn recover_fenced(
+        &self,
+        origin: Nation,
+        trusted: Option<VerifyingKey>,
+        recovery: &mut Recovery,
+    ) -> Result<OriginLog, StoreError> {
+        let deadline = Instant::now() + self.shared.timeout;
+        loop {
+            let mut found = Recovery::default();
+            let mut log = self.recover_origin(origin, trusted, &mut found)?;
+            let cp = match &log.last_checkpoint {
+                Some(cp) if log.chain.covered() == log.chain.seq() => cp.clone(),
+                _ => {
+                    add_recovery(recovery, &found);
+                    return Ok(log);
+                }
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert(SEQ_HEADER, log.chain.seq().to_string());
+            let fence = vec![(log.names.subject(Kind::Checkpoint), headers, Bytes::from(cp))];
+            match publish_batch(&self.shared, &log.names.log, origin, log.stream_last, fence) {
+                Ok(at) => {
+                    log.stream_last = at;
+                    add_recovery(recovery, &found);
+                    return Ok(log);
+                }
+                // The stream moved since it was read: a batch in flight landed. Read it again.
+                Err(StoreError::Failed(why)) if Instant::now() < deadline => {
+                    tracing::info!(%origin, %why, "a previous writer's batch landed during open; reading the log again");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn recover_origin(
@@ -771,6 +826,13 @@ impl JetStore {
     }
 }
 
+fn add_recovery(total: &mut Recovery, one: &Recovery) {
+    total.torn_bytes_cut += one.torn_bytes_cut;
+    total.uncovered_records_cut += one.uncovered_records_cut;
+    total.fills_cut += one.fills_cut;
+    total.uncovered_records_kept += one.uncovered_records_kept;
+}
+
 fn poisoned() -> StoreError {
     StoreError::Failed("the store's index lock was poisoned".into())
 }
@@ -929,6 +991,10 @@ fn publish_batch(
                 let at = s.info().await.map_err(|e| e.to_string())?.state.last_sequence;
                 if at == last {
                     return Ok(None);
+                }
+                if at != last + n {
+                    // Moved, and not by this batch alone.
+                    return Ok(Some((at, false)));
                 }
                 let m = s.get_raw_message(last + n).await.map_err(|e| e.to_string())?;
                 Ok::<_, String>(Some((at, m.payload == tail)))
@@ -1272,7 +1338,10 @@ impl Plan {
                     at += 1;
                     match f.kind {
                         Kind::Checkpoint => {
-                            if with_checkpoints && count > 0 {
+                            // A copy over the same head (a writer's open fences with one) is
+                            // given once.
+                            let again = matches!(out.last(), Some(Entry::Checkpoint { seq, .. }) if *seq == f.seq);
+                            if with_checkpoints && count > 0 && !again {
                                 out.push(Entry::Checkpoint { seq: f.seq, bytes: f.bytes.to_vec() });
                                 if count >= max || bytes_read >= max_bytes || f.seq >= last {
                                     done = true;

@@ -209,3 +209,101 @@ fn a_follower_reads_what_the_writer_commits_and_writes_nothing() {
     });
     assert!(matches!(follower.append_record(usa, &s.bytes), Err(StoreError::Failed(_))));
 }
+
+/// A writer that opens fences off every writer before it (this node before a crash, whose
+/// last batch may land late, or a second process started by mistake): the older writer's next
+/// batch is refused, the newer one's lands, and the log stays one verifiable chain with the
+/// fence (a copy of the last checkpoint) standing between the groups.
+#[test]
+fn a_writer_that_opens_fences_off_the_writers_before_it() {
+    use ed25519_dalek::SigningKey;
+    use ledger::chain::NewRecord;
+    use ledger::Chain;
+    use vocab::UtcNanos;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(dir.path(), 1).unwrap();
+    let settings = Settings { prefix: "FENCE".into(), ..Jet::new(&cluster).settings };
+    let usa = Nation::parse("USA").unwrap();
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let trusted: BTreeMap<Nation, VerifyingKey> = [(usa, key.verifying_key())].into();
+    let group = |store: &mut JetStore, chain: &mut Chain, tag: u8| {
+        let mut sealed = Vec::new();
+        for i in 0..4u8 {
+            let s = chain.seal(NewRecord {
+                time: UtcNanos::from_nanos(i64::from(tag)),
+                releasable_to: &[],
+                kind: wire::RecordKind::Heartbeat,
+                body: vec![tag, i],
+            });
+            store.append_record(usa, &s.bytes).unwrap();
+            sealed.push(s.bytes);
+        }
+        let cp = chain.checkpoint(&key, UtcNanos::from_nanos(i64::from(tag)));
+        store.append_checkpoint(usa, &cp, Some(&key.verifying_key())).unwrap();
+        (sealed, store.commit())
+    };
+    let (mut older, _) = JetStore::open(&settings, &trusted, Some(usa)).unwrap();
+    let mut older_chain = Chain::new(usa);
+    let (first, done) = group(&mut older, &mut older_chain, 1);
+    done.unwrap();
+
+    let (mut newer, _) = JetStore::open(&settings, &trusted, Some(usa)).unwrap();
+    let head = newer.heads().into_iter().find(|c| c.origin() == usa).unwrap();
+    assert_eq!((head.seq(), head.covered(), head.head()), (4, 4, older_chain.head()));
+    let mut newer_chain = Chain::resume(usa, 4, head.head(), 4);
+    // The older writer goes on as if nothing happened: refused, and it stops.
+    let (_, done) = group(&mut older, &mut older_chain, 2);
+    let err = done.unwrap_err();
+    assert!(err.to_string().contains("another process writes this log"), "{err}");
+    assert!(older.commit().is_err(), "a fenced writer accepts nothing more");
+    let (second, done) = group(&mut newer, &mut newer_chain, 3);
+    done.unwrap();
+
+    // One chain: the first group, the fence, the newer writer's group; it audits clean and
+    // a reader gets each checkpoint once.
+    let (store, recovery) = JetStore::open(&settings, &trusted, None).unwrap();
+    assert_eq!(recovery.uncovered_records_kept, 0);
+    let read: Vec<Vec<u8>> = store.read(usa, 1, usize::MAX).unwrap().into_iter().map(|r| r.bytes).collect();
+    assert_eq!(read, [first, second].concat());
+    let audit = store.audit(&trusted);
+    assert_eq!(audit.len(), 1);
+    assert_eq!((audit[0].records, audit[0].covered, &audit[0].fault), (8, 8, &None), "{:?}", audit[0].fault);
+    let entries = store.read_entries(usa, 1, usize::MAX).unwrap();
+    let checkpoints: Vec<u64> =
+        entries.iter().filter(|e| matches!(e, ledger::Entry::Checkpoint { .. })).map(|e| e.seq()).collect();
+    assert_eq!(checkpoints, [4, 8]);
+
+    // A writer killed mid-commit: its batch races the next writer's open. Whichever way each
+    // round falls, the next writer's first commit lands, and the log holds the older batch
+    // exactly when its commit said it did.
+    let mut expected = read;
+    let (mut older, mut older_chain) = (newer, newer_chain);
+    for round in 0..24u8 {
+        let (raced, opened) = std::thread::scope(|s| {
+            let racing = s.spawn(|| {
+                // Stagger the commit against the open (which takes some milliseconds).
+                std::thread::sleep(Duration::from_micros(u64::from(round) * 250));
+                group(&mut older, &mut older_chain, 10 + round)
+            });
+            let opened = JetStore::open(&settings, &trusted, Some(usa)).unwrap().0;
+            (racing.join().unwrap(), opened)
+        });
+        let (sealed, done) = raced;
+        if done.is_ok() {
+            expected.extend(sealed);
+        }
+        let mut next = opened;
+        let head = next.heads().into_iter().find(|c| c.origin() == usa).unwrap();
+        assert_eq!(head.seq(), expected.len() as u64, "round {round}: the open saw the log as it is");
+        let mut next_chain = Chain::resume(usa, head.seq(), head.head(), head.seq());
+        let (sealed, done) = group(&mut next, &mut next_chain, 100 + round);
+        done.unwrap_or_else(|e| panic!("round {round}: the new writer's first commit: {e}"));
+        expected.extend(sealed);
+        (older, older_chain) = (next, next_chain);
+    }
+    let (store, _) = JetStore::open(&settings, &trusted, None).unwrap();
+    let read: Vec<Vec<u8>> = store.read(usa, 1, usize::MAX).unwrap().into_iter().map(|r| r.bytes).collect();
+    assert_eq!(read, expected);
+    assert_eq!(store.audit(&trusted)[0].fault, None);
+}
