@@ -72,6 +72,9 @@ pub const SEQ_HEADER: &str = "Trilink-Seq";
 pub const MAX_BATCH_MESSAGES: usize = 1000;
 /// Messages read concurrently by a range read.
 const READ_AHEAD: usize = 64;
+/// How long a writer's open waits for an uncovered tail to stand still before it takes it as
+/// a split group's remnant rather than a batch being applied.
+const SETTLE: Duration = Duration::from_millis(200);
 /// A point of the record seq → stream seq map is kept every this many records.
 const INDEX_STRIDE: u64 = 256;
 
@@ -381,6 +384,9 @@ pub struct JetStore {
     owner: Option<Nation>,
     origins: BTreeMap<Nation, OriginLog>,
     failed: Option<String>,
+    /// The failure was another writer taking the log (`StoreError::Superseded`), which every
+    /// later call says again, so that nothing reopens the log and takes it back.
+    superseded: bool,
     /// Opened to read what another process writes (`open_follower`).
     follow: bool,
 }
@@ -438,6 +444,7 @@ impl JetStore {
             owner,
             origins: BTreeMap::new(),
             failed: None,
+            superseded: false,
             follow: false,
         };
         let recovery = store.recover(trusted)?;
@@ -552,9 +559,10 @@ impl JetStore {
     /// and every older batch is refused from then on, or an older batch landed first and the
     /// origin is read again, from the new tail, and fenced there. A mistaken second writer is
     /// fenced the same way: the newest writer takes the log, the older one's next batch is
-    /// refused and it stops acknowledging. Not fenced: a stream with no checkpoint yet, and a
-    /// tail of records a crash left between the batches of one oversized group (no checkpoint
-    /// over that head exists to copy); either is the rare first-batch or split-group case.
+    /// refused and it stops acknowledging. A tail of records after the last checkpoint is read
+    /// again until it stands still (a batch being applied as the open read it). One that does
+    /// is not fenced — no checkpoint over that head exists to copy: a stream with no
+    /// checkpoint yet, or what a crash left between the batches of one oversized group.
     fn recover_fenced(
         &self,
         origin: Nation,
@@ -562,11 +570,29 @@ impl JetStore {
         recovery: &mut Recovery,
     ) -> Result<OriginLog, StoreError> {
         let deadline = Instant::now() + self.shared.timeout;
+        // An uncovered tail, and since when it has stood unchanged.
+        let mut uncovered: Option<(u64, Instant)> = None;
         loop {
             let mut found = Recovery::default();
             let mut log = self.recover_origin(origin, trusted, &mut found)?;
+            let covered = log.chain.covered() == log.chain.seq();
             let cp = match &log.last_checkpoint {
-                Some(cp) if log.chain.covered() == log.chain.seq() => cp.clone(),
+                Some(cp) if covered => cp.clone(),
+                // Records after the last checkpoint: either a batch being applied as this open
+                // read it (a server stores an atomic batch's messages one by one, and a read
+                // can fall between them) or what a crash left between the batches of a split
+                // group. The first completes within milliseconds: read again until the end
+                // has stood still for `SETTLE`.
+                _ if !covered
+                    && Instant::now() < deadline
+                    && uncovered.is_none_or(|(at, since)| at != log.stream_last || since.elapsed() < SETTLE) =>
+                {
+                    if uncovered.is_none_or(|(at, _)| at != log.stream_last) {
+                        uncovered = Some((log.stream_last, Instant::now()));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
                 _ => {
                     add_recovery(recovery, &found);
                     return Ok(log);
@@ -582,7 +608,7 @@ impl JetStore {
                     return Ok(log);
                 }
                 // The stream moved since it was read: a batch in flight landed. Read it again.
-                Err(StoreError::Failed(why)) if Instant::now() < deadline => {
+                Err(StoreError::Superseded(why)) if Instant::now() < deadline => {
                     tracing::info!(%origin, %why, "a previous writer's batch landed during open; reading the log again");
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -738,9 +764,15 @@ impl JetStore {
         Ok(log)
     }
 
+    /// Why the store accepts nothing more (it failed, or it only follows), if it does not.
+    fn refusal(&self) -> Option<StoreError> {
+        let f = self.failed.clone()?;
+        Some(if self.superseded { StoreError::Superseded(f) } else { StoreError::Failed(f) })
+    }
+
     fn origin_mut(&mut self, origin: Nation) -> Result<&mut OriginLog, StoreError> {
-        if let Some(f) = &self.failed {
-            return Err(StoreError::Failed(f.clone()));
+        if let Some(e) = self.refusal() {
+            return Err(e);
         }
         let prefix = &self.prefix;
         Ok(self.origins.entry(origin).or_insert_with(|| OriginLog::empty(prefix, origin)))
@@ -975,7 +1007,7 @@ fn publish_batch(
         match attempt {
             Attempt::Stored(seq) if seq == last + n => return Ok(seq),
             Attempt::Stored(seq) => {
-                return Err(StoreError::Failed(format!(
+                return Err(StoreError::Superseded(format!(
                     "stream {stream_name} acknowledged a batch of {n} after seq {last} at {seq}: another writer?"
                 )))
             }
@@ -1005,7 +1037,7 @@ fn publish_batch(
             Ok(Ok(None)) => {}
             Ok(Ok(Some((at, true)))) if at == last + n => return Ok(at),
             Ok(Ok(Some((at, _)))) => {
-                return Err(StoreError::Failed(format!(
+                return Err(StoreError::Superseded(format!(
                     "{origin}'s stream {stream_name} is at seq {at}, not {last} as this writer left it: another \
                      process writes this log ({why})"
                 )))
@@ -1143,9 +1175,14 @@ impl LogStore for JetStore {
         Ok(())
     }
 
+    fn failure(&self) -> Option<StoreError> {
+        // A follower never writes: that is not a failure anything should mend.
+        self.refusal().filter(|_| !self.follow)
+    }
+
     fn commit(&mut self) -> Result<(), StoreError> {
-        if let Some(f) = &self.failed {
-            return Err(StoreError::Failed(f.clone()));
+        if let Some(e) = self.refusal() {
+            return Err(e);
         }
         for log in self.origins.values() {
             if log.checkpointed.seq() != log.chain.seq() {
@@ -1163,7 +1200,11 @@ impl LogStore for JetStore {
             if let Err(e) = self.commit_origin(origin) {
                 // What the cluster holds is now unknown to this process: stop, and let the
                 // next open read it.
-                self.failed = Some(e.to_string());
+                self.superseded = matches!(e, StoreError::Superseded(_));
+                self.failed = Some(match &e {
+                    StoreError::Superseded(why) => why.clone(),
+                    e => e.to_string(),
+                });
                 return Err(e);
             }
             if let Some(log) = self.origins.get_mut(&origin) {

@@ -256,7 +256,7 @@ fn a_writer_that_opens_fences_off_the_writers_before_it() {
     let (_, done) = group(&mut older, &mut older_chain, 2);
     let err = done.unwrap_err();
     assert!(err.to_string().contains("another process writes this log"), "{err}");
-    assert!(older.commit().is_err(), "a fenced writer accepts nothing more");
+    assert!(matches!(older.commit(), Err(StoreError::Superseded(_))), "a fenced writer accepts nothing more");
     let (second, done) = group(&mut newer, &mut newer_chain, 3);
     done.unwrap();
 

@@ -465,11 +465,13 @@ pub fn refuses_what_does_not_chain(backend: &mut dyn Backend) -> Check {
     usa.group(store.as_mut(), &mut rng, 3)?;
     store.commit().map_err(|e| format!("commit after refusals: {e}"))?;
     reads_match(store.as_ref(), &usa, &mut rng)?;
+    ensure(store.failure().is_none(), || "a working store said it failed".into())?;
     // Records without a checkpoint: the commit fails, and so does everything after it.
     let orphan = usa.seal(&mut rng, &[]);
     store.append_record(usa_code, &orphan).map_err(|e| e.to_string())?;
     ensure(matches!(store.commit(), Err(StoreError::Failed(_))), || "a commit without a checkpoint passed".into())?;
     ensure(store.commit().is_err(), || "a failed store committed".into())?;
+    ensure(matches!(store.failure(), Some(StoreError::Failed(_))), || "a failed store did not say so".into())?;
     drop(store);
     usa.records.pop();
     let store = open(backend, &name, &keys, Some(usa_code))?;

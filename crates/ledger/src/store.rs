@@ -143,6 +143,10 @@ pub enum StoreError {
     NotOwed { origin: Nation, seq: u64, why: String },
     #[error("failed to append: the log failed earlier ({0}) and accepts nothing until restarted")]
     Failed(String),
+    /// Another process writes this log (a remote store's writer that opened after this one
+    /// fenced it off): this one must stop, and must not take the log back by reopening it.
+    #[error("failed to append: {0}")]
+    Superseded(String),
     /// A remote store (JetStream) could not be reached or refused an operation.
     #[error("log store unavailable: {0}")]
     Unavailable(String),
@@ -288,6 +292,13 @@ pub trait LogStore: Send + std::fmt::Debug {
     /// sync runs.
     fn tail(&self, origin: Nation) -> Option<Chain> {
         self.heads().into_iter().find(|c| c.origin() == origin)
+    }
+
+    /// Why the store accepts no more appends, once a write, sync or remote commit failed; then
+    /// every later call fails the same way. `None` while it works. (A store that cannot say
+    /// keeps the default.)
+    fn failure(&self) -> Option<StoreError> {
+        None
     }
 
     /// Publishes what a `commit_start`'s sync made durable, or fails the store if it failed.
@@ -1090,6 +1101,10 @@ impl Reader for ReadPlan {
 }
 
 impl LogStore for FileStore {
+    fn failure(&self) -> Option<StoreError> {
+        self.failed.clone().map(StoreError::Failed)
+    }
+
     fn reader(&self, origin: Nation, from_seq: u64, max: usize, max_bytes: usize) -> Box<dyn Reader> {
         Box::new(self.plan_entries(origin, from_seq, max, max_bytes))
     }

@@ -486,6 +486,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let trusted = trusted_keys(&config, &key)?;
+    let mut reopen: Option<writer::Reopen> = None;
     let (store, recovery): (Box<dyn LogStore>, _) = match &config.store {
         config::StoreConfig::Files => {
             let (s, r) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation))
@@ -501,6 +502,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             };
             // Connecting and reading the streams block: off the async runtime.
             let (keys, nation) = (trusted.clone(), config.nation);
+            let again = (settings.clone(), keys.clone());
+            reopen = Some(Arc::new(move || {
+                jetstore::JetStore::open(&again.0, &again.1, Some(nation))
+                    .map(|(s, _)| Box::new(s) as Box<dyn LogStore>)
+            }));
             let opened = tokio::task::spawn_blocking(move || jetstore::JetStore::open(&settings, &keys, Some(nation)))
                 .await
                 .context("failed to open the log on NATS")?;
@@ -564,6 +570,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         head: head.clone(),
         version: version.clone(),
+        reopen,
     };
     let to_fusion = fusion_tx.clone();
     let writer_thread =

@@ -5,15 +5,20 @@
 //! head, and syncs once (after letting go of the store: `LogStore::commit_start`). Only then
 //! does it acknowledge each request and hand the records to fusion, in log order. A failed
 //! write or sync fails every request of the group and every later one: the node stops
-//! acknowledging rather than acknowledge what it may not hold.
+//! acknowledging rather than acknowledge what it may not hold. A store that can be opened
+//! again (JetStream: the cluster holds the log) is watched, and once it failed — here or in
+//! a partner's link — reopened in the background until the cluster answers; the writer then
+//! goes on from the log's head as the cluster has it. A disk's failed sync, or another writer
+//! having taken the log, needs a restart.
 
 use crate::metrics::Metrics;
 use ed25519_dalek::SigningKey;
 use ledger::chain::NewRecord;
 use ledger::Chain;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use vocab::Nation;
 use wire::RecordKind;
@@ -48,6 +53,17 @@ pub struct Committed {
     pub origin_time: Option<vocab::UtcNanos>,
 }
 
+/// Opens the node's log store afresh (a JetStream store: the cluster is the log's truth). Only
+/// for a store whose `commit_start` commits in full, so that no sync is ever pending across
+/// the swap.
+pub type Reopen = Arc<dyn Fn() -> Result<Box<dyn ledger::LogStore>, ledger::StoreError> + Send + Sync>;
+
+/// How often the store is asked whether it failed.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// First and longest wait between attempts to reopen a failed store.
+const REOPEN_FIRST_WAIT: Duration = Duration::from_secs(1);
+const REOPEN_MAX_WAIT: Duration = Duration::from_secs(10);
+
 pub struct Writer {
     pub store: crate::Store,
     pub chain: Chain,
@@ -60,6 +76,8 @@ pub struct Writer {
     /// Bumped after every group is written and again once it is durable: federation senders
     /// wake on it.
     pub version: Arc<tokio::sync::watch::Sender<u64>>,
+    /// How to reopen the store after it failed, where it can be (`None`: only a restart).
+    pub reopen: Option<Reopen>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -75,8 +93,21 @@ impl Writer {
     /// Runs until every sender is gone, then returns after the last group is durable.
     pub fn run(mut self, mut rx: mpsc::Receiver<Append>, to_fusion: SyncSender<Committed>) {
         let mut failed: Option<String> = None;
+        // Set by the store's watcher once a reopened store is in place.
+        let reopened = Arc::new(AtomicBool::new(false));
+        if let Some(reopen) = self.reopen.clone() {
+            watch_store(reopen, self.store.clone(), reopened.clone());
+        }
         let mut group: Vec<Append> = Vec::with_capacity(self.max_group_records);
         while let Some(first) = rx.blocking_recv() {
+            if reopened.swap(false, Ordering::AcqRel) {
+                match self.resume() {
+                    Ok(()) => failed = None,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the reopened log could not be read; refusing input until restart")
+                    }
+                }
+            }
             let mut bytes = first.body.len();
             group.push(first);
             // Bounded in records and in bytes: a group is what one checkpoint covers, and a
@@ -132,7 +163,11 @@ impl Writer {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "log append failed; refusing all further input until restart");
+                    if self.reopen.is_some() && !matches!(e, ledger::StoreError::Superseded(_)) {
+                        tracing::error!(error = %e, "log append failed; refusing input until the log store answers again");
+                    } else {
+                        tracing::error!(error = %e, "log append failed; refusing all further input until restart");
+                    }
                     let why = format!("the log could not be written: {e}");
                     for a in group.drain(..) {
                         if let Some(r) = a.reply {
@@ -144,6 +179,20 @@ impl Writer {
             }
         }
         tracing::info!(seq = self.chain.seq(), "log writer stopped");
+    }
+
+    /// Goes on from the reopened store: the chain is the log's own as the store now has it
+    /// (with any group whose acknowledgement was lost in the failure, which the store found
+    /// landed; its senders were told it failed and send it again).
+    fn resume(&mut self) -> Result<(), ledger::StoreError> {
+        let store = self.store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?;
+        let origin = self.chain.origin();
+        self.chain = store.heads().into_iter().find(|c| c.origin() == origin).unwrap_or_else(|| Chain::new(origin));
+        drop(store);
+        self.head.store(self.chain.seq(), Ordering::Release);
+        self.version.send_modify(|v| *v += 1);
+        tracing::info!(seq = self.chain.seq(), "log reopened; acknowledging again");
+        Ok(())
     }
 
     /// Seals, appends, checkpoints and syncs a group (each append's derived copies right after
@@ -182,5 +231,51 @@ impl Writer {
         self.version.send_modify(|v| *v += 1);
         crate::finish_commit(&self.store, pending)?;
         Ok(seqs)
+    }
+}
+
+/// Watches the store and, once it failed (other than by another writer taking the log),
+/// reopens it, waiting longer after each failed attempt, and puts it in place of the failed
+/// one: partners' links and readers use it at once, the writer at its next input
+/// (`reopened`). Ends when the writer is gone.
+fn watch_store(reopen: Reopen, store: crate::Store, reopened: Arc<AtomicBool>) {
+    let run = move || {
+        let mut wait = REOPEN_FIRST_WAIT;
+        let mut next_try: Option<Instant> = None;
+        loop {
+            std::thread::sleep(WATCH_INTERVAL);
+            if Arc::strong_count(&reopened) == 1 {
+                return;
+            }
+            let Ok(failure) = store.lock().map(|s| s.failure()) else { return };
+            match failure {
+                None | Some(ledger::StoreError::Superseded(_)) => {
+                    (wait, next_try) = (REOPEN_FIRST_WAIT, None);
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let now = Instant::now();
+            if *next_try.get_or_insert(now + REOPEN_FIRST_WAIT) > now {
+                continue;
+            }
+            match reopen() {
+                Ok(new) => {
+                    let Ok(mut s) = store.lock() else { return };
+                    *s = new;
+                    drop(s);
+                    reopened.store(true, Ordering::Release);
+                    tracing::info!("the log store answers again: log reopened");
+                }
+                Err(e) => {
+                    wait = (wait * 2).min(REOPEN_MAX_WAIT);
+                    next_try = Some(Instant::now() + wait);
+                    tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "the log store is still unavailable");
+                }
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new().name("log-watch".into()).spawn(run) {
+        tracing::error!(error = %e, "could not start watching the log store: a failed store needs a restart");
     }
 }

@@ -142,6 +142,74 @@ fn node_on_jetstream_survives_a_nats_server_and_its_own_kill_without_losing_or_r
     );
 }
 
+/// The whole cluster goes away under load: the node refuses input (503) rather than
+/// acknowledge what it cannot store, and when the cluster is back it reopens the log by itself
+/// and acknowledges again — no operator restart — with every acknowledged batch logged once.
+#[test]
+fn a_node_on_jetstream_takes_input_again_by_itself_when_the_cluster_comes_back() {
+    let nats_dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = LocalCluster::start(nats_dir.path(), 1).expect("NATS server");
+    let top = format!(
+        "store = {:?}\nstore_monitor = [{}]\nstore_timeout_s = 2\n",
+        cluster.urls().join(","),
+        cluster.monitors().iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
+    );
+    let mut node = Node::new(&top);
+    let acked: Arc<Mutex<BTreeMap<u64, Vec<u64>>>> = Arc::default();
+    let acks = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = clients(node.http, &acked, 0, &stop, &acks);
+    wait_acks(&acks, 20, "the node acknowledged nothing");
+
+    cluster.kill_server(0);
+    let line = |r: f64| radar_line("JPN-FPS5-SADO", &now_rfc3339(), r);
+    wait_for("the node to refuse input with the cluster gone", Duration::from_secs(30), || {
+        post_ndjson(node.http, Some(SADO_TOKEN), &line(7.0e5)).0 == 503
+    });
+    assert!(node.log_text().contains("refusing input until the log store answers again"), "{}", node.log_text());
+    cluster.start_server(0).expect("NATS server back");
+    cluster.wait_ready(Duration::from_secs(30)).expect("the cluster back");
+    let back = acks.load(Ordering::Relaxed);
+    wait_acks(&acks, back + 30, "the node did not acknowledge again after the cluster came back");
+    stop.store(true, Ordering::Relaxed);
+    for c in running {
+        c.join().expect("client");
+    }
+    assert!(node.log_text().contains("log reopened; acknowledging again"), "{}", node.log_text());
+
+    // A second writer started by mistake on the same store takes the log (it fences at open).
+    // The first is refused and, told that another process writes the log, does not reopen
+    // and take it back: the two never alternate.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let grpc: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let text = std::fs::read_to_string(&node.config)
+        .expect("config")
+        .replace(&format!("http = \"{}\"", node.http), &format!("http = \"{http}\""))
+        .replace(&format!("grpc = \"{}\"", node.grpc), &format!("grpc = \"{grpc}\""));
+    let config = dir.path().join("second.toml");
+    std::fs::write(&config, text).expect("write");
+    let mut second = Node::at(dir.path(), http, grpc, config);
+    assert_eq!(post_ndjson(node.http, Some(SADO_TOKEN), &line(7.1e5)).0, 503, "{}", node.log_text());
+    assert!(node.log_text().contains("refusing all further input until restart"), "{}", node.log_text());
+    let stop = Arc::new(AtomicBool::new(false));
+    let before = acks.load(Ordering::Relaxed);
+    let running = clients(second.http, &acked, 900_000, &stop, &acks);
+    wait_acks(&acks, before + 30, "the second writer acknowledged nothing");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(post_ndjson(node.http, Some(SADO_TOKEN), &line(7.2e5)).0, 503, "the fenced writer took input again");
+    wait_acks(&acks, acks.load(Ordering::Relaxed) + 10, "the second writer stopped acknowledging");
+    stop.store(true, Ordering::Relaxed);
+    for c in running {
+        c.join().expect("client");
+    }
+    assert_eq!(node.log_text().matches("acknowledging again").count(), 1, "{}", node.log_text());
+    let head = get_json(second.http, "/v1/status")["log"]["seq"].as_u64().expect("seq");
+    assert!(second.stop());
+    assert!(node.stop());
+    check_log(&cluster, &node.dir, head, &acked.lock().expect("lock"));
+}
+
 /// Every acknowledged batch is in the log once, at its seq; no other record repeats one; the
 /// log reaches `head`.
 fn check_log(cluster: &LocalCluster, node_dir: &std::path::Path, head: u64, acked: &BTreeMap<u64, Vec<u64>>) {
