@@ -136,7 +136,11 @@ async fn status(State(app): Shared) -> Response {
             })
         })
         .collect();
-    let heads = app.store.lock().map(|s| ledger::LogStore::heads(&**s)).unwrap_or_default();
+    let (heads, failed) = app
+        .store
+        .lock()
+        .map(|s| (ledger::LogStore::heads(&**s), s.failure().map(|e| e.to_string())))
+        .unwrap_or_else(|_| (Vec::new(), Some("store lock poisoned".into())));
     let origins: Vec<Value> = heads.iter().map(|c| json!({"origin": c.origin().as_str(), "seq": c.seq()})).collect();
     let (fused_seq, counters, tracks) = match app.picture.read() {
         Ok(p) => (p.fused_seq, p.counters.clone(), p.tracks.len()),
@@ -151,7 +155,7 @@ async fn status(State(app): Shared) -> Response {
         "uptime_s": app.started.elapsed().as_secs_f64(),
         "time": crate::wall_clock().to_string(),
         "public_key": app.public_key,
-        "log": {"seq": app.head.load(Relaxed), "fused_seq": fused_seq, "dir": app.config.data_dir.display().to_string()},
+        "log": {"seq": app.head.load(Relaxed), "fused_seq": fused_seq, "dir": app.config.data_dir.display().to_string(), "failed": failed},
         "fusion": {"reorder_window_s": app.config.reorder_window_s,
                    "realtime_priority": app.metrics.fusion_realtime_priority.load(Relaxed), "tracks": tracks, "alerts": alerts, "counters": counters,
                    "ingest_to_alert": app.metrics.ingest_to_alert_fine.summary()},

@@ -167,6 +167,8 @@ fn a_node_on_jetstream_takes_input_again_by_itself_when_the_cluster_comes_back()
         post_ndjson(node.http, Some(SADO_TOKEN), &line(7.0e5)).0 == 503
     });
     assert!(node.log_text().contains("refusing input until the log store answers again"), "{}", node.log_text());
+    let status = get_json(node.http, "/v1/status");
+    assert!(status["log"]["failed"].as_str().is_some_and(|f| f.contains("unavailable")), "{status}");
     cluster.start_server(0).expect("NATS server back");
     cluster.wait_ready(Duration::from_secs(30)).expect("the cluster back");
     let back = acks.load(Ordering::Relaxed);
@@ -176,6 +178,7 @@ fn a_node_on_jetstream_takes_input_again_by_itself_when_the_cluster_comes_back()
         c.join().expect("client");
     }
     assert!(node.log_text().contains("log reopened; acknowledging again"), "{}", node.log_text());
+    assert!(get_json(node.http, "/v1/status")["log"]["failed"].is_null());
 
     // A second writer started by mistake on the same store takes the log (it fences at open).
     // The first is refused and, told that another process writes the log, does not reopen
@@ -204,6 +207,11 @@ fn a_node_on_jetstream_takes_input_again_by_itself_when_the_cluster_comes_back()
         c.join().expect("client");
     }
     assert_eq!(node.log_text().matches("acknowledging again").count(), 1, "{}", node.log_text());
+    let status = get_json(node.http, "/v1/status");
+    assert!(
+        status["log"]["failed"].as_str().is_some_and(|f| f.contains("another process writes this log")),
+        "{status}"
+    );
     let head = get_json(second.http, "/v1/status")["log"]["seq"].as_u64().expect("seq");
     assert!(second.stop());
     assert!(node.stop());
