@@ -572,39 +572,37 @@ impl JetStore {
         let deadline = Instant::now() + self.shared.timeout;
         // An uncovered tail, and since when it has stood unchanged.
         let mut uncovered: Option<(u64, Instant)> = None;
+        // What an earlier origin's recovery found; each read of this one starts from it.
+        let before = recovery.clone();
         loop {
-            let mut found = Recovery::default();
-            let mut log = self.recover_origin(origin, trusted, &mut found)?;
+            *recovery = before.clone();
+            let mut log = self.recover_origin(origin, trusted, recovery)?;
             let covered = log.chain.covered() == log.chain.seq();
-            let cp = match &log.last_checkpoint {
-                Some(cp) if covered => cp.clone(),
+            if !covered && Instant::now() < deadline {
                 // Records after the last checkpoint: either a batch being applied as this open
                 // read it (a server stores an atomic batch's messages one by one, and a read
                 // can fall between them) or what a crash left between the batches of a split
                 // group. The first completes within milliseconds: read again until the end
                 // has stood still for `SETTLE`.
-                _ if !covered
-                    && Instant::now() < deadline
-                    && uncovered.is_none_or(|(at, since)| at != log.stream_last || since.elapsed() < SETTLE) =>
-                {
-                    if uncovered.is_none_or(|(at, _)| at != log.stream_last) {
+                let settled = match uncovered {
+                    Some((at, since)) if at == log.stream_last => since.elapsed() >= SETTLE,
+                    _ => {
                         uncovered = Some((log.stream_last, Instant::now()));
+                        false
                     }
+                };
+                if !settled {
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 }
-                _ => {
-                    add_recovery(recovery, &found);
-                    return Ok(log);
-                }
-            };
+            }
+            let Some(cp) = log.last_checkpoint.clone().filter(|_| covered) else { return Ok(log) };
             let mut headers = HeaderMap::new();
             headers.insert(SEQ_HEADER, log.chain.seq().to_string());
             let fence = vec![(log.names.subject(Kind::Checkpoint), headers, Bytes::from(cp))];
             match publish_batch(&self.shared, &log.names.log, origin, log.stream_last, fence) {
                 Ok(at) => {
                     log.stream_last = at;
-                    add_recovery(recovery, &found);
                     return Ok(log);
                 }
                 // The stream moved since it was read: a batch in flight landed. Read it again.
@@ -856,13 +854,6 @@ impl JetStore {
         }
         Ok(())
     }
-}
-
-fn add_recovery(total: &mut Recovery, one: &Recovery) {
-    total.torn_bytes_cut += one.torn_bytes_cut;
-    total.uncovered_records_cut += one.uncovered_records_cut;
-    total.fills_cut += one.fills_cut;
-    total.uncovered_records_kept += one.uncovered_records_kept;
 }
 
 fn poisoned() -> StoreError {

@@ -502,9 +502,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             };
             // Connecting and reading the streams block: off the async runtime.
             let (keys, nation) = (trusted.clone(), config.nation);
-            let again = (settings.clone(), keys.clone());
+            let (again, again_keys) = (settings.clone(), keys.clone());
             reopen = Some(Arc::new(move || {
-                jetstore::JetStore::open(&again.0, &again.1, Some(nation))
+                jetstore::JetStore::open(&again, &again_keys, Some(nation))
                     .map(|(s, _)| Box::new(s) as Box<dyn LogStore>)
             }));
             let opened = tokio::task::spawn_blocking(move || jetstore::JetStore::open(&settings, &keys, Some(nation)))

@@ -49,15 +49,35 @@ fn clients(
         .collect()
 }
 
+/// The config lines that put a node's log on `cluster`, then `extra`.
+fn on_cluster(cluster: &LocalCluster, extra: &str) -> String {
+    format!(
+        "store = {:?}\nstore_monitor = [{}]\n{extra}",
+        cluster.urls().join(","),
+        cluster.monitors().iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Another process of `of`'s nation: its config (same sensors, same key, same store) with
+/// `first_line` before it, on its own ports. The directory must outlive the process.
+fn sibling(of: &Node, first_line: &str) -> (tempfile::TempDir, Node) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let grpc: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let text = format!("{first_line}{}", std::fs::read_to_string(&of.config).expect("config"))
+        .replace(&format!("http = \"{}\"", of.http), &format!("http = \"{http}\""))
+        .replace(&format!("grpc = \"{}\"", of.grpc), &format!("grpc = \"{grpc}\""));
+    let config = dir.path().join("sibling.toml");
+    std::fs::write(&config, text).expect("write");
+    let node = Node::at(dir.path(), http, grpc, config);
+    (dir, node)
+}
+
 #[test]
 fn node_on_jetstream_survives_a_nats_server_and_its_own_kill_without_losing_or_repeating_an_ack() {
     let nats_dir = tempfile::tempdir().expect("tempdir");
     let mut cluster = LocalCluster::start(nats_dir.path(), 3).expect("NATS cluster");
-    let top = format!(
-        "store = {:?}\nstore_monitor = [{}]\n",
-        cluster.urls().join(","),
-        cluster.monitors().iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
-    );
+    let top = on_cluster(&cluster, "");
     let mut node = Node::new(&top);
     assert!(node.log_text().contains("log on JetStream"), "{}", node.log_text());
     let acked: Arc<Mutex<BTreeMap<u64, Vec<u64>>>> = Arc::default();
@@ -149,11 +169,7 @@ fn node_on_jetstream_survives_a_nats_server_and_its_own_kill_without_losing_or_r
 fn a_node_on_jetstream_takes_input_again_by_itself_when_the_cluster_comes_back() {
     let nats_dir = tempfile::tempdir().expect("tempdir");
     let mut cluster = LocalCluster::start(nats_dir.path(), 1).expect("NATS server");
-    let top = format!(
-        "store = {:?}\nstore_monitor = [{}]\nstore_timeout_s = 2\n",
-        cluster.urls().join(","),
-        cluster.monitors().iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
-    );
+    let top = on_cluster(&cluster, "store_timeout_s = 2\n");
     let mut node = Node::new(&top);
     let acked: Arc<Mutex<BTreeMap<u64, Vec<u64>>>> = Arc::default();
     let acks = Arc::new(AtomicU64::new(0));
@@ -183,16 +199,7 @@ fn a_node_on_jetstream_takes_input_again_by_itself_when_the_cluster_comes_back()
     // A second writer started by mistake on the same store takes the log (it fences at open).
     // The first is refused and, told that another process writes the log, does not reopen
     // and take it back: the two never alternate.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let grpc: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let text = std::fs::read_to_string(&node.config)
-        .expect("config")
-        .replace(&format!("http = \"{}\"", node.http), &format!("http = \"{http}\""))
-        .replace(&format!("grpc = \"{}\"", node.grpc), &format!("grpc = \"{grpc}\""));
-    let config = dir.path().join("second.toml");
-    std::fs::write(&config, text).expect("write");
-    let mut second = Node::at(dir.path(), http, grpc, config);
+    let (_dir, mut second) = sibling(&node, "");
     assert_eq!(post_ndjson(node.http, Some(SADO_TOKEN), &line(7.1e5)).0, 503, "{}", node.log_text());
     assert!(node.log_text().contains("refusing all further input until restart"), "{}", node.log_text());
     let stop = Arc::new(AtomicBool::new(false));
@@ -268,23 +275,10 @@ fn wait_acks(acks: &AtomicU64, at_least: u64, what: &str) {
 fn an_ingest_process_shares_the_nations_store_with_its_writer() {
     let nats_dir = tempfile::tempdir().expect("tempdir");
     let mut cluster = LocalCluster::start(nats_dir.path(), 3).expect("NATS cluster");
-    let top = format!(
-        "store = {:?}\nstore_monitor = [{}]\nstore_timeout_s = 5\n",
-        cluster.urls().join(","),
-        cluster.monitors().iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
-    );
+    let top = on_cluster(&cluster, "store_timeout_s = 5\n");
     let mut writer = Node::new(&top);
     // The ingest process: the writer's config (same sensors, same key), its own ports.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let grpc: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let text = std::fs::read_to_string(&writer.config).expect("config");
-    let text = format!("store_role = \"ingest\"\n{text}")
-        .replace(&format!("http = \"{}\"", writer.http), &format!("http = \"{http}\""))
-        .replace(&format!("grpc = \"{}\"", writer.grpc), &format!("grpc = \"{grpc}\""));
-    let config = dir.path().join("ingest.toml");
-    std::fs::write(&config, text).expect("write");
-    let mut ingest = Node::at(dir.path(), http, grpc, config);
+    let (_dir, mut ingest) = sibling(&writer, "store_role = \"ingest\"\n");
     assert!(ingest.log_text().contains("ingest process listening"), "{}", ingest.log_text());
 
     let acked: Arc<Mutex<BTreeMap<u64, Vec<u64>>>> = Arc::default();
