@@ -683,4 +683,150 @@ mod tests {
         assert_eq!(held(&kor), 10);
         assert_eq!(apply(&mut kor, &r, third).unwrap().head, 15);
     }
+
+    /// One change a hostile or broken partner could make to a batch on the way.
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        /// A byte of the encoded batch (what arrives on the wire) replaced.
+        WireByte(usize, u8),
+        /// A byte of one entry's bytes replaced.
+        EntryByte(usize, usize, u8),
+        /// Bytes cut from the end of one entry.
+        Truncate(usize, usize),
+        Drop(usize),
+        Duplicate(usize),
+        Swap(usize, usize),
+        /// An entry sent as another kind (record, stub, checkpoint).
+        Retype(usize, u8),
+        Origin(String),
+    }
+
+    fn mutation() -> impl proptest::strategy::Strategy<Value = Mutation> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::WireByte(i, b)),
+            (any::<usize>(), any::<usize>(), any::<u8>()).prop_map(|(e, i, b)| Mutation::EntryByte(e, i, b)),
+            (any::<usize>(), 1usize..40).prop_map(|(e, n)| Mutation::Truncate(e, n)),
+            any::<usize>().prop_map(Mutation::Drop),
+            any::<usize>().prop_map(Mutation::Duplicate),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::Swap(a, b)),
+            (any::<usize>(), 0u8..3).prop_map(|(e, k)| Mutation::Retype(e, k)),
+            prop::sample::select(vec!["JPN", "KOR", "usa", "", "USA\0", "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"])
+                .prop_map(|o| Mutation::Origin(o.to_string())),
+        ]
+    }
+
+    /// Applies `m` to `batch`; `None` when the changed wire bytes no longer decode (the link's
+    /// decoder refuses them before any of this code sees them).
+    fn mutate(mut batch: LinkBatch, m: &Mutation) -> Option<LinkBatch> {
+        fn bytes_of(e: &mut wire::LinkEntry) -> Option<&mut Vec<u8>> {
+            match e.entry.as_mut()? {
+                link_entry::Entry::Record(b) | link_entry::Entry::Withheld(b) | link_entry::Entry::Checkpoint(b) => {
+                    Some(b)
+                }
+            }
+        }
+        let len = batch.entries.len();
+        match m {
+            Mutation::WireByte(i, b) => {
+                let mut wire = batch.encode_to_vec();
+                let k = i % wire.len();
+                wire[k] = *b;
+                return LinkBatch::decode(wire.as_slice()).ok();
+            }
+            Mutation::EntryByte(e, i, b) => {
+                if let Some(bytes) = bytes_of(&mut batch.entries[e % len]).filter(|v| !v.is_empty()) {
+                    let k = i % bytes.len();
+                    bytes[k] = *b;
+                }
+            }
+            Mutation::Truncate(e, n) => {
+                if let Some(bytes) = bytes_of(&mut batch.entries[e % len]) {
+                    bytes.truncate(bytes.len().saturating_sub(*n));
+                }
+            }
+            Mutation::Drop(e) => {
+                batch.entries.remove(e % len);
+            }
+            Mutation::Duplicate(e) => {
+                let copy = batch.entries[e % len].clone();
+                batch.entries.insert(e % len, copy);
+            }
+            Mutation::Swap(a, b) => batch.entries.swap(a % len, b % len),
+            Mutation::Retype(e, k) => {
+                let entry = &mut batch.entries[e % len];
+                if let Some(bytes) = bytes_of(entry).map(std::mem::take) {
+                    entry.entry = Some(match k {
+                        0 => link_entry::Entry::Record(bytes),
+                        1 => link_entry::Entry::Withheld(bytes),
+                        _ => link_entry::Entry::Checkpoint(bytes),
+                    });
+                }
+            }
+            Mutation::Origin(o) => batch.origin = o.clone(),
+        }
+        (!batch.entries.is_empty()).then_some(batch)
+    }
+
+    /// A replica's records and stubs (its checkpoints apart), as read back for sharing.
+    fn held_entries(store: &FileStore) -> Vec<ledger::Entry> {
+        let entries = store.read_entries(n("USA"), 1, 1000).unwrap_or_default();
+        entries.into_iter().filter(|e| !matches!(e, ledger::Entry::Checkpoint { .. })).collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// A partner's batch changed anywhere, in any of these ways and up to three at once
+        /// (or not at all), never panics the receiver and never puts anything in its replica
+        /// that is not the origin's own as released to it: it is refused whole, or what it
+        /// adds is a prefix of the genuine batch's records and stubs. The genuine batch
+        /// applies after it either way. Three receivers: KOR, which gets every record; JPN,
+        /// which holds stubs; and JPN sent KOR's batch (a relay, or the origin, ignoring the
+        /// marking), which is refused unless changed into a prefix that is JPN's own.
+        #[test]
+        fn a_changed_batch_is_refused_or_adds_only_the_origins_own_records(
+            mutations in proptest::collection::vec(mutation(), 0..4),
+            case in 0u8..3,
+        ) {
+            let key = SigningKey::from_bytes(&[3; 32]);
+            let trusted = BTreeMap::from([(n("USA"), key.verifying_key())]);
+            let src = tempfile::tempdir().unwrap();
+            let usa = usa_log(src.path(), &key, 2);
+            let me = if case == 0 { "KOR" } else { "JPN" };
+            let jpn_policy =
+                EgressPolicy { kinds: [RecordKind::MeasurementBatch].into_iter().collect(), transformed_for: None };
+            let batch_for = |to: &str| {
+                let policy = if to == "JPN" { jpn_policy.clone() } else { EgressPolicy::default() };
+                egress(n("USA"), usa.read_entries(n("USA"), 1, 100).unwrap(), n(to), &policy).0
+            };
+            let good = batch_for(me);
+            let sent = if case == 2 { batch_for("KOR") } else { good.clone() };
+            let r = rules(me, "USA", false, &trusted);
+            let reference_dir = tempfile::tempdir().unwrap();
+            let (mut reference, _) = FileStore::open(reference_dir.path(), &trusted).unwrap();
+            apply(&mut reference, &r, good.clone()).unwrap();
+            let genuine = held_entries(&reference);
+
+            let mut changed = Some(sent);
+            for m in &mutations {
+                changed = changed.and_then(|b| mutate(b, m));
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let (mut replica, _) = FileStore::open(dir.path(), &trusted).unwrap();
+            if let Some(batch) = changed {
+                match apply(&mut replica, &r, batch) {
+                    Ok(out) => {
+                        let held = held_entries(&replica);
+                        proptest::prop_assert!(genuine.starts_with(&held), "{mutations:?} put entries in the replica that are not the origin's");
+                        proptest::prop_assert_eq!(out.head, held.len() as u64);
+                    }
+                    Err(_) => proptest::prop_assert!(held_entries(&replica).is_empty(), "{mutations:?}: refused, but the replica changed"),
+                }
+            }
+            let out = apply(&mut replica, &r, good).unwrap();
+            proptest::prop_assert_eq!(out.head, 10);
+            proptest::prop_assert_eq!(held_entries(&replica), genuine);
+        }
+    }
 }
