@@ -242,3 +242,92 @@ fn uuid_v4_sets_version_and_variant_and_keeps_the_rest() {
     assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
     assert_eq!(uuid_v4(*b"0123456789abcdef"), "30313233-3435-4637-b839-616263646566");
 }
+
+/// Everything a partner or a TAXII client can hand the checks about one object: the object
+/// itself, its observables and what it adds to the correlations.
+fn take(v: &Value) {
+    let _ = check(v);
+    let _ = observables(v);
+    Correlations::default().add(Nation::parse("USA").unwrap(), v);
+}
+
+/// Any JSON value, nested a few levels, with keys that the checks look at among others.
+fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "\\PC{0,40}".prop_map(Value::from),
+        prop::sample::select(vec![ID, AMBER, RED, "2026-11-01T00:00:00.000Z", "indicator", "sighting", "ipv4-addr"])
+            .prop_map(Value::from),
+    ];
+    let key = prop::sample::select(vec![
+        "type",
+        "id",
+        "spec_version",
+        "created",
+        "modified",
+        "pattern",
+        "pattern_type",
+        "valid_from",
+        "valid_until",
+        "object_marking_refs",
+        "confidence",
+        "value",
+        "hashes",
+        "sighting_of_ref",
+        "x_custom",
+    ]);
+    leaf.prop_recursive(3, 40, 8, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::btree_map(key.clone(), inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+    /// Any JSON at all is refused or checked, never a panic.
+    #[test]
+    fn any_json_is_checked_without_panic(v in any_json()) {
+        take(&v);
+    }
+
+    /// Any text as a pattern: the observables found are only `path = 'literal'` pairs from it.
+    #[test]
+    fn any_pattern_is_read_without_panic(pattern in "\\PC{0,120}|[\\[\\]':= a-z.-]{0,120}") {
+        let mut v = indicator(ID, "2026-11-01T00:00:00.000Z", None);
+        v["pattern"] = Value::from(pattern.clone());
+        take(&v);
+        for (path, val) in observables(&v) {
+            proptest::prop_assert!(path.contains(':') && pattern.contains(&path), "{path} from {pattern:?}");
+            proptest::prop_assert!(pattern.to_ascii_lowercase().contains(&val.to_ascii_lowercase()), "{val} from {pattern:?}");
+        }
+    }
+
+    /// A good object's text changed at one character (replaced, or cut there), whether it
+    /// still parses as JSON or not.
+    #[test]
+    fn a_changed_object_is_checked_without_panic(i in 0usize..400, c in proptest::char::any(), cut in proptest::prelude::any::<bool>()) {
+        let text = indicator(ID, "2026-11-01T00:00:00.000Z", Some(AMBER)).to_string();
+        let mut chars: Vec<char> = text.chars().collect();
+        let k = i % chars.len();
+        if cut { chars.truncate(k) } else { chars[k] = c }
+        let changed: String = chars.into_iter().collect();
+        if let Ok(v) = serde_json::from_str::<Value>(&changed) {
+            take(&v);
+        }
+    }
+
+    /// A TAXII `next` cursor a client made up, and any marking id.
+    #[test]
+    fn any_cursor_or_marking_is_refused_or_read(s in "\\PC{0,60}|[0-9.-]{0,30}") {
+        let _ = parse_next(&s);
+        let _ = Tlp::of_marking(&s);
+    }
+}
