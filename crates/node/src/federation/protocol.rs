@@ -151,12 +151,13 @@ impl Sender {
     }
 
     /// Takes a subscription (first, or again to restart origins from new cursors). Origins not
-    /// served — not this node's and relay off, or the peer's own — are returned, to be logged.
+    /// served — not this node's and relay off, the peer's own, or from a cursor at the last
+    /// seq there can be, which no log reaches — are returned, to be logged.
     pub fn subscribe(&mut self, cursors: &[wire::OriginCursor]) -> Vec<String> {
         let mut ignored = Vec::new();
         for c in cursors {
             match Nation::parse(&c.origin) {
-                Ok(origin) if origin != self.peer && (origin == self.me || self.relay) => {
+                Ok(origin) if origin != self.peer && (origin == self.me || self.relay) && c.seq < u64::MAX => {
                     self.cursors.insert(origin, SendCursor { sent: c.seq, acked: c.seq });
                 }
                 _ => ignored.push(c.origin.clone()),
@@ -173,12 +174,14 @@ impl Sender {
         Some((o, c.acked))
     }
 
-    /// Origins with room in their window, and the seq each next read starts from.
+    /// Origins with room in their window, and the seq each next read starts from. A cursor
+    /// at the last seq there can be wants nothing (`subscribe` refuses one): its next read
+    /// would start from seq 0, the whole log, and again after every batch.
     pub fn wanted(&self, window: u64) -> Vec<(Nation, u64)> {
         self.cursors
             .iter()
             .filter(|(_, c)| c.sent.saturating_sub(c.acked) < window)
-            .map(|(&o, c)| (o, c.sent + 1))
+            .filter_map(|(&o, c)| Some((o, c.sent.checked_add(1)?)))
             .collect()
     }
 
@@ -774,8 +777,78 @@ mod tests {
         entries.into_iter().filter(|e| !matches!(e, ledger::Entry::Checkpoint { .. })).collect()
     }
 
+    const WINDOW: u64 = 100;
+
+    /// What a partner can say to a sender, and what the sender does between.
+    #[derive(Debug, Clone)]
+    enum SenderOp {
+        Subscribe(Vec<(String, u64)>),
+        Ack(String, u64),
+        /// The sender read and sent from where `wanted` said, this many entries on.
+        Send(u64),
+    }
+
+    fn sender_op() -> impl proptest::strategy::Strategy<Value = SenderOp> {
+        use proptest::prelude::*;
+        let origin = prop::sample::select(vec!["USA", "JPN", "KOR", "GBR", "usa", "", "JPNX"]).prop_map(String::from);
+        let seq = prop_oneof![0u64..50, Just(u64::MAX), Just(u64::MAX - 1), any::<u64>()];
+        prop_oneof![
+            prop::collection::vec((origin.clone(), seq.clone()), 0..4).prop_map(SenderOp::Subscribe),
+            (origin, seq).prop_map(|(o, s)| SenderOp::Ack(o, s)),
+            (0u64..2000).prop_map(SenderOp::Send),
+        ]
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Whatever a partner subscribes and acknowledges, in any order and with any seq, the
+        /// sender neither panics nor overflows: an acknowledgement never passes what was sent
+        /// nor moves back, each origin's next read starts just after what was sent, and a
+        /// full window wants nothing.
+        #[test]
+        fn a_sender_takes_any_subscription_and_acknowledgement(ops in proptest::collection::vec(sender_op(), 1..40)) {
+            let mut sender = Sender::new(n("USA"), true, n("KOR"));
+            for op in ops {
+                let before = sender.cursors().clone();
+                match op {
+                    SenderOp::Subscribe(cursors) => {
+                        let cursors: Vec<_> =
+                            cursors.into_iter().map(|(origin, seq)| wire::OriginCursor { origin, seq }).collect();
+                        let ignored = sender.subscribe(&cursors);
+                        proptest::prop_assert!(!sender.cursors().contains_key(&n("KOR")), "the peer's own origin is never served");
+                        for c in &cursors {
+                            let taken = sender.cursors().get(&Nation::parse(&c.origin).unwrap_or(n("KOR")));
+                            proptest::prop_assert!(
+                                ignored.contains(&c.origin) || taken.is_some(),
+                                "{c:?} neither served nor said to be ignored"
+                            );
+                            proptest::prop_assert!(c.seq < u64::MAX || ignored.contains(&c.origin), "{c:?} served");
+                        }
+                    }
+                    SenderOp::Ack(origin, seq) => {
+                        if let Some((o, acked)) = sender.ack(&origin, seq) {
+                            let was = before[&o];
+                            proptest::prop_assert!(acked >= was.acked && acked <= was.sent);
+                        } else {
+                            proptest::prop_assert_eq!(sender.cursors(), &before);
+                        }
+                    }
+                    SenderOp::Send(n) => {
+                        for (origin, from) in sender.wanted(WINDOW) {
+                            sender.sent(origin, from.saturating_add(n));
+                        }
+                    }
+                }
+                for (origin, c) in sender.cursors() {
+                    proptest::prop_assert!(c.acked <= c.sent, "{origin}: acked {} past sent {}", c.acked, c.sent);
+                }
+                for (origin, from) in sender.wanted(WINDOW) {
+                    let c = sender.cursors()[&origin];
+                    proptest::prop_assert!(from == c.sent + 1 && c.sent - c.acked < WINDOW);
+                }
+            }
+        }
 
         /// A partner's batch changed anywhere, in any of these ways and up to three at once
         /// (or not at all), never panics the receiver and never puts anything in its replica

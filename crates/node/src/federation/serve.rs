@@ -182,7 +182,7 @@ async fn durable(ctx: &Ctx, seq: u64, version: &mut tokio::sync::watch::Receiver
 
 fn subscribe(sender: &mut Sender, peer: Nation, cursors: &[wire::OriginCursor]) {
     for origin in sender.subscribe(cursors) {
-        tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, or not a nation)");
+        tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, not a nation, or a cursor no log reaches)");
     }
 }
 
