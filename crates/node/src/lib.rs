@@ -746,6 +746,7 @@ fn new_fusion(config: &Config, areas: &[alert::Area], links: FusionLinks, replay
         waited_until: UtcNanos::from_nanos(i64::MIN),
         unfused: std::collections::VecDeque::new(),
         partner_seq: BTreeMap::new(),
+        started: wall_clock(),
         federated: config.federation.is_some(),
         acks: BTreeMap::new(),
         cti: links.cti,

@@ -145,6 +145,10 @@ pub struct Fusion {
     pub unfused: VecDeque<(UtcNanos, Instant, Instant)>,
     /// Partners' records fused so far, per origin.
     pub partner_seq: BTreeMap<vocab::Nation, u64>,
+    /// When this node started: a partner's record sealed since then that fusion reads from the
+    /// log (its hand-over queue was full) counts in the latency to fusion like one handed
+    /// over; one sealed before is a replay or a catch-up, not live latency.
+    pub started: UtcNanos,
     /// Whether the log holds partners' records (federation configured).
     pub federated: bool,
     /// Threat intelligence the log holds (CYBER_BUNDLE records of every origin).
@@ -436,6 +440,10 @@ impl Fusion {
                 Ok(rec) if rec.derived_from != 0 && origin == self.origin => *last_seq = r.seq,
                 Ok(rec) => {
                     let kind = RecordKind::try_from(rec.kind).unwrap_or(RecordKind::Unspecified);
+                    let sealed = UtcNanos::from_nanos(rec.origin_time_unix_ns);
+                    if origin != self.origin && sealed >= self.started {
+                        self.metrics.partner_fused.observe(crate::wall_clock().secs_since(sealed));
+                    }
                     self.take(
                         Committed {
                             origin,
