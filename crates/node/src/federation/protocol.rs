@@ -155,12 +155,15 @@ impl Sender {
     /// seq there can be, which no log reaches — are returned, to be logged.
     pub fn subscribe(&mut self, cursors: &[wire::OriginCursor]) -> Vec<String> {
         let mut ignored = Vec::new();
+        if cursors.len() > MAX_SUBSCRIBED {
+            return vec![format!("{} origins at once (at most {MAX_SUBSCRIBED}): none", cursors.len())];
+        }
         for c in cursors {
             match Nation::parse(&c.origin) {
                 Ok(origin) if origin != self.peer && (origin == self.me || self.relay) && c.seq < u64::MAX => {
                     self.cursors.insert(origin, SendCursor { sent: c.seq, acked: c.seq });
                 }
-                _ => ignored.push(c.origin.clone()),
+                _ => ignored.push(shown(&c.origin)),
             }
         }
         ignored
@@ -223,6 +226,20 @@ pub fn wanted_cursors(
             wire::OriginCursor { origin: o.to_string(), seq: first_owed.map_or(held, |s| held.min(s - 1)) }
         })
         .collect()
+}
+
+/// Most origins a subscription may name: far more nations than any federation has, few
+/// enough that a partner cannot flood the sender's log with ones it does not serve.
+pub const MAX_SUBSCRIBED: usize = 64;
+
+/// A partner's string as logs and errors show it: at most 16 characters (a nation is three),
+/// so that a megabyte "origin" is not copied into every log line and status report.
+pub fn shown(s: &str) -> String {
+    const MAX: usize = 16;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()),
+        None => s.to_string(),
+    }
 }
 
 /// Why a receiver refused a batch. Every refusal is logged and counted; `Gap` is the only one
@@ -331,7 +348,7 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
 /// so that several batches can be made durable by one commit. It may be acknowledged only
 /// once a commit has made it durable.
 pub fn apply_buffered(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) -> Result<Outcome, Refusal> {
-    let origin = Nation::parse(&batch.origin).map_err(|_| Refusal::BadOrigin { origin: batch.origin.clone() })?;
+    let origin = Nation::parse(&batch.origin).map_err(|_| Refusal::BadOrigin { origin: shown(&batch.origin) })?;
     if origin == rules.me {
         return Err(Refusal::OwnOrigin(origin));
     }
@@ -777,6 +794,27 @@ mod tests {
         entries.into_iter().filter(|e| !matches!(e, ledger::Entry::Checkpoint { .. })).collect()
     }
 
+    /// A subscription naming more origins than any federation has serves none, and what a
+    /// partner names is shown cut short in logs and refusals.
+    #[test]
+    fn a_flood_of_origins_is_refused_and_shown_short() {
+        let mut sender = Sender::new(n("USA"), true, n("KOR"));
+        let many: Vec<_> =
+            (0..=MAX_SUBSCRIBED).map(|i| wire::OriginCursor { origin: format!("X{i}"), seq: 0 }).collect();
+        let ignored = sender.subscribe(&many);
+        assert_eq!(ignored, vec![format!("{} origins at once (at most 64): none", MAX_SUBSCRIBED + 1)]);
+        assert!(sender.cursors().is_empty());
+        assert_eq!(shown("JPN"), "JPN");
+        let huge = "é".repeat(1_000_000);
+        assert_eq!(shown(&huge), format!("{}… (2000000 bytes)", "é".repeat(16)));
+        let batch = LinkBatch { origin: huge, entries: Vec::new() };
+        let trusted = BTreeMap::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = FileStore::open(dir.path(), &trusted).unwrap();
+        let err = apply(&mut store, &rules("KOR", "USA", false, &trusted), batch).unwrap_err();
+        assert!(err.to_string().len() < 100, "{err}");
+    }
+
     const WINDOW: u64 = 100;
 
     /// What a partner can say to a sender, and what the sender does between.
@@ -820,10 +858,10 @@ mod tests {
                         for c in &cursors {
                             let taken = sender.cursors().get(&Nation::parse(&c.origin).unwrap_or(n("KOR")));
                             proptest::prop_assert!(
-                                ignored.contains(&c.origin) || taken.is_some(),
+                                ignored.contains(&shown(&c.origin)) || taken.is_some(),
                                 "{c:?} neither served nor said to be ignored"
                             );
-                            proptest::prop_assert!(c.seq < u64::MAX || ignored.contains(&c.origin), "{c:?} served");
+                            proptest::prop_assert!(c.seq < u64::MAX || ignored.contains(&shown(&c.origin)), "{c:?} served");
                         }
                     }
                     SenderOp::Ack(origin, seq) => {
