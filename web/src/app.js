@@ -1,6 +1,6 @@
 // The operator's picture: a live map of one trilink node's fused products (docs/web.md).
 // Data: the node's WebSocket stream (/v1/stream: a snapshot, then changes), /v1/status every
-// second for partner links, /v1/areas once, /v1/replay for reviewing a past interval.
+// second for partner links and the log's health, /v1/areas once, /v1/replay for reviewing a past interval.
 import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import { feature, mesh } from 'topojson-client';
@@ -567,6 +567,17 @@ function pollStatus() {
     S.status = s;
     if (S.nation !== s.nation) { S.nation = s.nation; $('nation').textContent = s.nation; document.title = `trilink ${s.nation}`; sensorKey = ''; }
     renderLinks();
+    // The node's log failed (a full or failing disk, a lost NATS cluster): it acknowledges
+    // no input until it is back, so the picture is going stale. Said until it clears.
+    const failed = s.log?.failed;
+    const [lf, detail] = [$('log-failed'), $('log-failed-detail')];
+    lf.hidden = !failed;
+    detail.hidden = !failed;
+    if (failed) {
+      lf.textContent = `LOG FAILED — this node takes no input: ${failed}`;
+      lf.title = failed;
+      detail.textContent = `The log failed: ${failed}. Sensors' reports are refused (503) and the picture is going stale until it is back.`;
+    }
   }).catch(() => {}).finally(() => setTimeout(pollStatus, 1000));
 }
 

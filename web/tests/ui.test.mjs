@@ -3,14 +3,16 @@
 // node, and checks what an operator relies on — a track, an impact ellipse and an alert for
 // Japan appear with plausible values, the time to impact counts down, the alert can be
 // acknowledged (and the node logs it), a partner link that goes silent is shown down and then
-// up again, and a replay of the last minutes rebuilds the event from the log.
+// up again, a replay of the last minutes rebuilds the event from the log, and a node whose
+// disk fills up says on its page that it takes no input.
 //
 //   TRILINK_BIN=target/debug/trilink node web/tests/ui.test.mjs
 //
 // Screenshots go to target/web-test/. Exits non-zero on the first failed check.
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, openSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -209,9 +211,70 @@ async function main() {
   await page.click('#replay-toggle');
   check((await page.textContent('#mode')) === 'LIVE', 'back to the live picture');
 
+  await fullDisk();
+
   const fs = await page.evaluate(() => window.trilink.frameStats());
   log(`frame time over the run: p50 ${fs.p50_ms.toFixed(1)} ms, p99 ${fs.p99_ms.toFixed(1)} ms, max ${fs.max_ms.toFixed(1)} ms`);
   check(consoleErrors.length === 0, `no errors in the browser console${consoleErrors.length ? `: ${consoleErrors.join('; ')}` : ''}`);
+}
+
+// A full disk, for real: a node whose log lives on a 512 KiB tmpfs (mounted in a mount
+// namespace of its own, so no privilege is needed and it goes with the process) takes input
+// until its log cannot grow, then refuses it with 503 and the reason; its page says so.
+const FULL = 'http://127.0.0.1:8093';
+let fullNode;
+async function fullDisk() {
+  const fdir = join(dir, 'full');
+  mkdirSync(join(fdir, 'data'), { recursive: true });
+  execFileSync(bin, ['pki', 'init', '--nations', 'KOR', '--out', join(fdir, 'pki')], { stdio: 'ignore' });
+  const token = 'full-disk-radar';
+  const sha = createHash('sha256').update(token).digest('hex');
+  writeFileSync(join(fdir, 'kor.toml'), [
+    'nation = "KOR"', 'data_dir = "data/log"', 'signing_key = "pki/kor/node.key"',
+    '[listen]', 'http = "127.0.0.1:8093"', 'grpc = "127.0.0.1:50093"',
+    '[web]', `dir = "${join(repo, 'web/dist')}"`,
+    '[[sensor]]', 'id = "KOR-GP-1"', `token_sha256 = "${sha}"`, '',
+  ].join('\n'));
+  const nodeLog = openSync(join(out, 'full-disk-node.log'), 'w');
+  fullNode = spawn('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c',
+    'mount -t tmpfs -o size=512k tmpfs data && exec "$0" node --config kor.toml', bin],
+  { cwd: fdir, stdio: ['ignore', nodeLog, nodeLog] });
+  await until('the node on a small disk', async () => {
+    try { return (await fetch(`${FULL}/healthz`)).ok; } catch { return false; }
+  }, 30_000);
+  const line = (i, k) => JSON.stringify({
+    type: 'radar', time: new Date(Date.now() - k).toISOString(), sensor: 'KOR-GP-1', nation: 'KOR',
+    site: { lat_deg: 36.95, lon_deg: 127.45, alt_m: 250 }, range_m: 262143 + i + k, az_rad: 1.1, el_rad: 0.12,
+    sigma_range_m: 25, sigma_az_rad: 0.001, sigma_el_rad: 0.001,
+  });
+  let refused;
+  let accepted = 0;
+  for (let i = 0; i < 2000 && !refused; i++) {
+    const body = Array.from({ length: 50 }, (_, k) => line(i, k)).join('\n');
+    const r = await fetch(`${FULL}/v1/ingest`, { method: 'POST', body, headers: { Authorization: `Bearer ${token}` } });
+    if (r.status === 200) accepted++;
+    else refused = { status: r.status, error: (await r.json()).error };
+  }
+  check(accepted > 0 && refused?.status === 503 && /No space left on device/.test(refused.error),
+    `the node took ${accepted} batches, then refused with ${refused?.status}: ${refused?.error}`);
+  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+  await page.goto(`${FULL}/`);
+  await page.waitForSelector('#log-failed:not([hidden])', { timeout: 10_000 });
+  const banner = await page.textContent('#log-failed');
+  check(/^LOG FAILED/.test(banner) && /No space left on device/.test(banner), `its page says: ${banner}`);
+  // However long the reason, the rest of the page keeps its place.
+  const box = async (sel) => page.evaluate((q) => document.querySelector(q).getBoundingClientRect().toJSON(), sel);
+  const [side, conn, detail] = [await box('#side'), await box('#conn'), await box('#log-failed-detail')];
+  check(side.width > 300 && side.right <= 1366 && conn.width > 0 && conn.right <= 1366,
+    `the side panel (${Math.round(side.left)}-${Math.round(side.right)} px) and the stream status stay in view`);
+  const said = await page.textContent('#log-failed-detail');
+  check(/No space left on device/.test(said) && detail.left >= side.left && detail.right <= side.right,
+    `the side panel gives the whole reason: ${said}`);
+  await page.screenshot({ path: join(out, '08-log-failed.png') });
+  await page.close();
+  fullNode.kill('SIGTERM');
+  await new Promise((r) => { fullNode.on('exit', r); setTimeout(r, 10_000); });
+  fullNode = undefined;
 }
 
 let failed = false;
@@ -227,6 +290,7 @@ try {
   } catch { /* the failure itself is what matters */ }
 } finally {
   for (const pid of stopped) { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } }
+  fullNode?.kill('SIGKILL');
   await browser?.close();
   // Ctrl-C for the demo's process group: it stops the nodes gracefully.
   try { process.kill(-demo.pid, 'SIGINT'); } catch { /* gone */ }
