@@ -169,6 +169,11 @@ impl Sender {
         ignored
     }
 
+    /// Stops serving `origin` on this link.
+    pub fn unsubscribe(&mut self, origin: Nation) {
+        self.cursors.remove(&origin);
+    }
+
     /// Takes an acknowledgement; it never moves backwards, nor past what was sent.
     pub fn ack(&mut self, origin: &str, seq: u64) -> Option<(Nation, u64)> {
         let o = Nation::parse(origin).ok()?;

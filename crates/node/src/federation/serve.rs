@@ -68,7 +68,7 @@ async fn publish(
         .ok_or("stream closed before subscribing")?;
     let mut sender = Sender::new(ctx.fed.me, ctx.fed.relay, nation);
     match first.msg {
-        Some(link_up::Msg::Subscribe(s)) => subscribe(&mut sender, nation, &s.cursors),
+        Some(link_up::Msg::Subscribe(s)) => subscribe(ctx, &mut sender, nation, &s.cursors),
         _ => return Err("the first message must be a subscription".into()),
     }
     tracing::info!(peer = %nation, origins = ?sender.cursors().keys().collect::<Vec<_>>(), "partner subscribed");
@@ -180,8 +180,34 @@ async fn durable(ctx: &Ctx, seq: u64, version: &mut tokio::sync::watch::Receiver
     Ok(())
 }
 
-fn subscribe(sender: &mut Sender, peer: Nation, cursors: &[wire::OriginCursor]) {
-    for origin in sender.subscribe(cursors) {
+/// Takes a subscription. A cursor of this node's own origin past its log's durable head means
+/// the partner holds records this log has lost (restored from an old copy, or a disk that
+/// lost acknowledged writes): what this node seals from there on differs from what the
+/// partner holds, and the partner would refuse it as a broken chain, batch after batch. Its
+/// own records are then not sent to that partner, and the operator is told why.
+fn subscribe(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::OriginCursor]) {
+    let me = ctx.fed.me;
+    let head = ctx.head.load(std::sync::atomic::Ordering::Acquire);
+    let mine = cursors.iter().find(|c| c.origin == me.as_str()).map(|c| c.seq);
+    let behind = mine.filter(|&held| held > head);
+    let said = behind.map(|held| {
+        format!(
+            "{peer} holds {me}'s records up to seq {held}, but this node's log ends at {head}: it has lost records it \
+             had made durable (restored from an old copy, or a disk that lost acknowledged writes); its records after \
+             {head} would fork the chain {peer} holds, so none are sent to {peer}; the records this log lost are held \
+             at {peer}, signed by {me}"
+        )
+    });
+    if let Some(why) = &said {
+        tracing::error!(%peer, held_by_peer = behind, head, "{why}");
+        sender.unsubscribe(me);
+    }
+    // A resubscription of other origins only (after a gap) says nothing of this one.
+    if mine.is_some() {
+        ctx.fed.serve(peer, |s| s.own_log_behind = said);
+    }
+    let served = cursors.iter().filter(|c| behind.is_none() || c.origin != me.as_str()).cloned().collect::<Vec<_>>();
+    for origin in sender.subscribe(&served) {
         tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, not a nation, or a cursor no log reaches)");
     }
 }
@@ -196,7 +222,7 @@ fn handle_up(ctx: &Ctx, nation: Nation, msg: LinkUp, sender: &mut Sender) {
             }
         }
         // A resubscription restarts those origins from the receiver's cursor (after a gap).
-        Some(link_up::Msg::Subscribe(s)) => subscribe(sender, nation, &s.cursors),
+        Some(link_up::Msg::Subscribe(s)) => subscribe(ctx, sender, nation, &s.cursors),
         None => {}
     }
 }

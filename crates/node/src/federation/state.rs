@@ -72,6 +72,11 @@ pub struct ServeStatus {
     /// Per origin: last seq sent and last seq acknowledged durable.
     pub sent: BTreeMap<String, u64>,
     pub acked: BTreeMap<String, u64>,
+    /// Set while the partner holds more of this node's own records than this node's log does
+    /// (the log lost records it had made durable: restored from an old copy, or a disk that
+    /// lost acknowledged writes): this node's records from there on would fork the chain the
+    /// partner holds, so none are sent to it. Says what each holds.
+    pub own_log_behind: Option<String>,
 }
 
 /// The signed, never-shared log of release decisions: one `ReleaseDecision` record per batch

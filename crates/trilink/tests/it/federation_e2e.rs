@@ -1211,3 +1211,70 @@ fn tlp_markings_decide_where_threat_intelligence_goes() {
     }
     audit_all(&fed);
 }
+
+/// A node restored from an old copy of its log (a lost disk, last night's backup) holds less
+/// of its own records than its partners do: what it seals from there on would fork the chain
+/// they hold. It sends them nothing of its own, says why in its log and in `/v1/status`, and
+/// the partners keep what they hold, refusing nothing.
+#[test]
+fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
+    let mut fed = Federation::start(Topology::Mesh);
+    let post = |fed: &Federation, i: u64| {
+        let token = format!("Bearer {}", sensor("JPN").1);
+        let body = radar_line("JPN", &node::wall_clock().to_string(), 600_000.0 + i as f64) + "\n";
+        let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", token.as_str())];
+        let (status, text) =
+            request(fed.nodes["JPN"].http, "POST", "/v1/ingest", &headers, body.as_bytes()).expect("post");
+        assert_eq!(status, 200, "{text}");
+    };
+    let jpn_held = |fed: &Federation, at: &'static str| fed.heads().get(&(at, "JPN".to_string())).copied().unwrap_or(0);
+    for i in 0..3 {
+        post(&fed, i);
+    }
+    fed.wait_converged(Duration::from_secs(60));
+    let home = fed.dir.path().join("jpn");
+    let jpn = fed.nodes.get_mut("JPN").expect("JPN");
+    assert!(jpn.stop(), "graceful stop");
+    let copied = std::process::Command::new("cp").arg("-a").arg(home.join("log")).arg(home.join("backup")).status();
+    assert!(copied.expect("cp").success());
+    jpn.start();
+    fed.wait_links_up(&[]);
+    for i in 3..6 {
+        post(&fed, i);
+    }
+    fed.wait_converged(Duration::from_secs(60));
+    let held = jpn_held(&fed, "USA");
+    let jpn = fed.nodes.get_mut("JPN").expect("JPN");
+    assert!(jpn.stop(), "graceful stop");
+    std::fs::remove_dir_all(home.join("log")).expect("lose the log");
+    std::fs::rename(home.join("backup"), home.join("log")).expect("restore the old copy");
+    jpn.start();
+    let restored = jpn_held(&fed, "JPN");
+    assert!(restored < held, "the old copy holds {restored}, the partners {held}");
+    for partner in ["USA", "KOR"] {
+        wait_for(&format!("JPN to say {partner} holds more of its records"), Duration::from_secs(30), || {
+            let s = get_json(fed.nodes["JPN"].http, "/v1/status");
+            let p = s["federation"]["partners"]
+                .as_array()
+                .expect("partners")
+                .iter()
+                .find(|p| p["nation"] == partner)
+                .cloned();
+            p.and_then(|p| p["sending"]["own_log_behind"].as_str().map(String::from)).is_some_and(|why| {
+                why.contains(&format!("{partner} holds JPN's records up to seq {held}")) && why.contains("would fork")
+            })
+        });
+    }
+    assert!(fed.nodes["JPN"].log_text().contains("would fork the chain"), "the reason is in JPN's log");
+    // JPN takes input past what the partners hold: none of it reaches them (it would be
+    // refused as a broken chain), and each still holds what it held.
+    for i in 0..held - restored + 2 {
+        post(&fed, 100 + i);
+    }
+    assert!(jpn_held(&fed, "JPN") > held);
+    std::thread::sleep(Duration::from_secs(3));
+    for partner in ["USA", "KOR"] {
+        assert_eq!(jpn_held(&fed, partner), held, "{partner} holds what it held");
+        assert_eq!(batches_refused(&fed.nodes[partner], "verification"), 0, "{partner} was sent nothing to refuse");
+    }
+}
