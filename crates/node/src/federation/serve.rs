@@ -198,6 +198,9 @@ fn subscribe(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::Orig
              at {peer}, signed by {me}"
         )
     });
+    for origin in sender.subscribe(cursors) {
+        tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, not a nation, or a cursor no log reaches)");
+    }
     if let Some(why) = &said {
         tracing::error!(%peer, held_by_peer = behind, head, "{why}");
         sender.unsubscribe(me);
@@ -205,10 +208,6 @@ fn subscribe(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::Orig
     // A resubscription of other origins only (after a gap) says nothing of this one.
     if mine.is_some() {
         ctx.fed.serve(peer, |s| s.own_log_behind = said);
-    }
-    let served = cursors.iter().filter(|c| behind.is_none() || c.origin != me.as_str()).cloned().collect::<Vec<_>>();
-    for origin in sender.subscribe(&served) {
-        tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, not a nation, or a cursor no log reaches)");
     }
 }
 
