@@ -261,6 +261,13 @@ impl Chain {
     }
 }
 
+/// The head of a chain just past `bytes`, one of its records (or of a stub's record, whose
+/// link is the same): what every holder of the chain through that record has as its head.
+pub fn head_after(bytes: &[u8]) -> Result<Hash, ChainError> {
+    let record = Record::decode(bytes).map_err(|e| ChainError::DecodeRecord(e.to_string()))?;
+    Ok(link_hash(&record.prev_hash, &record.releasable_to, &record_digest(bytes)))
+}
+
 /// The `Withheld` stub that stands for a record (given as its exact bytes) on the way to a
 /// holder that may not see it.
 pub fn withhold(bytes: &[u8]) -> Result<Vec<u8>, ChainError> {
@@ -304,6 +311,23 @@ mod tests {
         let cp = writer.checkpoint(&key(1), UtcNanos::from_nanos(2));
         reader.verify_checkpoint(&cp, Some(&key(1).verifying_key())).unwrap();
         assert_eq!((reader.seq(), reader.covered(), reader.head()), (5, 5, writer.head()));
+    }
+
+    /// A holder's head through a record is the head the origin had there, and no other
+    /// record under that seq gives it.
+    #[test]
+    fn the_head_after_a_record_is_the_chains_there_and_only_its() {
+        let usa = Nation::parse("USA").unwrap();
+        let mut writer = Chain::new(usa);
+        let mut fork = Chain::new(usa);
+        seal(&mut writer, b"one");
+        seal(&mut fork, b"one");
+        let two = seal(&mut writer, b"two");
+        assert_eq!(head_after(&two.bytes).unwrap(), writer.head());
+        let other = seal(&mut fork, b"two, sealed again after a restore");
+        assert_eq!(other.seq, two.seq);
+        assert_ne!(head_after(&other.bytes).unwrap(), writer.head());
+        assert!(head_after(b"not a record").is_err());
     }
 
     #[test]

@@ -313,7 +313,8 @@ impl World {
                 // it must cover what an earlier ask may not have reached yet.
                 let first = owed[0];
                 self.conns[c].asked_owed = newest;
-                let cursors = vec![wire::OriginCursor { origin: origin.to_string(), seq: first - 1 }];
+                let cursors =
+                    vec![wire::OriginCursor { origin: origin.to_string(), seq: first - 1, head_hash: Vec::new() }];
                 if std::env::var("SIM_TRACE").is_ok() {
                     eprintln!("{} asks {origin} again from {:?} (owed {owed:?})", self.nodes[r].nation, cursors[0].seq);
                 }

@@ -324,7 +324,7 @@ async fn heartbeat(
             // must cover what an earlier ask may not have reached.
             let first = owed[0];
             *asked_owed = newest;
-            let cursor = OriginCursor { origin: partner.to_string(), seq: first - 1 };
+            let cursor = OriginCursor { origin: partner.to_string(), seq: first - 1, head_hash: Vec::new() };
             tracing::info!(%partner, from = first, owed = owed.len(), "asking the origin for records a relay could not carry");
             up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors: vec![cursor] })) })
                 .await

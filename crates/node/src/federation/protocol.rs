@@ -226,9 +226,13 @@ pub fn wanted_cursors(
         .keys()
         .filter(|&&o| o != me && (o == partner || accept_relay))
         .map(|&o| {
-            let held = heads.iter().find(|c| c.origin() == o).map_or(0, |c| c.seq());
+            let head = heads.iter().find(|c| c.origin() == o);
+            let held = head.map_or(0, |c| c.seq());
             let first_owed = if o == partner { store.owed(o).first().copied() } else { None };
-            wire::OriginCursor { origin: o.to_string(), seq: first_owed.map_or(held, |s| held.min(s - 1)) }
+            let seq = first_owed.map_or(held, |s| held.min(s - 1));
+            // The head's hash where the cursor is the head (not where it goes back for owed records).
+            let head_hash = head.filter(|c| c.seq() == seq && seq > 0).map(|c| c.head().to_vec()).unwrap_or_default();
+            wire::OriginCursor { origin: o.to_string(), seq, head_hash }
         })
         .collect()
 }
@@ -804,8 +808,9 @@ mod tests {
     #[test]
     fn a_flood_of_origins_is_refused_and_shown_short() {
         let mut sender = Sender::new(n("USA"), true, n("KOR"));
-        let many: Vec<_> =
-            (0..=MAX_SUBSCRIBED).map(|i| wire::OriginCursor { origin: format!("X{i}"), seq: 0 }).collect();
+        let many: Vec<_> = (0..=MAX_SUBSCRIBED)
+            .map(|i| wire::OriginCursor { origin: format!("X{i}"), seq: 0, head_hash: Vec::new() })
+            .collect();
         let ignored = sender.subscribe(&many);
         assert_eq!(ignored, vec![format!("{} origins at once (at most 64): none", MAX_SUBSCRIBED + 1)]);
         assert!(sender.cursors().is_empty());
@@ -857,7 +862,7 @@ mod tests {
                 match op {
                     SenderOp::Subscribe(cursors) => {
                         let cursors: Vec<_> =
-                            cursors.into_iter().map(|(origin, seq)| wire::OriginCursor { origin, seq }).collect();
+                            cursors.into_iter().map(|(origin, seq)| wire::OriginCursor { origin, seq, head_hash: Vec::new() }).collect();
                         let ignored = sender.subscribe(&cursors);
                         proptest::prop_assert!(!sender.cursors().contains_key(&n("KOR")), "the peer's own origin is never served");
                         for c in &cursors {

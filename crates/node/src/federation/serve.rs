@@ -153,7 +153,7 @@ async fn publish(
                 let heads = heads
                     .iter()
                     .filter(|c| sender.cursors().contains_key(&c.origin()))
-                    .map(|c| OriginCursor { origin: c.origin().to_string(), seq: c.seq() })
+                    .map(|c| OriginCursor { origin: c.origin().to_string(), seq: c.seq(), head_hash: Vec::new() })
                     .collect();
                 let hb = LinkHeartbeat { time_unix_ns: crate::wall_clock().as_nanos(), heads };
                 send(tx, LinkDown { msg: Some(link_down::Msg::Heartbeat(hb)) }).await?;
@@ -180,34 +180,65 @@ async fn durable(ctx: &Ctx, seq: u64, version: &mut tokio::sync::watch::Receiver
     Ok(())
 }
 
-/// Takes a subscription. A cursor of this node's own origin past its log's durable head means
-/// the partner holds records this log has lost (restored from an old copy, or a disk that
-/// lost acknowledged writes): what this node seals from there on differs from what the
-/// partner holds, and the partner would refuse it as a broken chain, batch after batch. Its
-/// own records are then not sent to that partner, and the operator is told why.
+/// Takes a subscription. A cursor of this node's own origin past its log's durable head, or
+/// at a seq where the partner's chain has another head than this log's, means the partner
+/// holds records this log has lost (restored from an old copy, or a disk that lost
+/// acknowledged writes; in the second case the log has since sealed other records under seqs
+/// it had used): what this node sends from there on would fork the chain the partner holds,
+/// and the partner would refuse it as a broken chain, batch after batch. Its own records are
+/// then not sent to that partner, and the operator is told why.
 fn subscribe(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::OriginCursor]) {
     let me = ctx.fed.me;
     let head = ctx.head.load(std::sync::atomic::Ordering::Acquire);
-    let mine = cursors.iter().find(|c| c.origin == me.as_str()).map(|c| c.seq);
-    let behind = mine.filter(|&held| held > head);
-    let said = behind.map(|held| {
-        format!(
-            "{peer} holds {me}'s records up to seq {held}, but this node's log ends at {head}: it has lost records it \
-             had made durable (restored from an old copy, or a disk that lost acknowledged writes); its records after \
-             {head} would fork the chain {peer} holds, so none are sent to {peer}; the records this log lost are held \
-             at {peer}, signed by {me}"
-        )
-    });
+    let mine = cursors.iter().find(|c| c.origin == me.as_str());
+    let said = mine.and_then(|c| lost(ctx, peer, head, c));
     for origin in sender.subscribe(cursors) {
         tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, not a nation, or a cursor no log reaches)");
     }
     if let Some(why) = &said {
-        tracing::error!(%peer, held_by_peer = behind, head, "{why}");
+        tracing::error!(%peer, held_by_peer = mine.map(|c| c.seq), head, "{why}");
         sender.unsubscribe(me);
     }
     // A resubscription of other origins only (after a gap) says nothing of this one.
     if mine.is_some() {
         ctx.fed.serve(peer, |s| s.own_log_behind = said);
+    }
+}
+
+/// Why `peer`, subscribing to this node's own records from `cursor`, holds some this log no
+/// longer has; `None` when its cursor is on this log's chain (or says nothing to check).
+fn lost(ctx: &Ctx, peer: Nation, head: u64, cursor: &wire::OriginCursor) -> Option<String> {
+    let me = ctx.fed.me;
+    let held = cursor.seq;
+    let lost =
+        "it has lost records it had made durable (restored from an old copy, or a disk that lost acknowledged writes)";
+    let kept = format!("so none are sent to {peer}; the records this log lost are held at {peer}, signed by {me}");
+    if held > head {
+        return Some(format!(
+            "{peer} holds {me}'s records up to seq {held}, but this node's log ends at {head}: {lost}; its records \
+             after {head} would fork the chain {peer} holds, {kept}"
+        ));
+    }
+    if held == 0 || cursor.head_hash.is_empty() {
+        return None;
+    }
+    let ours = ctx.store.lock().map_err(|_| "store lock poisoned".to_string()).and_then(|store| {
+        let rec = store.read(me, held, 1).map_err(|e| e.to_string())?;
+        let rec = rec.into_iter().find(|r| r.seq == held).ok_or(format!("seq {held} is not in the log"))?;
+        ledger::chain::head_after(&rec.bytes).map_err(|e| e.to_string())
+    });
+    match ours {
+        Ok(ours) if ours.as_slice() == cursor.head_hash.as_slice() => None,
+        Ok(_) => Some(format!(
+            "{peer} holds {me}'s records up to seq {held}, but with another chain than this node's log has there: {lost}, \
+             and has since sealed other records under seqs it had used; its records after {held} would fork the chain \
+             {peer} holds, {kept}"
+        )),
+        Err(e) => {
+            // Not known to be a fork: served as before, and a fork is still refused by the partner.
+            tracing::warn!(%peer, seq = held, error = %e, "could not read this node's own record to check a partner's cursor");
+            None
+        }
     }
 }
 

@@ -563,7 +563,7 @@ fn dial_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr) -> bool {
         let mut client = wire::federation_client::FederationClient::new(channel);
         let sub = wire::LinkUp {
             msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription {
-                cursors: vec![wire::OriginCursor { origin: "USA".into(), seq: 0 }],
+                cursors: vec![wire::OriginCursor { origin: "USA".into(), seq: 0, head_hash: Vec::new() }],
             })),
         };
         // The stream stays open (a receiver that hangs up is done), so a heartbeat comes back.
@@ -668,6 +668,7 @@ fn identity_attacks_are_refused_counted_and_harmless() {
                     cursors: vec![wire::OriginCursor {
                         origin: "X".repeat(node::federation::protocol::MAX_MESSAGE_BYTES + 1),
                         seq: 0,
+                        head_hash: Vec::new(),
                     }],
                 })),
             };
@@ -1277,4 +1278,21 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
         assert_eq!(jpn_held(&fed, partner), held, "{partner} holds what it held");
         assert_eq!(batches_refused(&fed.nodes[partner], "verification"), 0, "{partner} was sent nothing to refuse");
     }
+    // USA subscribes again now that JPN's log reaches past what USA holds: its cursor falls
+    // inside JPN's log, on another chain, which JPN sees by the head's hash and sends nothing.
+    let usa = fed.nodes.get_mut("USA").expect("USA");
+    assert!(usa.stop(), "graceful stop");
+    usa.start();
+    wait_for("JPN to say USA holds another chain of its records", Duration::from_secs(30), || {
+        let s = get_json(fed.nodes["JPN"].http, "/v1/status");
+        s["federation"]["partners"].as_array().expect("partners").iter().any(|p| {
+            p["nation"] == "USA"
+                && p["sending"]["own_log_behind"].as_str().is_some_and(|why| {
+                    why.contains(&format!("USA holds JPN's records up to seq {held}, but with another chain"))
+                })
+        })
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(jpn_held(&fed, "USA"), held, "USA holds what it held");
+    assert_eq!(batches_refused(&fed.nodes["USA"], "verification"), 0, "USA was sent no fork to refuse");
 }
