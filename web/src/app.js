@@ -482,18 +482,27 @@ function renderLinks() {
   const body = $('links').tBodies[0];
   $('no-links').hidden = !!fed;
   if (!fed) { body.replaceChildren(); return; }
-  body.replaceChildren(...fed.partners.map((p) => {
+  body.replaceChildren(...fed.partners.flatMap((p) => {
     const r = p.receiving ?? {};
-    const state = r.state ?? 'down';
+    // A partner this node does not dial (no `address`) only subscribes to it: that link is
+    // up while the partner is connected, and nothing comes back over it.
+    const dials = !!p.address;
+    const state = dials ? (r.state ?? 'down') : (p.sending?.connected ? 'up' : 'down');
     const lags = Object.values(r.lag ?? {});
     const lagRecords = lags.reduce((s, l) => s + l.records, 0);
     const lagSeconds = lags.reduce((s, l) => Math.max(s, l.seconds), 0);
     const hb = r.last_heartbeat ? `${((Date.now() - parseTime(r.last_heartbeat)) / 1000).toFixed(0)} s ago` : 'never';
-    return el('tr', { 'data-partner': p.nation, 'data-state': state },
+    const row = el('tr', { 'data-partner': p.nation, 'data-state': state },
       el('td', {}, p.nation),
       el('td', { class: `link-${state}` }, state),
-      el('td', {}, `lag ${lagRecords} rec / ${lagSeconds.toFixed(1)} s`),
-      el('td', { class: 'quiet' }, `heartbeat ${hb}`));
+      el('td', {}, dials ? `lag ${lagRecords} rec / ${lagSeconds.toFixed(1)} s` : 'it dials in'),
+      el('td', { class: 'quiet' }, dials ? `heartbeat ${hb}` : 'we send only'));
+    // This node's log went back: the partner holds records of ours that this log lost, so
+    // none of ours go to it (docs/federation.md). Said, with the whole reason, until it clears.
+    const behind = p.sending?.own_log_behind;
+    if (!behind) return [row];
+    return [row, el('tr', { 'data-partner-behind': p.nation },
+      el('td', { colSpan: 4, class: 'link-behind' }, `NOT SENDING our records to ${p.nation}: ${behind}`))];
   }));
 }
 

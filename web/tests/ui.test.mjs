@@ -212,6 +212,7 @@ async function main() {
   check((await page.textContent('#mode')) === 'LIVE', 'back to the live picture');
 
   await fullDisk();
+  await logWentBack();
 
   const fs = await page.evaluate(() => window.trilink.frameStats());
   log(`frame time over the run: p50 ${fs.p50_ms.toFixed(1)} ms, p99 ${fs.p99_ms.toFixed(1)} ms, max ${fs.max_ms.toFixed(1)} ms`);
@@ -277,6 +278,101 @@ async function fullDisk() {
   fullNode = undefined;
 }
 
+// A node whose log went back, for real: KOR sends to JPN; KOR's log is copied while KOR is
+// stopped, KOR takes three more reports that JPN holds, and KOR is restarted on the old copy.
+// KOR's page says, under the JPN link, that none of its records go to JPN, and why.
+const BACK = { KOR: ['127.0.0.1:8094', '127.0.0.1:50094', '127.0.0.1:17094'], JPN: ['127.0.0.1:8095', '127.0.0.1:50095', '127.0.0.1:17095'] };
+const backNodes = new Map();
+async function logWentBack() {
+  const bdir = join(dir, 'back');
+  mkdirSync(bdir, { recursive: true });
+  const pki = join(bdir, 'pki');
+  execFileSync(bin, ['pki', 'init', '--nations', 'KOR,JPN', '--out', pki], { stdio: 'ignore' });
+  const token = 'went-back-radar';
+  const sha = createHash('sha256').update(token).digest('hex');
+  const conf = (n, other, extra) => {
+    const [http, grpc, fed] = BACK[n];
+    const [lower, otherLower] = [n.toLowerCase(), other.toLowerCase()];
+    writeFileSync(join(bdir, `${lower}.toml`), [
+      `nation = "${n}"`, `data_dir = "${join(bdir, lower)}"`, `signing_key = "${join(pki, lower, 'node.key')}"`,
+      `releasable_to = ["${other}"]`,
+      '[listen]', `http = "${http}"`, `grpc = "${grpc}"`,
+      '[web]', `dir = "${join(repo, 'web/dist')}"`,
+      '[federation]', `listen = "${fed}"`,
+      `tls_cert = "${join(pki, lower, 'tls.crt')}"`, `tls_key = "${join(pki, lower, 'tls.key')}"`,
+      '[[partner]]', `nation = "${other}"`, ...extra,
+      `ca = "${join(pki, otherLower, 'ca.crt')}"`, `signing_key = "${join(pki, otherLower, 'node.pub')}"`,
+      '[[sensor]]', `id = "${n}-GP-1"`, `nation = "${n}"`, `token_sha256 = "${sha}"`, '',
+    ].join('\n'));
+  };
+  conf('KOR', 'JPN', []);
+  conf('JPN', 'KOR', [`address = "${BACK.KOR[2]}"`]);
+  const url = (n) => `http://${BACK[n][0]}`;
+  const start = async (n) => {
+    const nodeLog = openSync(join(out, `went-back-${n.toLowerCase()}.log`), 'a');
+    backNodes.set(n, spawn(bin, ['node', '--config', join(bdir, `${n.toLowerCase()}.toml`)], { stdio: ['ignore', nodeLog, nodeLog] }));
+    await until(`the ${n} node`, async () => {
+      try { return (await fetch(`${url(n)}/healthz`)).ok; } catch { return false; }
+    }, 30_000);
+  };
+  const stop = async (n) => {
+    const p = backNodes.get(n);
+    backNodes.delete(n);
+    const exited = new Promise((r) => { p.on('exit', r); setTimeout(r, 15_000); });
+    p.kill('SIGTERM');
+    await exited;
+  };
+  const status = async (n) => (await fetch(`${url(n)}/v1/status`)).json();
+  const post = async (k) => {
+    const body = JSON.stringify({
+      type: 'radar', time: new Date().toISOString(), sensor: 'KOR-GP-1', nation: 'KOR',
+      site: { lat_deg: 36.95, lon_deg: 127.45, alt_m: 250 }, range_m: 300000 + k, az_rad: 1.1, el_rad: 0.12,
+      sigma_range_m: 25, sigma_az_rad: 0.001, sigma_el_rad: 0.001,
+    });
+    const r = await fetch(`${url('KOR')}/v1/ingest`, { method: 'POST', body, headers: { Authorization: `Bearer ${token}` } });
+    if (r.status !== 200) throw new Error(`KOR refused a report: ${r.status} ${await r.text()}`);
+  };
+  // JPN holds all KOR's log has: its head of KOR's records.
+  const converged = async () => {
+    let held = 0;
+    await until('JPN to hold what KOR has', async () => {
+      const [k, j] = [await status('KOR'), await status('JPN')];
+      held = j.origins.find((o) => o.origin === 'KOR')?.seq ?? 0;
+      return held > 0 && held === k.log.seq;
+    }, 30_000);
+    return held;
+  };
+  await start('KOR');
+  await start('JPN');
+  for (let k = 0; k < 3; k++) await post(k);
+  const before = await converged();
+  await stop('KOR');
+  cpSync(join(bdir, 'kor'), join(bdir, 'kor-copy'), { recursive: true });
+  await start('KOR');
+  for (let k = 3; k < 6; k++) await post(k);
+  const held = await converged();
+  await stop('KOR');
+  rmSync(join(bdir, 'kor'), { recursive: true, force: true });
+  cpSync(join(bdir, 'kor-copy'), join(bdir, 'kor'), { recursive: true });
+  await start('KOR');
+  check(before < held, `KOR restarted on the copy from seq ${before}; JPN holds its records to ${held}`);
+  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+  await page.goto(`${url('KOR')}/`);
+  await page.waitForSelector('#links tr[data-partner-behind="JPN"]', { timeout: 30_000 });
+  const said = await page.textContent('#links tr[data-partner-behind="JPN"]');
+  check(said.startsWith('NOT SENDING our records to JPN') && said.includes(`up to seq ${held}`) && said.includes('would fork'),
+    `KOR's page says under the JPN link: ${said}`);
+  // KOR does not dial JPN: its link to JPN is JPN's subscription, which is up.
+  check(await page.getAttribute('#links tr[data-partner="JPN"]', 'data-state') === 'up', 'the JPN link is shown up (JPN dials in)');
+  const box = async (sel) => page.evaluate((q) => document.querySelector(q).getBoundingClientRect().toJSON(), sel);
+  const [side, row] = [await box('#side'), await box('#links tr[data-partner-behind="JPN"]')];
+  check(row.left >= side.left && row.right <= side.right && side.right <= 1366, 'the reason stays inside the side panel');
+  await page.screenshot({ path: join(out, '09-log-went-back.png') });
+  await page.close();
+  await stop('KOR');
+  await stop('JPN');
+}
+
 let failed = false;
 try {
   await main();
@@ -291,6 +387,7 @@ try {
 } finally {
   for (const pid of stopped) { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } }
   fullNode?.kill('SIGKILL');
+  for (const p of backNodes.values()) p.kill('SIGKILL');
   await browser?.close();
   // Ctrl-C for the demo's process group: it stops the nodes gracefully.
   try { process.kill(-demo.pid, 'SIGINT'); } catch { /* gone */ }
