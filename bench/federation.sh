@@ -11,6 +11,7 @@
 #   SKIP_LATENCY=1 SKIP_PEER=1 bash bench/federation.sh   # catch-up only
 #   CATCHUP_DELAY=100 SKIP_LATENCY=1 SKIP_PEER=1 bash bench/federation.sh   # catch-up over a 100 ms link
 #   TMPDIR=/dev/shm bash bench/federation.sh   # logs on tmpfs: the software without the disk (a diagnostic)
+#   RT_PRIORITY=10 bash bench/federation.sh    # fusion under SCHED_FIFO 10 at both nodes (fusion.realtime_priority; default 0, normal)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DELAYS=${DELAYS:-"0 20 100"}
@@ -21,6 +22,7 @@ PACE=${PACE:-}   # PACE=--pace: a steady load instead of each radar scan at once
 FRAMES=${FRAMES:-1} # FRAMES=10: each radar scan spread over ten frames, as scanning radars report
 BACKLOG=${BACKLOG:-200000}
 CATCHUP_DELAY=${CATCHUP_DELAY:-0}   # one-way delay (ms) of the link during the catch-up
+RT_PRIORITY=${RT_PRIORITY:-0}   # fusion.realtime_priority of both nodes (0: normal priority)
 cargo build --release --locked -q
 BIN=${BIN:-$PWD/target/release/trilink}   # BIN=/path/to/another/trilink: compare builds
 if [ ! -x bench/venv/bin/python ]; then python3 -m venv bench/venv; fi
@@ -32,6 +34,7 @@ sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 {
   echo 'nation = "JPN"'; echo "data_dir = \"$DIR/jpn\""; echo "signing_key = \"$DIR/pki/jpn/node.key\""
   echo 'releasable_to = ["USA"]'
+  echo '[fusion]'; echo "realtime_priority = $RT_PRIORITY"
   echo '[listen]'; echo 'http = "127.0.0.1:18082"'; echo 'grpc = "127.0.0.1:15062"'
   echo '[federation]'; echo 'listen = "127.0.0.1:17062"'
   echo "tls_cert = \"$DIR/pki/jpn/tls.crt\""; echo "tls_key = \"$DIR/pki/jpn/tls.key\""
@@ -43,6 +46,7 @@ sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 } > "$DIR/jpn.toml"
 {
   echo 'nation = "USA"'; echo "data_dir = \"$DIR/usa\""; echo "signing_key = \"$DIR/pki/usa/node.key\""
+  echo '[fusion]'; echo "realtime_priority = $RT_PRIORITY"
   echo '[listen]'; echo 'http = "127.0.0.1:18081"'; echo 'grpc = "127.0.0.1:15061"'
   echo '[federation]'; echo 'listen = "127.0.0.1:17061"'
   echo "tls_cert = \"$DIR/pki/usa/tls.crt\""; echo "tls_key = \"$DIR/pki/usa/tls.key\""
@@ -50,6 +54,7 @@ sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
   echo "ca = \"$DIR/pki/jpn/ca.crt\""; echo "signing_key = \"$DIR/pki/jpn/node.pub\""
 } > "$DIR/usa.toml"
 
+. bench/lib.sh
 wait_http() { for _ in $(seq 200); do curl -sf "localhost:$1/healthz" >/dev/null && return; sleep 0.1; done; echo "node on $1 did not start" >&2; exit 1; }
 start() { # nation
   $BIN node --config "$DIR/$1.toml" --log warn 2>"$DIR/$1.log" &
@@ -80,6 +85,7 @@ for k in ('received', 'applied', 'fused'):
     s = l[k]
     print(f'  delay {d:>5.0f} ms  ingest->{k:7} at USA: n={s[\"count\"]} p50 {s[\"p50_ms\"]} ms  p99 {s[\"p99_ms\"]} ms  max {s[\"max_ms\"]} ms  (p99 beyond the delay: {beyond(s[\"p99_ms\"], d)} ms)')
 " "$D"
+  echo "  delay $(printf '%5s' "$D") ms  JPN's log group commit (write and sync) p50 $(metric_q trilink_log_commit_seconds 0.5), p99 $(metric_q trilink_log_commit_seconds 0.99) (bucket bounds); fusion: $(curl -s localhost:18081/v1/status | python3 -c 'import json,sys; p=json.load(sys.stdin)["fusion"]["realtime_priority"]; print("SCHED_FIFO %d" % p if p else "normal priority")')"
   stop_all
 done
 }

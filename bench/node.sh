@@ -47,15 +47,7 @@ start_node() {
   for _ in $(seq 100); do curl -sf localhost:18082/healthz >/dev/null && return; sleep 0.1; done
   cat "$DIR/node.log"; exit 1
 }
-metric_q() { # histogram quantile from /metrics: name q
-  curl -s localhost:18082/metrics | python3 -c "
-import sys
-name, q = sys.argv[1], float(sys.argv[2])
-b = [(float(l.split('le=\"')[1].split('\"')[0]), int(l.split()[-1])) for l in sys.stdin if l.startswith(name + '_bucket') and '+Inf' not in l]
-tot = b[-1][1] if b else 0
-print('n/a' if tot == 0 else next('%.1f ms' % (le * 1e3) for le, c in b if c >= q * tot))
-" "$1" "$2"
-}
+. bench/lib.sh
 
 if [ "$ONLY" != alert ]; then
 echo "== peer: this disk's fdatasync rate (one sync per record would be capped here)"
