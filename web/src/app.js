@@ -499,10 +499,13 @@ function renderLinks() {
       el('td', { class: 'quiet' }, dials ? `heartbeat ${hb}` : 'we send only'));
     // This node's log went back: the partner holds records of ours that this log lost, so
     // none of ours go to it (docs/federation.md). Said, with the whole reason, until it clears.
+    // Likewise a relayed origin whose log forked: the partner holds the other branch.
+    const warn = (attr, text) => el('tr', { [attr]: p.nation }, el('td', { colSpan: 4, class: 'link-behind' }, text));
     const behind = p.sending?.own_log_behind;
-    if (!behind) return [row];
-    return [row, el('tr', { 'data-partner-behind': p.nation },
-      el('td', { colSpan: 4, class: 'link-behind' }, `NOT SENDING our records to ${p.nation}: ${behind}`))];
+    return [row,
+      ...(behind ? [warn('data-partner-behind', `NOT SENDING our records to ${p.nation}: ${behind}`)] : []),
+      ...Object.entries(p.sending?.forked ?? {}).map(([origin, why]) =>
+        warn('data-partner-forked', `NOT RELAYING ${origin}'s records to ${p.nation}: ${why}`))];
   }));
 }
 

@@ -268,6 +268,16 @@ pub fn head_after(bytes: &[u8]) -> Result<Hash, ChainError> {
     Ok(link_hash(&record.prev_hash, &record.releasable_to, &record_digest(bytes)))
 }
 
+/// `head_after` for a `Withheld` stub: the head past the record it stands for.
+pub fn head_after_withheld(bytes: &[u8]) -> Result<Hash, ChainError> {
+    let stub = Withheld::decode(bytes).map_err(|e| ChainError::DecodeWithheld(e.to_string()))?;
+    let digest: Hash =
+        stub.digest.as_slice().try_into().map_err(|_| {
+            ChainError::DecodeWithheld(format!("digest of {} bytes, not {HASH_LEN}", stub.digest.len()))
+        })?;
+    Ok(link_hash(&stub.prev_hash, &stub.releasable_to, &digest))
+}
+
 /// The `Withheld` stub that stands for a record (given as its exact bytes) on the way to a
 /// holder that may not see it.
 pub fn withhold(bytes: &[u8]) -> Result<Vec<u8>, ChainError> {
@@ -328,6 +338,9 @@ mod tests {
         assert_eq!(other.seq, two.seq);
         assert_ne!(head_after(&other.bytes).unwrap(), writer.head());
         assert!(head_after(b"not a record").is_err());
+        // A stub's holder has the same head there.
+        let stub = withhold(&two.bytes).unwrap();
+        assert_eq!(head_after_withheld(&stub).unwrap(), writer.head());
     }
 
     #[test]

@@ -237,6 +237,26 @@ pub fn wanted_cursors(
         .collect()
 }
 
+/// The head of a chain just past `seq`, from the record or stub at `seq` among `entries` (a
+/// read from `seq`): what a holder of that chain through `seq` has as its head. `None` when
+/// the entries do not hold `seq`.
+pub fn head_at(entries: &[Entry], seq: u64) -> Result<Option<ledger::Hash>, String> {
+    let head = match entries.iter().find(|e| e.seq() == seq && !matches!(e, Entry::Checkpoint { .. })) {
+        Some(Entry::Record(r)) => ledger::chain::head_after(&r.bytes),
+        Some(Entry::Withheld { bytes, .. }) => ledger::chain::head_after_withheld(bytes),
+        _ => return Ok(None),
+    };
+    head.map(Some).map_err(|e| e.to_string())
+}
+
+/// Whether a receiver's cursor names another chain of its origin than `ours`, this log's head
+/// at the cursor's seq: two chains of one origin, both signed by it (its log went back and it
+/// sealed other records under seqs it had used). A cursor without a head hash, or a seq this
+/// log does not hold (`None`), says nothing.
+pub fn another_chain(cursor: &wire::OriginCursor, ours: Option<ledger::Hash>) -> bool {
+    ours.is_some_and(|h| !cursor.head_hash.is_empty() && cursor.head_hash.as_slice() != h.as_slice())
+}
+
 /// Most origins a subscription may name: far more nations than any federation has, few
 /// enough that a partner cannot flood the sender's log with ones it does not serve.
 pub const MAX_SUBSCRIBED: usize = 64;
@@ -518,6 +538,11 @@ mod tests {
 
     /// USA's log with records of alternating markings (KOR+JPN, KOR only) and kinds.
     fn usa_log(dir: &std::path::Path, key: &SigningKey, groups: usize) -> FileStore {
+        usa_log_sealed_again(dir, key, groups, groups)
+    }
+
+    /// `usa_log` as a log that went back to its first `kept` groups and sealed others after.
+    fn usa_log_sealed_again(dir: &std::path::Path, key: &SigningKey, groups: usize, kept: usize) -> FileStore {
         let (mut store, _) = FileStore::open(dir, &BTreeMap::new()).unwrap();
         let mut chain = Chain::new(n("USA"));
         for g in 0..groups {
@@ -528,7 +553,7 @@ mod tests {
                     time: UtcNanos::from_nanos(1),
                     releasable_to: &marking,
                     kind,
-                    body: vec![g as u8, i as u8],
+                    body: vec![g as u8, i as u8, u8::from(g >= kept)],
                 });
                 store.append_record(n("USA"), &s.bytes).unwrap();
             }
@@ -541,6 +566,38 @@ mod tests {
 
     fn rules<'a>(me: &str, peer: &str, relay: bool, trusted: &'a BTreeMap<Nation, VerifyingKey>) -> Ingress<'a> {
         Ingress { me: n(me), peer: n(peer), accept_relay: relay, trusted }
+    }
+
+    /// A receiver's cursor names the chain it holds by its head hash: the same at a record or
+    /// a stub as the origin's own, another where the origin's log went back and sealed other
+    /// records under those seqs.
+    #[test]
+    fn a_cursors_head_hash_tells_another_chain_of_the_origin() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let trusted = BTreeMap::from([(n("USA"), key.verifying_key())]);
+        let (a, b, j) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let usa = usa_log(a.path(), &key, 3);
+        let again = usa_log_sealed_again(b.path(), &key, 3, 1);
+        let (mut jpn, _) = FileStore::open(j.path(), &trusted).unwrap();
+        let (batch, _) =
+            egress(n("USA"), usa.read_entries(n("USA"), 1, 10).unwrap(), n("JPN"), &EgressPolicy::default());
+        apply(&mut jpn, &rules("JPN", "USA", false, &trusted), batch).unwrap();
+        let at = |s: &FileStore, seq| head_at(&s.read_entries(n("USA"), seq, 1).unwrap(), seq).unwrap();
+        let cursor = wanted_cursors(n("JPN"), n("USA"), false, &trusted, &jpn).remove(0);
+        assert_eq!((cursor.origin.as_str(), cursor.seq), ("USA", 10));
+        assert!(!another_chain(&cursor, at(&usa, 10)), "the origin's own chain");
+        assert!(another_chain(&cursor, at(&again, 10)), "the chain its log sealed again");
+        // Before the groups sealed again, the two logs agree.
+        assert_eq!(at(&usa, 5), at(&again, 5));
+        // Seq 9 is a KOR-only record: JPN holds its stub, with the same head past it.
+        assert!(matches!(jpn.read_entries(n("USA"), 9, 1).unwrap()[0], Entry::Withheld { .. }));
+        assert_eq!(at(&jpn, 9), at(&usa, 9));
+        assert!(at(&jpn, 9).is_some());
+        // No hash, or a seq this log does not hold, says nothing.
+        let bare = wire::OriginCursor { head_hash: Vec::new(), ..cursor.clone() };
+        assert!(!another_chain(&bare, at(&again, 10)));
+        assert!(!another_chain(&cursor, None));
+        assert_eq!(head_at(&[], 10), Ok(None));
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! At most `WINDOW_RECORDS` unacknowledged per origin: a receiver that stops acknowledging
 //! stops the flow (explicit backpressure), and one silent past `SILENCE_LIMIT` is dropped.
 
-use super::protocol::{egress, Sender, MAX_BATCH_BYTES};
+use super::protocol::{another_chain, egress, head_at, Sender, MAX_BATCH_BYTES};
 use super::tls::PeerInfo;
 use super::{Ctx, BATCH_RECORDS, HEARTBEAT, SILENCE_LIMIT, WINDOW_RECORDS};
+use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -180,63 +181,99 @@ async fn durable(ctx: &Ctx, seq: u64, version: &mut tokio::sync::watch::Receiver
     Ok(())
 }
 
-/// Takes a subscription. A cursor of this node's own origin past its log's durable head, or
-/// at a seq where the partner's chain has another head than this log's, means the partner
-/// holds records this log has lost (restored from an old copy, or a disk that lost
-/// acknowledged writes; in the second case the log has since sealed other records under seqs
-/// it had used): what this node sends from there on would fork the chain the partner holds,
-/// and the partner would refuse it as a broken chain, batch after batch. Its own records are
-/// then not sent to that partner, and the operator is told why.
+/// Takes a subscription, and serves no origin whose chain the partner holds differently.
+///
+/// A cursor of this node's own origin past its log's durable head, or at a seq where the
+/// partner's head hash differs from this log's, means the partner holds records this log has
+/// lost (restored from an old copy, or a disk that lost acknowledged writes; in the second
+/// case the log has since sealed other records under seqs it had used): what this node sends
+/// from there on would fork the chain the partner holds, and the partner would refuse it as a
+/// broken chain, batch after batch. Its own records are then not sent to that partner, and the
+/// operator is told why (`own_log_behind`). A relayed origin whose chain the partner holds
+/// with another head than this node does forked the same way at its origin, and the two nodes
+/// hold one branch each: it is not relayed to that partner (`forked`).
 fn subscribe(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::OriginCursor]) {
     let me = ctx.fed.me;
-    let head = ctx.head.load(std::sync::atomic::Ordering::Acquire);
-    let mine = cursors.iter().find(|c| c.origin == me.as_str());
-    let said = mine.and_then(|c| lost(ctx, peer, head, c));
     for origin in sender.subscribe(cursors) {
         tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, not a nation, or a cursor no log reaches)");
     }
-    if let Some(why) = &said {
-        tracing::error!(%peer, held_by_peer = mine.map(|c| c.seq), head, "{why}");
-        sender.unsubscribe(me);
+    let mut own = None;
+    let mut forked = BTreeMap::new();
+    for c in cursors {
+        let Ok(origin) = Nation::parse(&c.origin) else { continue };
+        if !sender.cursors().contains_key(&origin) && origin != me {
+            continue;
+        }
+        let why = chain_differs(ctx, peer, origin, c);
+        if let Some(why) = &why {
+            tracing::error!(%peer, %origin, held_by_peer = c.seq, "{why}");
+            sender.unsubscribe(origin);
+        }
+        if origin == me {
+            own = Some(why);
+        } else {
+            forked.insert(origin.to_string(), why);
+        }
     }
-    // A resubscription of other origins only (after a gap) says nothing of this one.
-    if mine.is_some() {
-        ctx.fed.serve(peer, |s| s.own_log_behind = said);
-    }
+    // A resubscription says nothing of the origins it does not name (after a gap, one).
+    ctx.fed.serve(peer, |s| {
+        if let Some(own) = own {
+            s.own_log_behind = own;
+        }
+        for (origin, why) in forked {
+            match why {
+                Some(why) => s.forked.insert(origin, why),
+                None => s.forked.remove(&origin),
+            };
+        }
+    });
 }
 
-/// Why `peer`, subscribing to this node's own records from `cursor`, holds some this log no
-/// longer has; `None` when its cursor is on this log's chain (or says nothing to check).
-fn lost(ctx: &Ctx, peer: Nation, head: u64, cursor: &wire::OriginCursor) -> Option<String> {
+/// Why `peer`, subscribing to `origin`'s records from `cursor`, holds a chain of them that
+/// this node's log does not; `None` when its cursor is on this log's chain or says nothing to
+/// check.
+fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginCursor) -> Option<String> {
     let me = ctx.fed.me;
     let held = cursor.seq;
+    let head = if origin == me {
+        ctx.head.load(std::sync::atomic::Ordering::Acquire)
+    } else {
+        let heads = ctx.store.lock().map(|s| s.heads()).unwrap_or_default();
+        heads.iter().find(|c| c.origin() == origin).map_or(0, |c| c.seq())
+    };
     let lost =
         "it has lost records it had made durable (restored from an old copy, or a disk that lost acknowledged writes)";
     let kept = format!("so none are sent to {peer}; the records this log lost are held at {peer}, signed by {me}");
-    if held > head {
+    if origin == me && held > head {
         return Some(format!(
             "{peer} holds {me}'s records up to seq {held}, but this node's log ends at {head}: {lost}; its records \
              after {head} would fork the chain {peer} holds, {kept}"
         ));
     }
-    if held == 0 || cursor.head_hash.is_empty() {
+    if held == 0 || held > head || cursor.head_hash.is_empty() {
         return None;
     }
-    let ours = ctx.store.lock().map_err(|_| "store lock poisoned".to_string()).and_then(|store| {
-        let rec = store.read(me, held, 1).map_err(|e| e.to_string())?;
-        let rec = rec.into_iter().find(|r| r.seq == held).ok_or(format!("seq {held} is not in the log"))?;
-        ledger::chain::head_after(&rec.bytes).map_err(|e| e.to_string())
-    });
+    // Read without holding the store (the record or stub at `held`, to its group's end).
+    let plan = ctx.store.lock().map(|store| store.reader(origin, held, 1, MAX_BATCH_BYTES));
+    let ours = plan
+        .map_err(|_| "store lock poisoned".to_string())
+        .and_then(|plan| plan.entries().map_err(|e| e.to_string()))
+        .and_then(|entries| head_at(&entries, held));
     match ours {
-        Ok(ours) if ours.as_slice() == cursor.head_hash.as_slice() => None,
-        Ok(_) => Some(format!(
+        Ok(ours) if !another_chain(cursor, ours) => None,
+        Ok(_) if origin == me => Some(format!(
             "{peer} holds {me}'s records up to seq {held}, but with another chain than this node's log has there: {lost}, \
              and has since sealed other records under seqs it had used; its records after {held} would fork the chain \
              {peer} holds, {kept}"
         )),
+        Ok(_) => Some(format!(
+            "{peer} holds {origin}'s records up to seq {held}, but with another chain than this node holds: {origin}'s \
+             log forked (it went back and sealed other records under seqs it had used), and each node holds one branch, \
+             both signed by {origin}; {origin}'s records are not relayed to {peer}"
+        )),
         Err(e) => {
-            // Not known to be a fork: served as before, and a fork is still refused by the partner.
-            tracing::warn!(%peer, seq = held, error = %e, "could not read this node's own record to check a partner's cursor");
+            // Not known to differ: served as before, and a fork is still refused by the partner.
+            tracing::warn!(%peer, %origin, seq = held, error = %e, "could not read the log to check a partner's cursor");
             None
         }
     }

@@ -77,6 +77,9 @@ pub struct ServeStatus {
     /// lost acknowledged writes): this node's records from there on would fork the chain the
     /// partner holds, so none are sent to it. Says what each holds.
     pub own_log_behind: Option<String>,
+    /// Relayed origins not served to the partner because it holds another chain of them than
+    /// this node does (the origin's log forked: both branches signed by it), with why.
+    pub forked: BTreeMap<String, String>,
 }
 
 /// The signed, never-shared log of release decisions: one `ReleaseDecision` record per batch
