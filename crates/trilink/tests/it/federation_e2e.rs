@@ -1296,3 +1296,69 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
     assert_eq!(jpn_held(&fed, "USA"), held, "USA holds what it held");
     assert_eq!(batches_refused(&fed.nodes["USA"], "verification"), 0, "USA was sent no fork to refuse");
 }
+
+/// An origin whose log went back and sealed again has two branches, both signed by it. A relay
+/// holding one does not pass its records on to a partner holding the other (which would refuse
+/// them as a broken chain, batch after batch): KOR's log goes back while JPN holds more of it
+/// and USA is down; KOR seals again and USA, back, takes the new branch; JPN, back, subscribes
+/// to KOR's records through USA from the old one. USA says so and sends it nothing of KOR's.
+#[test]
+fn a_relay_does_not_pass_on_an_origin_whose_log_forked() {
+    let mut fed = Federation::start(Topology::MeshWithRelay);
+    let post = |fed: &Federation, i: u64| {
+        let token = format!("Bearer {}", sensor("KOR").1);
+        let body = radar_line("KOR", &node::wall_clock().to_string(), 600_000.0 + i as f64) + "\n";
+        let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", token.as_str())];
+        let (status, text) =
+            request(fed.nodes["KOR"].http, "POST", "/v1/ingest", &headers, body.as_bytes()).expect("post");
+        assert_eq!(status, 200, "{text}");
+    };
+    let kor_held = |fed: &Federation, at: &'static str| fed.heads().get(&(at, "KOR".to_string())).copied().unwrap_or(0);
+    let wait_held = |fed: &Federation, at: &'static str| {
+        wait_for(&format!("{at} to hold KOR's records"), Duration::from_secs(30), || {
+            kor_held(fed, at) == kor_held(fed, "KOR")
+        })
+    };
+    for i in 0..3 {
+        post(&fed, i);
+    }
+    fed.wait_converged(Duration::from_secs(60));
+    let home = fed.dir.path().join("kor");
+    assert!(fed.nodes.get_mut("KOR").expect("KOR").stop(), "graceful stop");
+    let copied = std::process::Command::new("cp").arg("-a").arg(home.join("log")).arg(home.join("backup")).status();
+    assert!(copied.expect("cp").success());
+    fed.nodes.get_mut("KOR").expect("KOR").start();
+    fed.wait_links_up(&[]);
+    assert!(fed.nodes.get_mut("USA").expect("USA").stop(), "graceful stop");
+    for i in 3..6 {
+        post(&fed, i);
+    }
+    wait_held(&fed, "JPN");
+    let held = kor_held(&fed, "JPN");
+    assert!(fed.nodes.get_mut("JPN").expect("JPN").stop(), "graceful stop");
+    assert!(fed.nodes.get_mut("KOR").expect("KOR").stop(), "graceful stop");
+    std::fs::remove_dir_all(home.join("log")).expect("lose the log");
+    std::fs::rename(home.join("backup"), home.join("log")).expect("restore the old copy");
+    fed.nodes.get_mut("KOR").expect("KOR").start();
+    for i in 0..held + 1 - kor_held(&fed, "KOR") {
+        post(&fed, 100 + i);
+    }
+    assert!(kor_held(&fed, "KOR") > held, "KOR sealed past what JPN holds");
+    fed.nodes.get_mut("USA").expect("USA").start();
+    wait_held(&fed, "USA");
+    fed.nodes.get_mut("JPN").expect("JPN").start();
+    wait_for("USA to say JPN holds another chain of KOR's records", Duration::from_secs(30), || {
+        let s = get_json(fed.nodes["USA"].http, "/v1/status");
+        s["federation"]["partners"].as_array().expect("partners").iter().any(|p| {
+            p["nation"] == "JPN"
+                && p["sending"]["forked"]["KOR"].as_str().is_some_and(|why| {
+                    why.contains(&format!("JPN holds KOR's records up to seq {held}, but with another chain"))
+                })
+        })
+    });
+    assert!(fed.nodes["USA"].log_text().contains("records are not relayed to JPN"), "the reason is in USA's log");
+    let refused = batches_refused(&fed.nodes["JPN"], "verification");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(kor_held(&fed, "JPN"), held, "JPN holds the branch it held");
+    assert_eq!(batches_refused(&fed.nodes["JPN"], "verification"), refused, "JPN is sent no more of the other branch");
+}
