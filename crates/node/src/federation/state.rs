@@ -202,6 +202,15 @@ impl Fed {
         for (p, s) in &serving {
             let _ = writeln!(out, "trilink_link_withheld_total{{partner=\"{p}\"}} {}", s.withheld);
         }
+        let _ = writeln!(out, "# HELP trilink_link_diverged 1 while a partner holds a chain of an origin that this node does not (this node's own log went back, or the origin forked): none of that origin's records are sent to it (own_log_behind, forked).\n# TYPE trilink_link_diverged gauge");
+        for p in self.partners.keys() {
+            let s = serving.get(p);
+            let own = s.is_some_and(|s| s.own_log_behind.is_some());
+            let _ = writeln!(out, "trilink_link_diverged{{partner=\"{p}\",origin=\"{}\"}} {}", self.me, u8::from(own));
+            for o in s.map(|s| s.forked.keys()).into_iter().flatten() {
+                let _ = writeln!(out, "trilink_link_diverged{{partner=\"{p}\",origin=\"{o}\"}} 1");
+            }
+        }
         let _ = writeln!(out, "# HELP trilink_federation_connections_refused_total Partner connections refused, by reason.\n# TYPE trilink_federation_connections_refused_total counter");
         for (r, n) in self.refused.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "trilink_federation_connections_refused_total{{reason=\"{r}\"}} {n}");

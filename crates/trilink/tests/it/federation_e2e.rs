@@ -1267,6 +1267,11 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
         });
     }
     assert!(fed.nodes["JPN"].log_text().contains("would fork the chain"), "the reason is in JPN's log");
+    let metrics = get(fed.nodes["JPN"].http, "/metrics").expect("metrics").1;
+    for partner in ["USA", "KOR"] {
+        let line = format!("trilink_link_diverged{{partner=\"{partner}\",origin=\"JPN\"}} 1");
+        assert!(metrics.contains(&line), "JPN's metrics say so for {partner}");
+    }
     // JPN takes input past what the partners hold: none of it reaches them (it would be
     // refused as a broken chain), and each still holds what it held.
     for i in 0..held - restored + 2 {
@@ -1357,6 +1362,9 @@ fn a_relay_does_not_pass_on_an_origin_whose_log_forked() {
         })
     });
     assert!(fed.nodes["USA"].log_text().contains("records are not relayed to JPN"), "the reason is in USA's log");
+    let metrics = get(fed.nodes["USA"].http, "/metrics").expect("metrics").1;
+    assert!(metrics.contains("trilink_link_diverged{partner=\"JPN\",origin=\"KOR\"} 1"), "USA's metrics say so");
+    assert!(metrics.contains("trilink_link_diverged{partner=\"JPN\",origin=\"USA\"} 0"), "of KOR's only");
     let refused = batches_refused(&fed.nodes["JPN"], "verification");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(kor_held(&fed, "JPN"), held, "JPN holds the branch it held");
