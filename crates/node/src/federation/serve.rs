@@ -7,7 +7,7 @@
 //! At most `WINDOW_RECORDS` unacknowledged per origin: a receiver that stops acknowledging
 //! stops the flow (explicit backpressure), and one silent past `SILENCE_LIMIT` is dropped.
 
-use super::protocol::{another_chain, egress, head_at, Sender, MAX_BATCH_BYTES};
+use super::protocol::{another_chain, egress, head_at, Sender, MAX_BATCH_BYTES, MAX_SUBSCRIBED};
 use super::tls::PeerInfo;
 use super::{Ctx, BATCH_RECORDS, HEARTBEAT, SILENCE_LIMIT, WINDOW_RECORDS};
 use std::collections::BTreeMap;
@@ -197,10 +197,17 @@ fn subscribe(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::Orig
     for origin in sender.subscribe(cursors) {
         tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, not a nation, or a cursor no log reaches)");
     }
+    // Each origin once, as the sender takes it (the last cursor of it), and none from a
+    // subscription too large to serve: a partner cannot make this node read its log once for
+    // every cursor it sends.
+    let named: BTreeMap<Nation, &wire::OriginCursor> = if cursors.len() > MAX_SUBSCRIBED {
+        BTreeMap::new()
+    } else {
+        cursors.iter().filter_map(|c| Some((Nation::parse(&c.origin).ok()?, c))).collect()
+    };
     let mut own = None;
     let mut forked = BTreeMap::new();
-    for c in cursors {
-        let Ok(origin) = Nation::parse(&c.origin) else { continue };
+    for (origin, c) in named {
         if !sender.cursors().contains_key(&origin) && origin != me {
             continue;
         }
