@@ -538,6 +538,16 @@ fn pem(dir: &Path, stem: &str) -> node::pki::Pem {
 /// Dials `target` (USA's federation port) as JPN with the given identity and tries to
 /// subscribe; returns whether any message came back.
 fn dial_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr) -> bool {
+    subscribe_as_jpn(
+        pki,
+        cert,
+        target,
+        vec![wire::OriginCursor { origin: "USA".into(), seq: 0, head_hash: Vec::new() }],
+    )
+}
+
+/// `dial_as_jpn` with the subscription's cursors given.
+fn subscribe_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr, cursors: Vec<wire::OriginCursor>) -> bool {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("tls.crt"), &cert.cert).expect("w");
     std::fs::write(dir.path().join("tls.key"), &cert.key).expect("w");
@@ -561,11 +571,7 @@ fn dial_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr) -> bool {
             return false;
         };
         let mut client = wire::federation_client::FederationClient::new(channel);
-        let sub = wire::LinkUp {
-            msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription {
-                cursors: vec![wire::OriginCursor { origin: "USA".into(), seq: 0, head_hash: Vec::new() }],
-            })),
-        };
+        let sub = wire::LinkUp { msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription { cursors })) };
         // The stream stays open (a receiver that hangs up is done), so a heartbeat comes back.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let _ = tx.send(sub).await;
@@ -682,6 +688,13 @@ fn identity_attacks_are_refused_counted_and_harmless() {
         })
     };
     assert!(big, "an oversized message must not be served");
+    // A flood of cursors of USA's own origin, each naming a chain USA's log does not have, from
+    // the genuine identity: a subscription too large to serve, so USA neither reads its log
+    // for each cursor nor logs each.
+    let flood =
+        (0..5_000).map(|_| wire::OriginCursor { origin: "USA".into(), seq: 1, head_hash: vec![0; 32] }).collect();
+    subscribe_as_jpn(&pki, &pem(&pki.join("jpn"), "tls"), usa_fed, flood);
+    assert!(!usa.log_text().contains("holds USA's records up to seq"), "no cursor of the flood was checked");
     wait_for("the silent connection to be cut", Duration::from_secs(20), || refused(usa, "handshake_timeout") > before);
     drop(idle);
 
