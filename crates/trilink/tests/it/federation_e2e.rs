@@ -145,6 +145,21 @@ impl Federation {
         }
     }
 
+    /// Posts one radar report of nation `n`'s sensor to `n`'s node (`i` makes it distinct).
+    fn post_report(&self, n: &str, i: u64) {
+        let token = format!("Bearer {}", sensor(n).1);
+        let body = radar_line(n, &node::wall_clock().to_string(), 600_000.0 + i as f64) + "\n";
+        let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", token.as_str())];
+        let (status, text) =
+            request(self.nodes[n].http, "POST", "/v1/ingest", &headers, body.as_bytes()).expect("post");
+        assert_eq!(status, 200, "{text}");
+    }
+
+    /// How far the node of `at` holds `origin`'s records (0: none, or the node is down).
+    fn held(&self, at: &'static str, origin: &str) -> u64 {
+        self.heads().get(&(at, origin.to_string())).copied().unwrap_or(0)
+    }
+
     /// Each node's head of each origin.
     fn heads(&self) -> BTreeMap<(&'static str, String), u64> {
         let mut out = BTreeMap::new();
@@ -1233,15 +1248,8 @@ fn tlp_markings_decide_where_threat_intelligence_goes() {
 #[test]
 fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
     let mut fed = Federation::start(Topology::Mesh);
-    let post = |fed: &Federation, i: u64| {
-        let token = format!("Bearer {}", sensor("JPN").1);
-        let body = radar_line("JPN", &node::wall_clock().to_string(), 600_000.0 + i as f64) + "\n";
-        let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", token.as_str())];
-        let (status, text) =
-            request(fed.nodes["JPN"].http, "POST", "/v1/ingest", &headers, body.as_bytes()).expect("post");
-        assert_eq!(status, 200, "{text}");
-    };
-    let jpn_held = |fed: &Federation, at: &'static str| fed.heads().get(&(at, "JPN".to_string())).copied().unwrap_or(0);
+    let post = |fed: &Federation, i: u64| fed.post_report("JPN", i);
+    let jpn_held = |fed: &Federation, at: &'static str| fed.held(at, "JPN");
     for i in 0..3 {
         post(&fed, i);
     }
@@ -1323,15 +1331,8 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
 #[test]
 fn a_relay_does_not_pass_on_an_origin_whose_log_forked() {
     let mut fed = Federation::start(Topology::MeshWithRelay);
-    let post = |fed: &Federation, i: u64| {
-        let token = format!("Bearer {}", sensor("KOR").1);
-        let body = radar_line("KOR", &node::wall_clock().to_string(), 600_000.0 + i as f64) + "\n";
-        let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", token.as_str())];
-        let (status, text) =
-            request(fed.nodes["KOR"].http, "POST", "/v1/ingest", &headers, body.as_bytes()).expect("post");
-        assert_eq!(status, 200, "{text}");
-    };
-    let kor_held = |fed: &Federation, at: &'static str| fed.heads().get(&(at, "KOR".to_string())).copied().unwrap_or(0);
+    let post = |fed: &Federation, i: u64| fed.post_report("KOR", i);
+    let kor_held = |fed: &Federation, at: &'static str| fed.held(at, "KOR");
     let wait_held = |fed: &Federation, at: &'static str| {
         wait_for(&format!("{at} to hold KOR's records"), Duration::from_secs(30), || {
             kor_held(fed, at) == kor_held(fed, "KOR")
