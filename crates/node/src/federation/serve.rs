@@ -68,8 +68,10 @@ async fn publish(
         .map_err(|e| format!("stream failed: {e}"))?
         .ok_or("stream closed before subscribing")?;
     let mut sender = Sender::new(ctx.fed.me, ctx.fed.relay, nation);
+    // Relayed origins whose cursor this node could not check yet (its log is behind it).
+    let mut unchecked = Unchecked::new();
     match first.msg {
-        Some(link_up::Msg::Subscribe(s)) => subscribe(ctx, &mut sender, nation, &s.cursors),
+        Some(link_up::Msg::Subscribe(s)) => subscribe(ctx, &mut sender, &mut unchecked, nation, &s.cursors),
         _ => return Err("the first message must be a subscription".into()),
     }
     tracing::info!(peer = %nation, origins = ?sender.cursors().keys().collect::<Vec<_>>(), "partner subscribed");
@@ -82,6 +84,9 @@ async fn publish(
         // Send everything there is room for, one batch per origin in turn.
         let mut sent_any = false;
         for (origin, from) in sender.wanted(WINDOW_RECORDS) {
+            if !check_later(ctx, &mut sender, &mut unchecked, nation, origin) {
+                continue;
+            }
             // Read, decide and record the decision as blocking work (the read and the release
             // log's sync are file I/O: `super::blocking`). The node's own records are read as
             // soon as they are written, so that the release log's sync runs alongside the log's
@@ -129,7 +134,7 @@ async fn publish(
         if sent_any {
             while let Some(Some(msg)) = futures::FutureExt::now_or_never(up.message()).map(|r| r.ok().flatten()) {
                 last_heard = tokio::time::Instant::now();
-                handle_up(ctx, nation, msg, &mut sender);
+                handle_up(ctx, nation, msg, &mut sender, &mut unchecked);
             }
             continue;
         }
@@ -137,7 +142,7 @@ async fn publish(
             msg = up.message() => match msg {
                 Ok(Some(msg)) => {
                     last_heard = tokio::time::Instant::now();
-                    handle_up(ctx, nation, msg, &mut sender);
+                    handle_up(ctx, nation, msg, &mut sender, &mut unchecked);
                 }
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(format!("stream failed: {e}")),
@@ -191,8 +196,10 @@ async fn durable(ctx: &Ctx, seq: u64, version: &mut tokio::sync::watch::Receiver
 /// broken chain, batch after batch. Its own records are then not sent to that partner, and the
 /// operator is told why (`own_log_behind`). A relayed origin whose chain the partner holds
 /// with another head than this node does forked the same way at its origin, and the two nodes
-/// hold one branch each: it is not relayed to that partner (`forked`).
-fn subscribe(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::OriginCursor]) {
+/// hold one branch each: it is not relayed to that partner (`forked`). A relayed origin's
+/// cursor past this node's head cannot be checked yet: it is kept in `unchecked` and checked
+/// before the first batch of that origin is read for the partner (`check_later`).
+fn subscribe(ctx: &Ctx, sender: &mut Sender, unchecked: &mut Unchecked, peer: Nation, cursors: &[wire::OriginCursor]) {
     let me = ctx.fed.me;
     for origin in sender.subscribe(cursors) {
         tracing::info!(%peer, origin, "subscription not served (not this node's origin and relay is off, the peer's own, not a nation, or a cursor no log reaches)");
@@ -208,14 +215,23 @@ fn subscribe(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::Orig
     let mut own = None;
     let mut forked = BTreeMap::new();
     for (origin, c) in named {
+        // A resubscription replaces what was left to check of the origins it names.
+        unchecked.remove(&origin);
         if !sender.cursors().contains_key(&origin) && origin != me {
             continue;
         }
-        let why = chain_differs(ctx, peer, origin, c);
-        if let Some(why) = &why {
-            tracing::error!(%peer, %origin, held_by_peer = c.seq, "{why}");
-            sender.unsubscribe(origin);
-        }
+        let why = match chain_differs(ctx, peer, origin, c) {
+            Verdict::Same => None,
+            Verdict::Later => {
+                unchecked.insert(origin, c.clone());
+                None
+            }
+            Verdict::Another(why) => {
+                tracing::error!(%peer, %origin, held_by_peer = c.seq, "{why}");
+                sender.unsubscribe(origin);
+                Some(why)
+            }
+        };
         if origin == me {
             own = Some(why);
         } else {
@@ -236,10 +252,44 @@ fn subscribe(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::Orig
     });
 }
 
-/// Why `peer`, subscribing to `origin`'s records from `cursor`, holds a chain of them that
-/// this node's log does not; `None` when its cursor is on this log's chain or says nothing to
-/// check.
-fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginCursor) -> Option<String> {
+/// Relayed origins of one subscription whose cursor is past this node's head, with the cursor.
+type Unchecked = BTreeMap<Nation, wire::OriginCursor>;
+
+/// Whether `origin`'s records may be read for `peer` now. A cursor left unchecked at the
+/// subscription is checked once this node's log reaches it (before the first batch after it
+/// is read: a relay that was behind the partner and has since taken the other branch of a
+/// forked origin sends none of it); until then there is nothing past it to send.
+fn check_later(ctx: &Ctx, sender: &mut Sender, unchecked: &mut Unchecked, peer: Nation, origin: Nation) -> bool {
+    let Some(cursor) = unchecked.get(&origin) else { return true };
+    match chain_differs(ctx, peer, origin, cursor) {
+        Verdict::Later => false,
+        Verdict::Same => {
+            unchecked.remove(&origin);
+            true
+        }
+        Verdict::Another(why) => {
+            tracing::error!(%peer, %origin, held_by_peer = cursor.seq, "{why}");
+            unchecked.remove(&origin);
+            sender.unsubscribe(origin);
+            ctx.fed.serve(peer, |s| s.forked.insert(origin.to_string(), why));
+            false
+        }
+    }
+}
+
+/// What a partner's cursor says of the chain it holds against this node's log.
+enum Verdict {
+    /// On this log's chain, or nothing to check (no head hash, nothing held).
+    Same,
+    /// Past this node's head of a relayed origin: checked once the log reaches it.
+    Later,
+    /// Another chain than this log's, and why.
+    Another(String),
+}
+
+/// Whether `peer`, subscribing to `origin`'s records from `cursor`, holds a chain of them that
+/// this node's log does not.
+fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginCursor) -> Verdict {
     let me = ctx.fed.me;
     let held = cursor.seq;
     let head = if origin == me {
@@ -252,13 +302,16 @@ fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginC
         "it has lost records it had made durable (restored from an old copy, or a disk that lost acknowledged writes)";
     let kept = format!("so none are sent to {peer}; the records this log lost are held at {peer}, signed by {me}");
     if origin == me && held > head {
-        return Some(format!(
+        return Verdict::Another(format!(
             "{peer} holds {me}'s records up to seq {held}, but this node's log ends at {head}: {lost}; its records \
              after {head} would fork the chain {peer} holds, {kept}"
         ));
     }
-    if held == 0 || held > head || cursor.head_hash.is_empty() {
-        return None;
+    if held == 0 || cursor.head_hash.is_empty() {
+        return Verdict::Same;
+    }
+    if held > head {
+        return Verdict::Later;
     }
     // Read without holding the store (the record or stub at `held`, to its group's end).
     let plan = ctx.store.lock().map(|store| store.reader(origin, held, 1, MAX_BATCH_BYTES));
@@ -267,13 +320,13 @@ fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginC
         .and_then(|plan| plan.entries().map_err(|e| e.to_string()))
         .and_then(|entries| head_at(&entries, held));
     match ours {
-        Ok(ours) if !another_chain(cursor, ours) => None,
-        Ok(_) if origin == me => Some(format!(
+        Ok(ours) if !another_chain(cursor, ours) => Verdict::Same,
+        Ok(_) if origin == me => Verdict::Another(format!(
             "{peer} holds {me}'s records up to seq {held}, but with another chain than this node's log has there: {lost}, \
              and has since sealed other records under seqs it had used; its records after {held} would fork the chain \
              {peer} holds, {kept}"
         )),
-        Ok(_) => Some(format!(
+        Ok(_) => Verdict::Another(format!(
             "{peer} holds {origin}'s records up to seq {held}, but with another chain than this node holds: {origin}'s \
              log forked (it went back and sealed other records under seqs it had used), and each node holds one branch, \
              both signed by {origin}; {origin}'s records are not relayed to {peer}"
@@ -281,12 +334,12 @@ fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginC
         Err(e) => {
             // Not known to differ: served as before, and a fork is still refused by the partner.
             tracing::warn!(%peer, %origin, seq = held, error = %e, "could not read the log to check a partner's cursor");
-            None
+            Verdict::Same
         }
     }
 }
 
-fn handle_up(ctx: &Ctx, nation: Nation, msg: LinkUp, sender: &mut Sender) {
+fn handle_up(ctx: &Ctx, nation: Nation, msg: LinkUp, sender: &mut Sender, unchecked: &mut Unchecked) {
     match msg.msg {
         Some(link_up::Msg::Ack(a)) => {
             if let Some((origin, acked)) = sender.ack(&a.origin, a.seq) {
@@ -296,7 +349,7 @@ fn handle_up(ctx: &Ctx, nation: Nation, msg: LinkUp, sender: &mut Sender) {
             }
         }
         // A resubscription restarts those origins from the receiver's cursor (after a gap).
-        Some(link_up::Msg::Subscribe(s)) => subscribe(ctx, sender, nation, &s.cursors),
+        Some(link_up::Msg::Subscribe(s)) => subscribe(ctx, sender, unchecked, nation, &s.cursors),
         None => {}
     }
 }

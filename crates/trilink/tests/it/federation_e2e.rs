@@ -1323,23 +1323,18 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
     assert_eq!(batches_refused(&fed.nodes["USA"], "verification"), 0, "USA was sent no fork to refuse");
 }
 
-/// An origin whose log went back and sealed again has two branches, both signed by it. A relay
-/// holding one does not pass its records on to a partner holding the other (which would refuse
-/// them as a broken chain, batch after batch): KOR's log goes back while JPN holds more of it
-/// and USA is down; KOR seals again and USA, back, takes the new branch; JPN, back, subscribes
-/// to KOR's records through USA from the old one. USA says so and sends it nothing of KOR's.
-#[test]
-fn a_relay_does_not_pass_on_an_origin_whose_log_forked() {
-    let mut fed = Federation::start(Topology::MeshWithRelay);
-    let post = |fed: &Federation, i: u64| fed.post_report("KOR", i);
-    let kor_held = |fed: &Federation, at: &'static str| fed.held(at, "KOR");
+/// KOR's log forks while the others are away: KOR seals records, an old copy of its log is kept;
+/// USA stops and KOR seals more, which JPN takes; JPN and KOR stop, KOR starts on the old copy
+/// and seals past what JPN holds. Returns how far JPN holds KOR's old branch; KOR is left up,
+/// USA and JPN down.
+fn fork_kor_while_usa_away(fed: &mut Federation) -> u64 {
     let wait_held = |fed: &Federation, at: &'static str| {
         wait_for(&format!("{at} to hold KOR's records"), Duration::from_secs(30), || {
-            kor_held(fed, at) == kor_held(fed, "KOR")
+            fed.held(at, "KOR") == fed.held("KOR", "KOR")
         })
     };
     for i in 0..3 {
-        post(&fed, i);
+        fed.post_report("KOR", i);
     }
     fed.wait_converged(Duration::from_secs(60));
     let home = fed.dir.path().join("kor");
@@ -1350,22 +1345,25 @@ fn a_relay_does_not_pass_on_an_origin_whose_log_forked() {
     fed.wait_links_up(&[]);
     assert!(fed.nodes.get_mut("USA").expect("USA").stop(), "graceful stop");
     for i in 3..6 {
-        post(&fed, i);
+        fed.post_report("KOR", i);
     }
-    wait_held(&fed, "JPN");
-    let held = kor_held(&fed, "JPN");
+    wait_held(fed, "JPN");
+    let held = fed.held("JPN", "KOR");
     assert!(fed.nodes.get_mut("JPN").expect("JPN").stop(), "graceful stop");
     assert!(fed.nodes.get_mut("KOR").expect("KOR").stop(), "graceful stop");
     std::fs::remove_dir_all(home.join("log")).expect("lose the log");
     std::fs::rename(home.join("backup"), home.join("log")).expect("restore the old copy");
     fed.nodes.get_mut("KOR").expect("KOR").start();
-    for i in 0..held + 1 - kor_held(&fed, "KOR") {
-        post(&fed, 100 + i);
+    for i in 0..held + 1 - fed.held("KOR", "KOR") {
+        fed.post_report("KOR", 100 + i);
     }
-    assert!(kor_held(&fed, "KOR") > held, "KOR sealed past what JPN holds");
-    fed.nodes.get_mut("USA").expect("USA").start();
-    wait_held(&fed, "USA");
-    fed.nodes.get_mut("JPN").expect("JPN").start();
+    assert!(fed.held("KOR", "KOR") > held, "KOR sealed past what JPN holds");
+    held
+}
+
+/// Waits for USA to say it does not relay KOR's records to JPN, which holds another branch of
+/// them up to `held`, and checks that its log and metrics say so too.
+fn wait_usa_says_kor_forked_for_jpn(fed: &Federation, held: u64) {
     wait_for("USA to say JPN holds another chain of KOR's records", Duration::from_secs(30), || {
         let s = get_json(fed.nodes["USA"].http, "/v1/status");
         s["federation"]["partners"].as_array().expect("partners").iter().any(|p| {
@@ -1379,8 +1377,56 @@ fn a_relay_does_not_pass_on_an_origin_whose_log_forked() {
     let metrics = get(fed.nodes["USA"].http, "/metrics").expect("metrics").1;
     assert!(metrics.contains("trilink_link_diverged{partner=\"JPN\",origin=\"KOR\"} 1"), "USA's metrics say so");
     assert!(metrics.contains("trilink_link_diverged{partner=\"JPN\",origin=\"USA\"} 0"), "of KOR's only");
+}
+
+/// An origin whose log went back and sealed again has two branches, both signed by it. A relay
+/// holding one does not pass its records on to a partner holding the other (which would refuse
+/// them as a broken chain, batch after batch): KOR's log forks (`fork_kor_while_usa_away`);
+/// USA, back, takes the new branch; JPN, back, subscribes to KOR's records through USA from the
+/// old one. USA says so and sends it nothing of KOR's.
+#[test]
+fn a_relay_does_not_pass_on_an_origin_whose_log_forked() {
+    let mut fed = Federation::start(Topology::MeshWithRelay);
+    let held = fork_kor_while_usa_away(&mut fed);
+    fed.nodes.get_mut("USA").expect("USA").start();
+    wait_for("USA to hold KOR's records", Duration::from_secs(30), || fed.held("USA", "KOR") == fed.held("KOR", "KOR"));
+    fed.nodes.get_mut("JPN").expect("JPN").start();
+    wait_usa_says_kor_forked_for_jpn(&fed, held);
     let refused = batches_refused(&fed.nodes["JPN"], "verification");
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(kor_held(&fed, "JPN"), held, "JPN holds the branch it held");
+    assert_eq!(fed.held("JPN", "KOR"), held, "JPN holds the branch it held");
     assert_eq!(batches_refused(&fed.nodes["JPN"], "verification"), refused, "JPN is sent no more of the other branch");
+}
+
+/// The same fork met by a relay that is behind the partner when the partner subscribes: USA
+/// comes back holding less of KOR's log than JPN, JPN subscribes to KOR's records through it,
+/// and only then does USA take KOR's new branch past JPN's cursor. USA checks the cursor once
+/// its log reaches it, before it reads a batch past it, so JPN is sent nothing to refuse
+/// (checked only at the subscription, JPN refused a batch and had to redial).
+#[test]
+fn a_relay_behind_the_partner_checks_its_cursor_once_it_catches_up() {
+    let mut fed = Federation::start_proxied(Topology::MeshWithRelay, Duration::ZERO);
+    let held = fork_kor_while_usa_away(&mut fed);
+    assert!(fed.nodes.get_mut("KOR").expect("KOR").stop(), "graceful stop");
+    // USA takes nothing from JPN meanwhile (JPN would relay it the old branch).
+    fed.proxies[&("USA", "JPN")].stall(true);
+    fed.nodes.get_mut("USA").expect("USA").start();
+    fed.nodes.get_mut("JPN").expect("JPN").start();
+    wait_for("JPN to subscribe at USA", Duration::from_secs(30), || {
+        let s = get_json(fed.nodes["JPN"].http, "/v1/status");
+        s["federation"]["partners"]
+            .as_array()
+            .expect("partners")
+            .iter()
+            .any(|p| p["nation"] == "USA" && p["receiving"]["state"] == "up")
+    });
+    assert!(fed.held("USA", "KOR") < held, "USA is behind JPN's cursor of KOR's records");
+    fed.nodes.get_mut("KOR").expect("KOR").start();
+    wait_for("USA to take KOR's new branch", Duration::from_secs(30), || {
+        fed.held("USA", "KOR") == fed.held("KOR", "KOR")
+    });
+    wait_usa_says_kor_forked_for_jpn(&fed, held);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(fed.held("JPN", "KOR"), held, "JPN holds the branch it held");
+    assert_eq!(batches_refused(&fed.nodes["JPN"], "verification"), 0, "JPN was sent nothing of the other branch");
 }
