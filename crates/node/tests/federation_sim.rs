@@ -205,7 +205,7 @@ impl World {
         let cursors = wanted_cursors(self.nodes[r].nation, self.nodes[s].nation, accept_relay, &self.trusted, store);
         let asked_owed = store.owed(self.nodes[s].nation).last().copied().unwrap_or(0);
         let mut up = VecDeque::new();
-        up.push_back(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors })) });
+        up.push_back(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors, give_back: false })) });
         let state = Sender::new(self.nodes[s].nation, self.relay[s], self.nodes[r].nation);
         self.conns.push(Conn { receiver: r, sender: s, up, down: VecDeque::new(), state, asked_owed });
     }
@@ -255,7 +255,7 @@ impl World {
         let accept_relay = self.links.iter().any(|&(lr, ls, a)| lr == r && ls == s && a);
         let me = self.nodes[r].nation;
         let peer = self.nodes[s].nation;
-        let rules = Ingress { me, peer, accept_relay, trusted: &self.trusted };
+        let rules = Ingress { me, peer, accept_relay, trusted: &self.trusted, own_back: false };
         let store = self.nodes[r].store.as_mut().expect("up");
         match apply(store, &rules, batch) {
             Ok(out) => {
@@ -293,7 +293,9 @@ impl World {
                 if let Some(c) = conn {
                     let mut cursors = wanted_cursors(me, peer, accept_relay, &self.trusted, &*store);
                     cursors.retain(|x| x.origin == origin.as_str());
-                    self.conns[c].up.push_back(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors })) });
+                    self.conns[c].up.push_back(LinkUp {
+                        msg: Some(link_up::Msg::Subscribe(Subscription { cursors, give_back: false })),
+                    });
                 }
                 Ok(())
             }
@@ -318,7 +320,9 @@ impl World {
                 if std::env::var("SIM_TRACE").is_ok() {
                     eprintln!("{} asks {origin} again from {:?} (owed {owed:?})", self.nodes[r].nation, cursors[0].seq);
                 }
-                self.conns[c].up.push_back(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors })) });
+                self.conns[c].up.push_back(LinkUp {
+                    msg: Some(link_up::Msg::Subscribe(Subscription { cursors, give_back: false })),
+                });
             }
         }
     }

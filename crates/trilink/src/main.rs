@@ -11,6 +11,7 @@ mod node_cmd;
 mod pki_cmd;
 mod progress;
 mod proxy;
+mod recover_cmd;
 mod send_cmd;
 mod sim_cmd;
 mod track_cmd;
@@ -41,6 +42,8 @@ enum Command {
     /// Keys and sensor tokens.
     #[command(subcommand)]
     Pki(pki_cmd::PkiCommand),
+    /// Take the node's own records back from its partners after its log lost some (node stopped).
+    Recover(recover_cmd::RecoverArgs),
     /// Check a log offline.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node_cmd::run(&args),
         Command::Pki(cmd) => pki_cmd::run(&cmd),
         Command::Audit(cmd) => audit_cmd::run(&cmd),
+        Command::Recover(args) => recover_cmd::run(&args),
         Command::Cti(cmd) => cti_cmd::run(&cmd),
     };
     match result {

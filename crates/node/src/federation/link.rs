@@ -61,8 +61,13 @@ pub async fn run(ctx: Ctx, partner: Nation, addr: SocketAddr) {
     }
 }
 
-async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool) -> Result<(), String> {
-    let tls = ctx.fed.tls.clone();
+/// Connects to `partner` at `addr` over mutual TLS as this node (`tls`): the federation
+/// client of a link, and of `trilink recover`.
+pub async fn dial(
+    tls: std::sync::Arc<super::tls::Tls>,
+    partner: Nation,
+    addr: SocketAddr,
+) -> Result<wire::federation_client::FederationClient<tonic::transport::Channel>, String> {
     let connector = tower::service_fn(move |_: tonic::transport::Uri| {
         let tls = tls.clone();
         async move { tls.connect(partner, addr).await.map(hyper_util::rt::TokioIo::new) }
@@ -85,13 +90,17 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                 std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()
             )
         })?;
-    let mut client = wire::federation_client::FederationClient::new(channel)
+    Ok(wire::federation_client::FederationClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool) -> Result<(), String> {
+    let mut client = dial(ctx.fed.tls.clone(), partner, addr).await?;
     let (up, up_rx) = mpsc::channel::<LinkUp>(64);
     let wanted = cursors(ctx, partner, None);
     tracing::info!(%partner, %addr, cursors = ?wanted.iter().map(|c| (c.origin.clone(), c.seq)).collect::<Vec<_>>(), "subscribing");
-    up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors: wanted })) })
+    up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors: wanted, give_back: false })) })
         .await
         .map_err(|_| "subscription not sent")?;
     let mut down = client
@@ -151,7 +160,10 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
             // the origin from what is held.
             tracing::info!(%partner, %origin, held, first, "gap in a batch; resubscribing from the log's cursor");
             up.send(LinkUp {
-                msg: Some(link_up::Msg::Subscribe(Subscription { cursors: cursors(ctx, partner, Some(origin)) })),
+                msg: Some(link_up::Msg::Subscribe(Subscription {
+                    cursors: cursors(ctx, partner, Some(origin)),
+                    give_back: false,
+                })),
             })
             .await
             .map_err(|_| "stream closed")?;
@@ -208,7 +220,7 @@ struct Gathered {
 /// what it already has. Batches that fill owed records go after the sync, as before: a fill
 /// may fall behind what fusion has passed, and fusion takes a fill whenever it comes.
 fn apply_all(ctx: &Ctx, partner: Nation, accept_relay: bool, batches: Vec<wire::LinkBatch>) -> Gathered {
-    let rules = Ingress { me: ctx.fed.me, peer: partner, accept_relay, trusted: &ctx.fed.trusted };
+    let rules = Ingress { me: ctx.fed.me, peer: partner, accept_relay, trusted: &ctx.fed.trusted, own_back: false };
     let failed = |e: Refusal| Gathered { outs: Vec::new(), gaps: Vec::new(), refusal: Some(e), handed: false };
     let mut done = Gathered { outs: Vec::with_capacity(batches.len()), gaps: Vec::new(), refusal: None, handed: false };
     let pending = {
@@ -326,9 +338,11 @@ async fn heartbeat(
             *asked_owed = newest;
             let cursor = OriginCursor { origin: partner.to_string(), seq: first - 1, head_hash: Vec::new() };
             tracing::info!(%partner, from = first, owed = owed.len(), "asking the origin for records a relay could not carry");
-            up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors: vec![cursor] })) })
-                .await
-                .map_err(|_| "stream closed")?;
+            up.send(LinkUp {
+                msg: Some(link_up::Msg::Subscribe(Subscription { cursors: vec![cursor], give_back: false })),
+            })
+            .await
+            .map_err(|_| "stream closed")?;
         }
     }
     let now = crate::wall_clock().to_string();

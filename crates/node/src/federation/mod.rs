@@ -7,6 +7,7 @@
 
 pub mod link;
 pub mod protocol;
+pub mod recover;
 pub mod serve;
 pub mod state;
 pub mod tls;

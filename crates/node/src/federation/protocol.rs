@@ -50,6 +50,11 @@ pub fn shareable_kinds() -> Vec<RecordKind> {
 
 /// Why a record did not go in full.
 pub fn withhold_reason(record: &Record, partner: Nation, policy: &EgressPolicy) -> Option<String> {
+    if record.origin == partner.as_str() {
+        // Its own record, given back to its origin (`Sender::give_back`): marking and policy
+        // bind what others receive, not the origin.
+        return None;
+    }
     if !record.releasable_to.iter().any(|n| n == partner.as_str()) {
         return Some(format!("marking releasable_to [{}] excludes {partner}", record.releasable_to.join(",")));
     }
@@ -167,6 +172,22 @@ impl Sender {
             }
         }
         ignored
+    }
+
+    /// Takes a give-back subscription (`Subscription.give_back`): the peer's own origin from
+    /// its one cursor, and nothing else. `Err` says why it is not served.
+    pub fn give_back(&mut self, cursors: &[wire::OriginCursor]) -> Result<(), String> {
+        match cursors {
+            [c] if c.origin == self.peer.as_str() && c.seq < u64::MAX => {
+                self.cursors.insert(self.peer, SendCursor { sent: c.seq, acked: c.seq });
+                Ok(())
+            }
+            _ => Err(format!(
+                "a give-back subscription names one cursor, of the subscriber's own origin ({}), and this one named [{}]",
+                self.peer,
+                cursors.iter().take(4).map(|c| shown(&c.origin)).collect::<Vec<_>>().join(", ")
+            )),
+        }
     }
 
     /// Stops serving `origin` on this link.
@@ -340,6 +361,9 @@ pub struct Ingress<'a> {
     /// Whether this peer may relay other origins' records.
     pub accept_relay: bool,
     pub trusted: &'a BTreeMap<Nation, VerifyingKey>,
+    /// Taking this node's own records back from the peer (`trilink recover`): only this
+    /// node's own origin is accepted, whatever its marking names.
+    pub own_back: bool,
 }
 
 /// A record newly applied: for fusion.
@@ -378,10 +402,13 @@ pub fn apply(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) ->
 /// once a commit has made it durable.
 pub fn apply_buffered(store: &mut dyn LogStore, rules: &Ingress<'_>, batch: LinkBatch) -> Result<Outcome, Refusal> {
     let origin = Nation::parse(&batch.origin).map_err(|_| Refusal::BadOrigin { origin: shown(&batch.origin) })?;
-    if origin == rules.me {
+    if rules.own_back {
+        if origin != rules.me {
+            return Err(Refusal::NotEntitled { peer: rules.peer, origin });
+        }
+    } else if origin == rules.me {
         return Err(Refusal::OwnOrigin(origin));
-    }
-    if origin != rules.peer && !rules.accept_relay {
+    } else if origin != rules.peer && !rules.accept_relay {
         return Err(Refusal::NotEntitled { peer: rules.peer, origin });
     }
     let key = rules.trusted.get(&origin).ok_or(Refusal::UnknownOrigin(origin))?;
@@ -507,7 +534,7 @@ fn step(
     let seq = chain.seq() + 1;
     if is_record {
         let record = chain.verify_next(&bytes).map_err(|source| Refusal::Chain { origin, seq, source })?;
-        if !record.releasable_to.iter().any(|n| n == rules.me.as_str()) {
+        if origin != rules.me && !record.releasable_to.iter().any(|n| n == rules.me.as_str()) {
             return Err(Refusal::Marking { origin, seq, marking: record.releasable_to.join(","), me: rules.me });
         }
         let kind = RecordKind::try_from(record.kind).unwrap_or(RecordKind::Unspecified);
@@ -565,7 +592,7 @@ mod tests {
     }
 
     fn rules<'a>(me: &str, peer: &str, relay: bool, trusted: &'a BTreeMap<Nation, VerifyingKey>) -> Ingress<'a> {
-        Ingress { me: n(me), peer: n(peer), accept_relay: relay, trusted }
+        Ingress { me: n(me), peer: n(peer), accept_relay: relay, trusted, own_back: false }
     }
 
     /// A receiver's cursor names the chain it holds by its head hash: the same at a record or
@@ -637,6 +664,49 @@ mod tests {
         let (mut kor2, _) = FileStore::open(kdir2.path(), &trusted).unwrap();
         let err = apply(&mut kor2, &rules("KOR", "JPN", false, &trusted), batch).unwrap_err();
         assert_eq!(err.reason(), "not_entitled");
+    }
+
+    /// A node whose log went back takes its own records back from a partner (`trilink
+    /// recover`): the partner gives them as it holds them, records in full whatever their
+    /// marking names and stubs as stubs, and the node verifies them against its own key. Only
+    /// a give-back subscription gets a peer its own origin, and only with `own_back` does a
+    /// node take its own origin, and nothing else, from a peer.
+    #[test]
+    fn a_node_takes_its_own_records_back_from_a_partner_as_the_partner_holds_them() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let trusted = BTreeMap::from([(n("USA"), key.verifying_key())]);
+        let (a, j, r) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let usa = usa_log(a.path(), &key, 3);
+        let (mut jpn, _) = FileStore::open(j.path(), &trusted).unwrap();
+        let (batch, _) =
+            egress(n("USA"), usa.read_entries(n("USA"), 1, 100).unwrap(), n("JPN"), &EgressPolicy::default());
+        apply(&mut jpn, &rules("JPN", "USA", false, &trusted), batch).unwrap();
+        // USA restored from a copy of its first group; JPN holds all three (two KOR-only
+        // records of each five as stubs).
+        let mut restored = usa_log(r.path(), &key, 1);
+        let mut sender = Sender::new(n("JPN"), false, n("USA"));
+        let own = |seq| wire::OriginCursor { origin: "USA".into(), seq, head_hash: Vec::new() };
+        assert!(sender.subscribe(&[own(5)]).contains(&"USA".to_string()), "not by a plain subscription");
+        assert!(sender.give_back(&[own(5), wire::OriginCursor { origin: "KOR".into(), ..own(0) }]).is_err());
+        assert!(sender.give_back(&[wire::OriginCursor { origin: "KOR".into(), ..own(0) }]).is_err());
+        sender.give_back(&[own(5)]).unwrap();
+        assert_eq!(sender.wanted(WINDOW), vec![(n("USA"), 6)]);
+        let (batch, decision) =
+            egress(n("USA"), jpn.read_entries(n("USA"), 6, 100).unwrap(), n("USA"), &EgressPolicy::default());
+        assert_eq!(decision.withheld_seqs, vec![7, 9, 12, 14], "stubs stay stubs; the rest goes whole");
+        let refused = apply(&mut restored, &rules("USA", "JPN", false, &trusted), batch.clone()).unwrap_err();
+        assert_eq!(refused.reason(), "not_entitled", "a node takes its own origin only when it asks for it back");
+        let back = Ingress { own_back: true, ..rules("USA", "JPN", false, &trusted) };
+        let out = apply(&mut restored, &back, batch).unwrap();
+        assert_eq!((out.head, out.applied.len(), out.stubs), (15, 6, 4));
+        assert_eq!(restored.heads(), usa.heads(), "the same chain as before the log went back");
+        // Asking for its own records back, it takes no one else's.
+        let jdir = tempfile::tempdir().unwrap();
+        let (mut other, _) = FileStore::open(jdir.path(), &trusted).unwrap();
+        let (usa_batch, _) =
+            egress(n("USA"), usa.read_entries(n("USA"), 1, 100).unwrap(), n("JPN"), &EgressPolicy::default());
+        let refused = apply(&mut other, &Ingress { own_back: true, ..rules("JPN", "USA", false, &trusted) }, usa_batch);
+        assert_eq!(refused.unwrap_err().reason(), "not_entitled");
     }
 
     /// An origin (or anyone who can sign as it) marking TLP:RED intelligence for a partner:

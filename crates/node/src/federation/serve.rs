@@ -71,7 +71,7 @@ async fn publish(
     // Relayed origins whose cursor this node could not check yet (its log is behind it).
     let mut unchecked = Unchecked::new();
     match first.msg {
-        Some(link_up::Msg::Subscribe(s)) => subscribe(ctx, &mut sender, &mut unchecked, nation, &s.cursors),
+        Some(link_up::Msg::Subscribe(s)) => take_subscription(ctx, &mut sender, &mut unchecked, nation, &s)?,
         _ => return Err("the first message must be a subscription".into()),
     }
     tracing::info!(peer = %nation, origins = ?sender.cursors().keys().collect::<Vec<_>>(), "partner subscribed");
@@ -134,7 +134,7 @@ async fn publish(
         if sent_any {
             while let Some(Some(msg)) = futures::FutureExt::now_or_never(up.message()).map(|r| r.ok().flatten()) {
                 last_heard = tokio::time::Instant::now();
-                handle_up(ctx, nation, msg, &mut sender, &mut unchecked);
+                handle_up(ctx, nation, msg, &mut sender, &mut unchecked)?;
             }
             continue;
         }
@@ -142,7 +142,7 @@ async fn publish(
             msg = up.message() => match msg {
                 Ok(Some(msg)) => {
                     last_heard = tokio::time::Instant::now();
-                    handle_up(ctx, nation, msg, &mut sender, &mut unchecked);
+                    handle_up(ctx, nation, msg, &mut sender, &mut unchecked)?;
                 }
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(format!("stream failed: {e}")),
@@ -159,7 +159,11 @@ async fn publish(
                 let heads = heads
                     .iter()
                     .filter(|c| sender.cursors().contains_key(&c.origin()))
-                    .map(|c| OriginCursor { origin: c.origin().to_string(), seq: c.seq(), head_hash: Vec::new() })
+                    .map(|c| OriginCursor {
+                        origin: c.origin().to_string(),
+                        seq: c.seq(),
+                        head_hash: if c.seq() > 0 { c.head().to_vec() } else { Vec::new() },
+                    })
                     .collect();
                 let hb = LinkHeartbeat { time_unix_ns: crate::wall_clock().as_nanos(), heads };
                 send(tx, LinkDown { msg: Some(link_down::Msg::Heartbeat(hb)) }).await?;
@@ -326,6 +330,10 @@ fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginC
              and has since sealed other records under seqs it had used; its records after {held} would fork the chain \
              {peer} holds, {kept}"
         )),
+        Ok(_) if origin == peer => Verdict::Another(format!(
+            "{peer} asks for its own records back from seq {held}, but with another chain than this node holds: its \
+             log went back and has since sealed other records under seqs it had used; nothing is given back"
+        )),
         Ok(_) => Verdict::Another(format!(
             "{peer} holds {origin}'s records up to seq {held}, but with another chain than this node holds: {origin}'s \
              log forked (it went back and sealed other records under seqs it had used), and each node holds one branch, \
@@ -339,7 +347,13 @@ fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginC
     }
 }
 
-fn handle_up(ctx: &Ctx, nation: Nation, msg: LinkUp, sender: &mut Sender, unchecked: &mut Unchecked) {
+fn handle_up(
+    ctx: &Ctx,
+    nation: Nation,
+    msg: LinkUp,
+    sender: &mut Sender,
+    unchecked: &mut Unchecked,
+) -> Result<(), String> {
     match msg.msg {
         Some(link_up::Msg::Ack(a)) => {
             if let Some((origin, acked)) = sender.ack(&a.origin, a.seq) {
@@ -349,7 +363,40 @@ fn handle_up(ctx: &Ctx, nation: Nation, msg: LinkUp, sender: &mut Sender, unchec
             }
         }
         // A resubscription restarts those origins from the receiver's cursor (after a gap).
-        Some(link_up::Msg::Subscribe(s)) => subscribe(ctx, sender, unchecked, nation, &s.cursors),
+        Some(link_up::Msg::Subscribe(s)) => take_subscription(ctx, sender, unchecked, nation, &s)?,
         None => {}
     }
+    Ok(())
+}
+
+fn take_subscription(
+    ctx: &Ctx,
+    sender: &mut Sender,
+    unchecked: &mut Unchecked,
+    peer: Nation,
+    s: &wire::Subscription,
+) -> Result<(), String> {
+    if s.give_back {
+        give_back(ctx, sender, peer, &s.cursors)
+    } else {
+        subscribe(ctx, sender, unchecked, peer, &s.cursors);
+        Ok(())
+    }
+}
+
+/// Takes a give-back subscription (`trilink recover` at a partner whose log lost records it had
+/// made durable): the partner's own records from its cursor, as this node holds them. A cursor
+/// whose head hash differs from this node's chain of the partner's origin means the partner's
+/// log has since sealed other records under seqs it had used: nothing is given back, and the
+/// stream ends saying so.
+fn give_back(ctx: &Ctx, sender: &mut Sender, peer: Nation, cursors: &[wire::OriginCursor]) -> Result<(), String> {
+    sender.give_back(cursors)?;
+    if let [c] = cursors {
+        if let Verdict::Another(why) = chain_differs(ctx, peer, peer, c) {
+            tracing::error!(%peer, held_by_peer = c.seq, "{why}");
+            return Err(why);
+        }
+    }
+    tracing::info!(%peer, from = cursors.first().map_or(0, |c| c.seq), "giving the partner its own records back");
+    Ok(())
 }

@@ -586,7 +586,8 @@ fn subscribe_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr, curso
             return false;
         };
         let mut client = wire::federation_client::FederationClient::new(channel);
-        let sub = wire::LinkUp { msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription { cursors })) };
+        let sub =
+            wire::LinkUp { msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription { cursors, give_back: false })) };
         // The stream stays open (a receiver that hangs up is done), so a heartbeat comes back.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let _ = tx.send(sub).await;
@@ -691,6 +692,7 @@ fn identity_attacks_are_refused_counted_and_harmless() {
                         seq: 0,
                         head_hash: Vec::new(),
                     }],
+                    give_back: false,
                 })),
             };
             match client.subscribe(tokio_stream::iter(vec![huge])).await {
@@ -1250,26 +1252,8 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
     let mut fed = Federation::start(Topology::Mesh);
     let post = |fed: &Federation, i: u64| fed.post_report("JPN", i);
     let jpn_held = |fed: &Federation, at: &'static str| fed.held(at, "JPN");
-    for i in 0..3 {
-        post(&fed, i);
-    }
-    fed.wait_converged(Duration::from_secs(60));
-    let home = fed.dir.path().join("jpn");
+    let held = jpn_log_goes_back(&mut fed);
     let jpn = fed.nodes.get_mut("JPN").expect("JPN");
-    assert!(jpn.stop(), "graceful stop");
-    let copied = std::process::Command::new("cp").arg("-a").arg(home.join("log")).arg(home.join("backup")).status();
-    assert!(copied.expect("cp").success());
-    jpn.start();
-    fed.wait_links_up(&[]);
-    for i in 3..6 {
-        post(&fed, i);
-    }
-    fed.wait_converged(Duration::from_secs(60));
-    let held = jpn_held(&fed, "USA");
-    let jpn = fed.nodes.get_mut("JPN").expect("JPN");
-    assert!(jpn.stop(), "graceful stop");
-    std::fs::remove_dir_all(home.join("log")).expect("lose the log");
-    std::fs::rename(home.join("backup"), home.join("log")).expect("restore the old copy");
     jpn.start();
     let restored = jpn_held(&fed, "JPN");
     assert!(restored < held, "the old copy holds {restored}, the partners {held}");
@@ -1321,6 +1305,146 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(jpn_held(&fed, "USA"), held, "USA holds what it held");
     assert_eq!(batches_refused(&fed.nodes["USA"], "verification"), 0, "USA was sent no fork to refuse");
+    // Too late for `trilink recover`: each partner's head is on another chain than JPN's log.
+    assert!(fed.nodes.get_mut("JPN").expect("JPN").stop(), "graceful stop");
+    let out =
+        trilink().args(["recover", "--config"]).arg(fed.dir.path().join("jpn/node.toml")).output().expect("recover");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for partner in ["USA", "KOR"] {
+        let says =
+            format!("{partner}: {partner} holds this node's records to seq {held}, on another chain than this log's");
+        assert!(text.contains(&says), "{text}");
+    }
+    assert!(jpn_held(&fed, "USA") == held, "nothing changed at USA");
+}
+
+/// JPN seals records, an old copy of its log is kept, JPN seals more, which both partners
+/// take; JPN stops and its log is replaced by the old copy. Returns how far the partners hold
+/// JPN's records; JPN is left stopped.
+fn jpn_log_goes_back(fed: &mut Federation) -> u64 {
+    for i in 0..3 {
+        fed.post_report("JPN", i);
+    }
+    fed.wait_converged(Duration::from_secs(60));
+    let home = fed.dir.path().join("jpn");
+    let jpn = fed.nodes.get_mut("JPN").expect("JPN");
+    assert!(jpn.stop(), "graceful stop");
+    let copied = std::process::Command::new("cp").arg("-a").arg(home.join("log")).arg(home.join("backup")).status();
+    assert!(copied.expect("cp").success());
+    jpn.start();
+    fed.wait_links_up(&[]);
+    for i in 3..6 {
+        fed.post_report("JPN", i);
+    }
+    fed.wait_converged(Duration::from_secs(60));
+    let held = fed.held("USA", "JPN");
+    let jpn = fed.nodes.get_mut("JPN").expect("JPN");
+    assert!(jpn.stop(), "graceful stop");
+    std::fs::remove_dir_all(home.join("log")).expect("lose the log");
+    std::fs::rename(home.join("backup"), home.join("log")).expect("restore the old copy");
+    held
+}
+
+/// JPN's head of its own records, read from its log while it is stopped.
+fn jpn_head_stopped(fed: &Federation) -> u64 {
+    let (store, _) = FileStore::open(&fed.dir.path().join("jpn/log"), &trusted(&fed.pki())).expect("open JPN's log");
+    store.heads().iter().find(|c| c.origin().as_str() == "JPN").map_or(0, |c| c.seq())
+}
+
+/// A node restored from an old copy of its log takes its records back from its partners
+/// before it starts again (`trilink recover`), instead of sealing a fork they would never
+/// take. JPN's marking names USA only, so KOR holds JPN's records as stubs: with USA down,
+/// recover takes nothing past the first stub from KOR and says why (exit 1); with USA up it
+/// takes every record back, verified. JPN then starts on its whole log and its new records
+/// reach both partners, nothing refused, every log passing the audit.
+#[test]
+fn a_node_restored_from_an_old_copy_takes_its_records_back() {
+    let mut fed = Federation::start(Topology::Mesh);
+    let home = fed.dir.path().join("jpn");
+    let recover = |extra: &[&str]| {
+        let out =
+            trilink().args(["recover", "--config"]).arg(home.join("node.toml")).args(extra).output().expect("recover");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), text)
+    };
+    let (code, text) = recover(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("is the node still running?"), "the running node's log is not touched: {text}");
+    let held = jpn_log_goes_back(&mut fed);
+    let r = jpn_head_stopped(&fed);
+    assert!(r > 0 && r < held, "the old copy holds {r}, the partners {held}");
+    assert!(fed.nodes.get_mut("USA").expect("USA").stop(), "graceful stop");
+    let (code, text) = recover(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("USA: failed to connect"), "{text}");
+    assert!(text.contains(&format!("KOR: took back 0 records and 0 stubs (this log: seq {r} -> {r})")), "{text}");
+    assert!(text.contains(&format!("it holds seq {} only as a stub", r + 1)), "{text}");
+    assert!(text.contains(&format!("JPN's log now holds its own records to seq {r} (was {r})")), "{text}");
+    fed.nodes.get_mut("USA").expect("USA").start();
+    let (code, text) = recover(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("USA: took back {} records and 0 stubs (this log: seq {r} -> {held})", held - r)),
+        "{text}"
+    );
+    assert!(text.contains(&format!("JPN's log now holds its own records to seq {held} (was {r})")), "{text}");
+    fed.nodes.get_mut("JPN").expect("JPN").start();
+    fed.wait_links_up(&[]);
+    fed.post_report("JPN", 6);
+    fed.wait_converged(Duration::from_secs(60));
+    assert!(fed.held("USA", "JPN") > held && fed.held("KOR", "JPN") > held, "JPN's new records reached both");
+    let s = get_json(fed.nodes["JPN"].http, "/v1/status");
+    for p in s["federation"]["partners"].as_array().expect("partners") {
+        assert!(p["sending"]["own_log_behind"].is_null(), "{p}");
+    }
+    for partner in ["USA", "KOR"] {
+        assert_eq!(batches_refused(&fed.nodes[partner], "verification"), 0, "{partner} refused nothing");
+    }
+    for node in fed.nodes.values_mut() {
+        assert!(node.stop(), "graceful stop");
+    }
+    audit_all(&fed);
+}
+
+/// With `--accept-stubs`, records a partner holds only as stubs come back as stubs: their
+/// content is given up and the chain kept. JPN, restored from an old copy while USA (which
+/// holds its records in full) is down, takes KOR's stubs of them back, starts and seals on:
+/// both partners take its new records, nothing refused, every log passing the audit.
+#[test]
+fn a_node_that_takes_stubs_back_continues_its_chain() {
+    let mut fed = Federation::start(Topology::Mesh);
+    let held = jpn_log_goes_back(&mut fed);
+    let r = jpn_head_stopped(&fed);
+    let home = fed.dir.path().join("jpn");
+    assert!(fed.nodes.get_mut("USA").expect("USA").stop(), "graceful stop");
+    let out = trilink()
+        .args(["recover", "--accept-stubs", "--config"])
+        .arg(home.join("node.toml"))
+        .output()
+        .expect("recover");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("USA could not be asked and may hold more of this node's records"), "{text}");
+    let stubs = held - r;
+    assert!(
+        text.contains(&format!("KOR: took back 0 records and {stubs} stubs (this log: seq {r} -> {held})")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("JPN's log now holds its own records to seq {held} (was {r})")), "{text}");
+    fed.nodes.get_mut("USA").expect("USA").start();
+    fed.nodes.get_mut("JPN").expect("JPN").start();
+    fed.wait_links_up(&[]);
+    fed.post_report("JPN", 6);
+    fed.wait_converged(Duration::from_secs(60));
+    assert!(fed.held("USA", "JPN") > held && fed.held("KOR", "JPN") > held, "JPN's new records reached both");
+    for partner in ["USA", "KOR"] {
+        assert_eq!(batches_refused(&fed.nodes[partner], "verification"), 0, "{partner} refused nothing");
+    }
+    for node in fed.nodes.values_mut() {
+        assert!(node.stop(), "graceful stop");
+    }
+    audit_all(&fed);
 }
 
 /// KOR's log forks while the others are away: KOR seals records, an old copy of its log is kept;

@@ -1,0 +1,268 @@
+//! `trilink recover`: a node whose log lost records it had made durable (restored from an old
+//! copy, or a disk that lost acknowledged writes) takes them back from its partners before it
+//! starts again. Its partners hold its records as it sent them, signed by it; each is asked in
+//! turn, over the federation link's mutual TLS, for this node's own origin from its log's head
+//! (`Subscription.give_back`), and what it sends is verified exactly as a link verifies a
+//! batch (chain, checkpoint signatures with this node's own key) before it is appended and
+//! synced. A partner that holds a record only as a stub (its marking or the release policy
+//! kept it from that partner) gives back the records before it, and the next partner is
+//! asked from there; stubs are taken only when asked (`accept_stubs`), since a stub taken is
+//! the record's content given up: the log then continues the chain its partners hold, with
+//! that record's place kept and its content lost.
+//!
+//! The node must be stopped (the log's lock file says if it is not). A log that went back and
+//! has since sealed other records under seqs a partner holds cannot take that partner's branch
+//! back: the partner says so and gives nothing.
+
+use super::link::dial;
+use super::protocol::{apply_buffered, Ingress};
+use super::SILENCE_LIMIT;
+use crate::config::{Config, StoreConfig};
+use anyhow::Context;
+use ledger::{FileStore, LogStore};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use vocab::Nation;
+use wire::{link_down, link_up, LinkAck, LinkUp, OriginCursor, Subscription};
+
+/// What one partner gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromPartner {
+    pub partner: Nation,
+    /// This log's head of its own origin before and after.
+    pub from: u64,
+    pub to: u64,
+    /// Of what came back: records in full, and stubs.
+    pub records: u64,
+    pub stubs: u64,
+    /// The partner's head of this node's origin, as its last heartbeat said (0: none heard).
+    pub partner_head: u64,
+    /// Why nothing (more) came from it, if it failed: unreachable, refused, a bad batch.
+    pub failed: Option<String>,
+    /// The first record it holds only as a stub, where it stopped (without `accept_stubs`).
+    pub stub_at: Option<u64>,
+}
+
+impl std::fmt::Display for FromPartner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(why) = &self.failed {
+            return write!(f, "{}: {why}", self.partner);
+        }
+        write!(
+            f,
+            "{}: took back {} records and {} stubs (this log: seq {} -> {})",
+            self.partner, self.records, self.stubs, self.from, self.to
+        )?;
+        if self.partner_head > 0 {
+            write!(f, "; it holds this node's records to seq {}", self.partner_head)?;
+        }
+        match self.stub_at {
+            Some(seq) => write!(f, "; it holds seq {seq} only as a stub, so nothing past it was taken from it"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromPartner {
+    /// How far this partner is known to hold this node's records.
+    pub fn holds(&self) -> u64 {
+        self.partner_head.max(self.stub_at.unwrap_or(0))
+    }
+}
+
+/// Takes this node's own records back from every partner with an `address`, in the order of
+/// the config; stubs too if `accept_stubs`. Errors only when the log cannot be opened or
+/// written; a partner that fails is reported and the next one asked.
+pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Vec<FromPartner>> {
+    if !matches!(config.store, StoreConfig::Files) {
+        anyhow::bail!(
+            "`trilink recover` takes records back into a log in files (data_dir); a log on JetStream is kept by its own replicas"
+        );
+    }
+    let Some(fed) = &config.federation else {
+        anyhow::bail!("no [federation] in the config: there is no partner to take records back from");
+    };
+    let key_text = std::fs::read_to_string(&config.signing_key)
+        .with_context(|| format!("failed to read signing key {}", config.signing_key.display()))?;
+    let key =
+        ledger::keys::parse_signing_key(&key_text).with_context(|| format!("in {}", config.signing_key.display()))?;
+    let trusted = crate::trusted_keys(config, &key)?;
+    let cas: Vec<_> = fed.partners.iter().map(|p| (p.nation, p.ca.as_path())).collect();
+    let tls = Arc::new(
+        super::tls::Tls::load(config.nation, &fed.tls_cert, &fed.tls_key, &cas)
+            .context("failed to load the federation TLS identity")?,
+    );
+    let (store, _) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation)).with_context(|| {
+        format!("failed to open the log in {} (is the node still running?)", config.data_dir.display())
+    })?;
+    let mut store: Box<dyn LogStore> = Box::new(store);
+    let mut report = Vec::new();
+    for p in &fed.partners {
+        let Some(addr) = p.address else { continue };
+        let from = own_head(&*store, config.nation).0;
+        let mut got = FromPartner {
+            partner: p.nation,
+            from,
+            to: from,
+            records: 0,
+            stubs: 0,
+            partner_head: 0,
+            failed: None,
+            stub_at: None,
+        };
+        let link = (tls.clone(), addr, accept_stubs);
+        if let Err(why) = from_partner(config.nation, &trusted, &mut store, link, &mut got).await {
+            got.failed = Some(why);
+        }
+        got.to = own_head(&*store, config.nation).0;
+        report.push(got);
+    }
+    if report.is_empty() {
+        anyhow::bail!("no partner has an address to dial: there is no partner to take records back from");
+    }
+    Ok(report)
+}
+
+/// This log's head of `me`: seq and hash (empty for an empty log).
+fn own_head(store: &dyn LogStore, me: Nation) -> (u64, Vec<u8>) {
+    store
+        .heads()
+        .into_iter()
+        .find(|c| c.origin() == me)
+        .map_or((0, Vec::new()), |c| (c.seq(), if c.seq() > 0 { c.head().to_vec() } else { Vec::new() }))
+}
+
+async fn from_partner(
+    me: Nation,
+    trusted: &BTreeMap<Nation, ed25519_dalek::VerifyingKey>,
+    store: &mut Box<dyn LogStore>,
+    (tls, addr, accept_stubs): (Arc<super::tls::Tls>, std::net::SocketAddr, bool),
+    got: &mut FromPartner,
+) -> Result<(), String> {
+    let partner = got.partner;
+    let mut client = dial(tls, partner, addr).await?;
+    let (seq, head_hash) = own_head(&**store, me);
+    let (up, up_rx) = mpsc::channel::<LinkUp>(64);
+    let cursors = vec![OriginCursor { origin: me.to_string(), seq, head_hash }];
+    up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors, give_back: true })) })
+        .await
+        .map_err(|_| "subscription not sent")?;
+    let mut down = client
+        .subscribe(ReceiverStream::new(up_rx))
+        .await
+        .map_err(|e| format!("subscription refused: {}", e.message()))?
+        .into_inner();
+    let rules = Ingress { me, peer: partner, accept_relay: false, trusted, own_back: true };
+    loop {
+        let msg = tokio::time::timeout(SILENCE_LIMIT, down.message())
+            .await
+            .map_err(|_| format!("nothing heard for {} s", SILENCE_LIMIT.as_secs()))?
+            .map_err(|e| format!("{} gave nothing back: {}", partner, e.message()))?;
+        let Some(msg) = msg else { return Err("the partner closed the stream".into()) };
+        match msg.msg {
+            // Past a stub not taken, batches are left unread until the heartbeat says how far
+            // the partner holds this node's records.
+            Some(link_down::Msg::Batch(_)) if got.stub_at.is_some() => {}
+            Some(link_down::Msg::Batch(mut batch)) => {
+                let stub_at = if accept_stubs { None } else { before_first_stub(&mut batch, own_head(&**store, me).0) };
+                if !batch.entries.is_empty() {
+                    let out = apply_buffered(&mut **store, &rules, batch).map_err(|r| format!("batch refused: {r}"))?;
+                    store.commit().map_err(|e| format!("failed to make the records durable here: {e}"))?;
+                    got.records += out.applied.len() as u64;
+                    got.stubs += out.stubs;
+                    let ack = LinkAck { origin: me.to_string(), seq: out.head };
+                    up.send(LinkUp { msg: Some(link_up::Msg::Ack(ack)) }).await.map_err(|_| "stream closed")?;
+                }
+                got.stub_at = stub_at;
+            }
+            Some(link_down::Msg::Heartbeat(hb)) => {
+                // The partner's head of this node's origin: done once this log holds as much.
+                let Some(theirs) = hb.heads.iter().find(|c| c.origin == me.as_str()) else {
+                    return Err(format!("{partner} serves none of this node's records"));
+                };
+                let ours = own_head(&**store, me).0;
+                if theirs.seq > 0 && theirs.seq < ours && on_another_chain(&**store, me, theirs)? {
+                    return Err(format!(
+                        "{partner} holds this node's records to seq {}, on another chain than this log's there: this log \
+                         went back and has since sealed other records under seqs {partner} holds; nothing is taken from it",
+                        theirs.seq
+                    ));
+                }
+                let theirs = theirs.seq;
+                got.partner_head = theirs;
+                if got.stub_at.is_some() || own_head(&**store, me).0 >= theirs {
+                    return Ok(());
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// Whether a partner's head of this node's origin (a heartbeat's) names another chain than
+/// this log's at that seq.
+fn on_another_chain(store: &dyn LogStore, me: Nation, theirs: &OriginCursor) -> Result<bool, String> {
+    let entries = store.read_entries(me, theirs.seq, 1).map_err(|e| format!("failed to read this log: {e}"))?;
+    let ours = super::protocol::head_at(&entries, theirs.seq)?;
+    Ok(super::protocol::another_chain(theirs, ours))
+}
+
+/// Cuts `batch` before its first stub past `head`, back to the last checkpoint before that
+/// stub (a batch must end on one); returns the stub's seq, or `None` if it has none.
+fn before_first_stub(batch: &mut wire::LinkBatch, head: u64) -> Option<u64> {
+    use prost::Message;
+    let first = batch.entries.iter().position(|e| match &e.entry {
+        Some(wire::link_entry::Entry::Withheld(b)) => {
+            wire::Withheld::decode(b.as_slice()).map_or(true, |w| w.seq > head)
+        }
+        _ => false,
+    })?;
+    let seq = match &batch.entries[first].entry {
+        Some(wire::link_entry::Entry::Withheld(b)) => wire::Withheld::decode(b.as_slice()).map_or(0, |w| w.seq),
+        _ => 0,
+    };
+    let keep = batch.entries[..first]
+        .iter()
+        .rposition(|e| matches!(e.entry, Some(wire::link_entry::Entry::Checkpoint(_))))
+        .map_or(0, |i| i + 1);
+    batch.entries.truncate(keep);
+    Some(seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use wire::link_entry::Entry;
+
+    fn batch(entries: &[(char, u64)]) -> wire::LinkBatch {
+        let entry = |&(kind, seq): &(char, u64)| {
+            let e = match kind {
+                'r' => Entry::Record(vec![seq as u8]),
+                's' => Entry::Withheld(wire::Withheld { seq, ..Default::default() }.encode_to_vec()),
+                _ => Entry::Checkpoint(vec![0xC0]),
+            };
+            wire::LinkEntry { entry: Some(e) }
+        };
+        wire::LinkBatch { origin: "JPN".into(), entries: entries.iter().map(entry).collect() }
+    }
+
+    /// A batch is cut back to the checkpoint before its first stub past the log's head: what
+    /// is kept still ends on a checkpoint, and stubs already held do not count.
+    #[test]
+    fn a_batch_is_cut_at_the_checkpoint_before_its_first_stub() {
+        let mut b = batch(&[('r', 4), ('c', 4), ('r', 5), ('s', 6), ('r', 7), ('c', 7)]);
+        assert_eq!(before_first_stub(&mut b, 3), Some(6));
+        assert_eq!(b, batch(&[('r', 4), ('c', 4)]));
+        let mut b = batch(&[('s', 4), ('r', 5), ('c', 5)]);
+        assert_eq!(before_first_stub(&mut b, 3), Some(4));
+        assert!(b.entries.is_empty(), "nothing before the stub");
+        let mut b = batch(&[('s', 2), ('r', 4), ('c', 4)]);
+        assert_eq!(before_first_stub(&mut b, 3), None, "a stub already held is skipped by apply");
+        assert_eq!(b, batch(&[('s', 2), ('r', 4), ('c', 4)]));
+        let mut b = batch(&[('r', 4), ('c', 4)]);
+        assert_eq!(before_first_stub(&mut b, 3), None);
+    }
+}
