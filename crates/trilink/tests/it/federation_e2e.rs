@@ -563,6 +563,11 @@ fn dial_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr) -> bool {
 
 /// `dial_as_jpn` with the subscription's cursors given.
 fn subscribe_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr, cursors: Vec<wire::OriginCursor>) -> bool {
+    subscribe_as_jpn_with(pki, cert, target, wire::Subscription { cursors, give_back: false })
+}
+
+/// `subscribe_as_jpn` with the whole subscription.
+fn subscribe_as_jpn_with(pki: &Path, cert: &node::pki::Pem, target: SocketAddr, sub: wire::Subscription) -> bool {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("tls.crt"), &cert.cert).expect("w");
     std::fs::write(dir.path().join("tls.key"), &cert.key).expect("w");
@@ -586,8 +591,7 @@ fn subscribe_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr, curso
             return false;
         };
         let mut client = wire::federation_client::FederationClient::new(channel);
-        let sub =
-            wire::LinkUp { msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription { cursors, give_back: false })) };
+        let sub = wire::LinkUp { msg: Some(wire::link_up::Msg::Subscribe(sub)) };
         // The stream stays open (a receiver that hangs up is done), so a heartbeat comes back.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let _ = tx.send(sub).await;
@@ -712,6 +716,14 @@ fn identity_attacks_are_refused_counted_and_harmless() {
         (0..5_000).map(|_| wire::OriginCursor { origin: "USA".into(), seq: 1, head_hash: vec![0; 32] }).collect();
     subscribe_as_jpn(&pki, &pem(&pki.join("jpn"), "tls"), usa_fed, flood);
     assert!(!usa.log_text().contains("holds USA's records up to seq"), "no cursor of the flood was checked");
+    // A give-back subscription (`trilink recover`) for another origin than the subscriber's
+    // own, from the genuine identity: refused, the stream ended, nothing sent.
+    let usa_back = wire::Subscription {
+        cursors: vec![wire::OriginCursor { origin: "USA".into(), seq: 0, head_hash: Vec::new() }],
+        give_back: true,
+    };
+    assert!(!subscribe_as_jpn_with(&pki, &pem(&pki.join("jpn"), "tls"), usa_fed, usa_back), "nothing is given");
+    assert!(usa.log_text().contains("a give-back subscription names one cursor, of the subscriber's own origin (JPN)"));
     wait_for("the silent connection to be cut", Duration::from_secs(20), || refused(usa, "handshake_timeout") > before);
     drop(idle);
 
