@@ -1113,7 +1113,7 @@ impl LogStore for JetStore {
         let owner = self.owner;
         let log = self.origin_mut(origin)?;
         let stub = log.chain.verify_withheld(bytes).map_err(|source| StoreError::Rejected { origin, source })?;
-        let owed = owner.is_some_and(|o| stub.releasable_to.iter().any(|n| n == o.as_str()));
+        let owed = owner.is_some_and(|o| ledger::chain::owed_to(o, &stub));
         if owed {
             if let Ok(d) = <ledger::Hash>::try_from(stub.digest.as_slice()) {
                 log.owed.insert(stub.seq, d);

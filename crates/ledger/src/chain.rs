@@ -292,6 +292,13 @@ pub fn withhold(bytes: &[u8]) -> Result<Vec<u8>, ChainError> {
     .encode_to_vec())
 }
 
+/// Whether the holder `owner` is owed the record a stub stands for: one whose marking names
+/// it, or one of its own (a node that took its records back from a partner, which held that
+/// one only as a stub). Every store keeps such stubs as owed until the record fills them.
+pub fn owed_to(owner: Nation, stub: &Withheld) -> bool {
+    stub.origin == owner.as_str() || stub.releasable_to.iter().any(|n| n == owner.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,7 @@ pub const CHECKS: &[(&str, CheckFn)] = &[
     ("records_read_back_as_appended", records_read_back_as_appended),
     ("entries_end_on_checkpoints_and_copy_with_stubs", entries_end_on_checkpoints_and_copy_with_stubs),
     ("owed_stubs_are_filled_by_their_record_only", owed_stubs_are_filled_by_their_record_only),
+    ("stubs_of_the_owners_own_records_are_owed", stubs_of_the_owners_own_records_are_owed),
     ("refuses_what_does_not_chain", refuses_what_does_not_chain),
     ("uncommitted_appends_are_invisible_and_forgotten", uncommitted_appends_are_invisible_and_forgotten),
 ];
@@ -407,6 +408,39 @@ pub fn owed_stubs_are_filled_by_their_record_only(backend: &mut dyn Backend) -> 
     ensure(store.owed(usa_code) == vec![8, 10, 12], || format!("owed after reopen: {:?}", store.owed(usa_code)))?;
     let got = store.read(usa_code, 1, usize::MAX).map_err(|e| e.to_string())?;
     ensure(got == want, || "fills lost on reopen".into())
+}
+
+/// A node that took its own records back from a partner holding some only as stubs is owed
+/// them whatever their marking names: its own record fills such a stub, across a reopen.
+pub fn stubs_of_the_owners_own_records_are_owed(backend: &mut dyn Backend) -> Check {
+    let mut rng = Rng(5);
+    let mut usa = Origin::new("USA", 1);
+    let keys = trusted(&[("USA", &usa.key)]);
+    let key = usa.key.verifying_key();
+    let usa_code = usa.code();
+    let name = backend.create();
+    let mut store = open(backend, &name, &keys, Some(usa_code))?;
+    // Records 1..=6, marked for KOR or for no one; 2 and 5 came back as stubs.
+    let mut entries = Vec::new();
+    for seq in 1..=6u64 {
+        let marking = if seq % 2 == 0 { vec![nation("KOR")] } else { Vec::new() };
+        let bytes = usa.seal(&mut rng, &marking);
+        entries.push(if seq == 2 || seq == 5 {
+            Entry::Withheld { seq, bytes: withhold(&bytes).map_err(|e| e.to_string())? }
+        } else {
+            Entry::Record(StoredRecord { seq, bytes })
+        });
+    }
+    entries.push(Entry::Checkpoint { seq: 6, bytes: usa.checkpoint() });
+    apply(store.as_mut(), usa_code, &entries, &key)?;
+    ensure(store.owed(usa_code) == vec![2, 5], || format!("owed {:?}, expected [2, 5]", store.owed(usa_code)))?;
+    store.append_fill(usa_code, &usa.records[4]).map_err(|e| format!("fill 5: {e}"))?;
+    store.commit().map_err(|e| format!("commit the fill: {e}"))?;
+    drop(store);
+    let store = open(backend, &name, &keys, Some(usa_code))?;
+    ensure(store.owed(usa_code) == vec![2], || format!("owed after reopen: {:?}", store.owed(usa_code)))?;
+    let got: Vec<u64> = store.read(usa_code, 1, usize::MAX).map_err(|e| e.to_string())?.iter().map(|r| r.seq).collect();
+    ensure(got == vec![1, 3, 4, 5, 6], || format!("reads seqs {got:?}"))
 }
 
 /// Appends that do not extend the chain are refused without moving it; a commit with records

@@ -76,7 +76,7 @@ pub(crate) fn scan_segment(
                 }
             }),
             FrameType::Withheld => chain.verify_withheld(payload).map(|stub| {
-                if owner.is_none_or(|o| stub.releasable_to.iter().any(|n| n == o.as_str())) {
+                if owner.is_none_or(|o| crate::chain::owed_to(o, &stub)) {
                     if let Ok(d) = <Hash>::try_from(stub.digest.as_slice()) {
                         scan.stubs.push((stub.seq, d));
                     }
@@ -253,7 +253,8 @@ pub trait LogStore: Send + std::fmt::Debug {
     /// Buffers the full record for a stub this store's owner is owed (its marking names the
     /// owner): the record's digest must equal the stub's. Reads return it in the stub's place.
     fn append_fill(&mut self, origin: Nation, bytes: &[u8]) -> Result<u64, StoreError>;
-    /// Seqs of `origin` held as stubs whose marking names the owner, not yet filled.
+    /// Seqs of `origin` held as stubs whose record the owner is owed (`chain::owed_to`: the
+    /// marking names it, or the origin is its own), not yet filled.
     fn owed(&self, origin: Nation) -> Vec<u64>;
     /// Forgets that `origin`/`seq` is owed: its origin itself withheld it (by policy), so no
     /// path will bring it. In memory only: after a restart it is asked for once more.
@@ -1129,7 +1130,7 @@ impl LogStore for FileStore {
         let owner = self.owner;
         let log = self.origin_mut(origin)?;
         let stub = log.chain.verify_withheld(bytes).map_err(|source| StoreError::Rejected { origin, source })?;
-        if owner.is_some_and(|o| stub.releasable_to.iter().any(|n| n == o.as_str())) {
+        if owner.is_some_and(|o| crate::chain::owed_to(o, &stub)) {
             if let Ok(d) = <Hash>::try_from(stub.digest.as_slice()) {
                 log.owed.insert(stub.seq, d);
             }

@@ -23,8 +23,10 @@ pub fn run(args: &RecoverArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Run(anyhow::anyhow!("failed to start the runtime: {e}")))?;
-    let report = rt.block_on(node::federation::recover::recover(&config, args.accept_stubs)).map_err(Failure::Run)?;
-    for line in &report {
+    let recovered =
+        rt.block_on(node::federation::recover::recover(&config, args.accept_stubs)).map_err(Failure::Run)?;
+    let report = &recovered.partners;
+    for line in report {
         println!("{line}");
     }
     let (first, last) = (report.first().map_or(0, |r| r.from), report.last().map_or(0, |r| r.to));
@@ -41,6 +43,14 @@ pub fn run(args: &RecoverArgs) -> Result<(), Failure> {
             n = config.nation
         );
         return Err(Failure::Run(anyhow::anyhow!("{} records of this node are held only as stubs", most - last)));
+    }
+    if let (Some(first), Some(last)) = (recovered.stubs_left.first(), recovered.stubs_left.last()) {
+        println!(
+            "{} of {}'s records are held here only as stubs (seqs {first} to {last}): taken back as stubs before, their \
+             content is lost unless a partner that holds them in full is asked (run again when it is reachable)",
+            recovered.stubs_left.len(),
+            config.nation
+        );
     }
     let failed: Vec<String> = report.iter().filter(|r| r.failed.is_some()).map(|r| r.partner.to_string()).collect();
     if !failed.is_empty() {

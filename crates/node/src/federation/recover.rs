@@ -8,7 +8,9 @@
 //! kept it from that partner) gives back the records before it, and the next partner is
 //! asked from there; stubs are taken only when asked (`accept_stubs`), since a stub taken is
 //! the record's content given up: the log then continues the chain its partners hold, with
-//! that record's place kept and its content lost.
+//! that record's place kept and its content lost. A stub of its own the log holds (taken that
+//! way before) is owed: each partner is asked from just before the first, and one that holds
+//! the record in full fills it.
 //!
 //! The node must be stopped (the log's lock file says if it is not). A log that went back and
 //! has since sealed other records under seqs a partner holds cannot take that partner's branch
@@ -37,6 +39,8 @@ pub struct FromPartner {
     /// Of what came back: records in full, and stubs.
     pub records: u64,
     pub stubs: u64,
+    /// Stubs of this log's filled with their records.
+    pub filled: u64,
     /// The partner's head of this node's origin, as its last heartbeat said (0: none heard).
     pub partner_head: u64,
     /// Why nothing (more) came from it, if it failed: unreachable, refused, a bad batch.
@@ -55,6 +59,9 @@ impl std::fmt::Display for FromPartner {
             "{}: took back {} records and {} stubs (this log: seq {} -> {})",
             self.partner, self.records, self.stubs, self.from, self.to
         )?;
+        if self.filled > 0 {
+            write!(f, ", and filled {} stubs here with their records", self.filled)?;
+        }
         if self.partner_head > 0 {
             write!(f, "; it holds this node's records to seq {}", self.partner_head)?;
         }
@@ -72,10 +79,18 @@ impl FromPartner {
     }
 }
 
+/// What `recover` did: per partner asked, and the seqs of this node's own records its log
+/// still holds only as stubs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub partners: Vec<FromPartner>,
+    pub stubs_left: Vec<u64>,
+}
+
 /// Takes this node's own records back from every partner with an `address`, in the order of
 /// the config; stubs too if `accept_stubs`. Errors only when the log cannot be opened or
 /// written; a partner that fails is reported and the next one asked.
-pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Vec<FromPartner>> {
+pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Recovered> {
     if !matches!(config.store, StoreConfig::Files) {
         anyhow::bail!(
             "`trilink recover` takes records back into a log in files (data_dir); a log on JetStream is kept by its own replicas"
@@ -108,6 +123,7 @@ pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Vec<
             to: from,
             records: 0,
             stubs: 0,
+            filled: 0,
             partner_head: 0,
             failed: None,
             stub_at: None,
@@ -122,7 +138,7 @@ pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Vec<
     if report.is_empty() {
         anyhow::bail!("no partner has an address to dial: there is no partner to take records back from");
     }
-    Ok(report)
+    Ok(Recovered { partners: report, stubs_left: store.owed(config.nation) })
 }
 
 /// This log's head of `me`: seq and hash (empty for an empty log).
@@ -143,7 +159,13 @@ async fn from_partner(
 ) -> Result<(), String> {
     let partner = got.partner;
     let mut client = dial(tls, partner, addr).await?;
-    let (seq, head_hash) = own_head(&**store, me);
+    // From the head, or from just before the first stub of its own this log is owed (the
+    // head's hash only where the cursor is the head, as a link's cursor).
+    let (head, head_hash) = own_head(&**store, me);
+    let seq = store.owed(me).first().map_or(head, |&s| head.min(s - 1));
+    let head_hash = if seq == head { head_hash } else { Vec::new() };
+    // How far the partner has sent: done when that, or the cursor, reaches its head.
+    let mut sent_through = seq;
     let (up, up_rx) = mpsc::channel::<LinkUp>(64);
     let cursors = vec![OriginCursor { origin: me.to_string(), seq, head_hash }];
     up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors, give_back: true })) })
@@ -166,12 +188,14 @@ async fn from_partner(
             // the partner holds this node's records.
             Some(link_down::Msg::Batch(_)) if got.stub_at.is_some() => {}
             Some(link_down::Msg::Batch(mut batch)) => {
+                sent_through = sent_through.max(last_seq(&batch).unwrap_or(0));
                 let stub_at = if accept_stubs { None } else { before_first_stub(&mut batch, own_head(&**store, me).0) };
                 if !batch.entries.is_empty() {
                     let out = apply_buffered(&mut **store, &rules, batch).map_err(|r| format!("batch refused: {r}"))?;
                     store.commit().map_err(|e| format!("failed to make the records durable here: {e}"))?;
                     got.records += out.applied.len() as u64;
                     got.stubs += out.stubs;
+                    got.filled += out.filled.len() as u64;
                     let ack = LinkAck { origin: me.to_string(), seq: out.head };
                     up.send(LinkUp { msg: Some(link_up::Msg::Ack(ack)) }).await.map_err(|_| "stream closed")?;
                 }
@@ -192,13 +216,27 @@ async fn from_partner(
                 }
                 let theirs = theirs.seq;
                 got.partner_head = theirs;
-                if got.stub_at.is_some() || own_head(&**store, me).0 >= theirs {
+                if got.stub_at.is_some() || sent_through.max(ours) >= theirs {
                     return Ok(());
                 }
             }
             None => {}
         }
     }
+}
+
+/// The last seq a batch carries (its records', stubs' or checkpoints').
+fn last_seq(batch: &wire::LinkBatch) -> Option<u64> {
+    use prost::Message;
+    batch.entries.iter().rev().find_map(|e| match &e.entry {
+        Some(wire::link_entry::Entry::Record(b)) => wire::Record::decode(b.as_slice()).ok().map(|r| r.seq),
+        Some(wire::link_entry::Entry::Withheld(b)) => wire::Withheld::decode(b.as_slice()).ok().map(|w| w.seq),
+        Some(wire::link_entry::Entry::Checkpoint(b)) => wire::SignedCheckpoint::decode(b.as_slice())
+            .ok()
+            .and_then(|s| wire::Checkpoint::decode(s.checkpoint.as_slice()).ok())
+            .map(|c| c.seq),
+        None => None,
+    })
 }
 
 /// Whether a partner's head of this node's origin (a heartbeat's) names another chain than

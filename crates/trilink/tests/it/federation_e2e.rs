@@ -1419,10 +1419,11 @@ fn a_node_restored_from_an_old_copy_takes_its_records_back() {
     audit_all(&fed);
 }
 
-/// With `--accept-stubs`, records a partner holds only as stubs come back as stubs: their
-/// content is given up and the chain kept. JPN, restored from an old copy while USA (which
-/// holds its records in full) is down, takes KOR's stubs of them back, starts and seals on:
-/// both partners take its new records, nothing refused, every log passing the audit.
+/// With `--accept-stubs`, records a partner holds only as stubs come back as stubs, and the
+/// chain is kept. JPN, restored from an old copy while USA (which holds its records in full)
+/// is down, takes KOR's stubs of them back, starts and seals on: both partners take its new
+/// records, nothing refused. Stopped again with USA up, recover fills those stubs with USA's
+/// records, and every log passes the audit.
 #[test]
 fn a_node_that_takes_stubs_back_continues_its_chain() {
     let mut fed = Federation::start(Topology::Mesh);
@@ -1444,15 +1445,37 @@ fn a_node_that_takes_stubs_back_continues_its_chain() {
         "{text}"
     );
     assert!(text.contains(&format!("JPN's log now holds its own records to seq {held} (was {r})")), "{text}");
+    assert!(text.contains(&format!("{stubs} of JPN's records are held here only as stubs (seqs {} to {held})", r + 1)));
     fed.nodes.get_mut("USA").expect("USA").start();
     fed.nodes.get_mut("JPN").expect("JPN").start();
     fed.wait_links_up(&[]);
     fed.post_report("JPN", 6);
     fed.wait_converged(Duration::from_secs(60));
-    assert!(fed.held("USA", "JPN") > held && fed.held("KOR", "JPN") > held, "JPN's new records reached both");
+    let now = fed.held("JPN", "JPN");
+    assert!(
+        fed.held("USA", "JPN") == now && fed.held("KOR", "JPN") == now && now > held,
+        "JPN's new records reached both"
+    );
     for partner in ["USA", "KOR"] {
         assert_eq!(batches_refused(&fed.nodes[partner], "verification"), 0, "{partner} refused nothing");
     }
+    // Stopped again with USA reachable, JPN fills its stubs with the records USA holds.
+    assert!(fed.nodes.get_mut("JPN").expect("JPN").stop(), "graceful stop");
+    let out = trilink().args(["recover", "--config"]).arg(home.join("node.toml")).output().expect("recover");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let filled =
+        format!("USA: took back 0 records and 0 stubs (this log: seq {now} -> {now}), and filled {stubs} stubs");
+    assert!(text.contains(&filled), "{text}");
+    assert!(!text.contains("held here only as stubs"), "{text}");
+    {
+        let (store, _) = FileStore::open(&home.join("log"), &trusted(&fed.pki())).expect("open JPN's log");
+        let jpn = Nation::parse("JPN").expect("nation");
+        let stubs_left = all_entries(&store, jpn).iter().filter(|e| matches!(e, Entry::Withheld { .. })).count();
+        assert_eq!(stubs_left, 0, "JPN's log holds every one of its records in full");
+    }
+    fed.nodes.get_mut("JPN").expect("JPN").start();
+    fed.wait_links_up(&[]);
     for node in fed.nodes.values_mut() {
         assert!(node.stop(), "graceful stop");
     }
