@@ -308,7 +308,8 @@ fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginC
     if origin == me && held > head {
         return Verdict::Another(format!(
             "{peer} holds {me}'s records up to seq {held}, but this node's log ends at {head}: {lost}; its records \
-             after {head} would fork the chain {peer} holds, {kept}"
+             after {head} would fork the chain {peer} holds, {kept}. If this node has sealed nothing since its log went \
+             back, stop it and run `trilink recover` to take them back (docs/federation.md, \"A log that went back\")"
         ));
     }
     if held == 0 || cursor.head_hash.is_empty() {
