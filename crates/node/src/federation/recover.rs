@@ -109,8 +109,9 @@ pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Reco
         super::tls::Tls::load(config.nation, &fed.tls_cert, &fed.tls_key, &cas)
             .context("failed to load the federation TLS identity")?,
     );
-    let (store, _) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation)).with_context(|| {
-        format!("failed to open the log in {} (is the node still running?)", config.data_dir.display())
+    let (store, _) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation)).map_err(|e| match e {
+        ledger::StoreError::Locked(_) => anyhow::anyhow!("{e} (is the node still running? stop it first)"),
+        e => anyhow::anyhow!("failed to open the log in {}: {e}", config.data_dir.display()),
     })?;
     let mut store: Box<dyn LogStore> = Box::new(store);
     let mut report = Vec::new();
@@ -202,7 +203,8 @@ async fn from_partner(
                 got.stub_at = stub_at;
             }
             Some(link_down::Msg::Heartbeat(hb)) => {
-                // The partner's head of this node's origin: done once this log holds as much.
+                // The partner's head of this node's origin: done once it has sent through it
+                // (or the cursor was there already).
                 let Some(theirs) = hb.heads.iter().find(|c| c.origin == me.as_str()) else {
                     return Err(format!("{partner} serves none of this node's records"));
                 };
@@ -216,7 +218,7 @@ async fn from_partner(
                 }
                 let theirs = theirs.seq;
                 got.partner_head = theirs;
-                if got.stub_at.is_some() || sent_through.max(ours) >= theirs {
+                if got.stub_at.is_some() || sent_through >= theirs {
                     return Ok(());
                 }
             }
