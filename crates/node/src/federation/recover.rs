@@ -178,18 +178,31 @@ async fn from_partner(
         .map_err(|e| format!("subscription refused: {}", e.message()))?
         .into_inner();
     let rules = Ingress { me, peer: partner, accept_relay: false, trusted, own_back: true };
+    // A partner must keep sending more: one that only heartbeats (or, past a stub, only
+    // sends) cannot hold the command for longer than this without progress.
+    let mut deadline = tokio::time::Instant::now() + SILENCE_LIMIT;
     loop {
-        let msg = tokio::time::timeout(SILENCE_LIMIT, down.message())
-            .await
-            .map_err(|_| format!("nothing heard for {} s", SILENCE_LIMIT.as_secs()))?
-            .map_err(|e| format!("{} gave nothing back: {}", partner, e.message()))?;
+        let msg = match tokio::time::timeout_at(deadline, down.message()).await {
+            Err(_) if got.stub_at.is_some() => return Ok(()),
+            Err(_) => {
+                return Err(format!(
+                    "{partner} sent nothing past seq {sent_through} for {} s (it said it holds more)",
+                    SILENCE_LIMIT.as_secs()
+                ))
+            }
+            Ok(msg) => msg.map_err(|e| format!("{} gave nothing back: {}", partner, e.message()))?,
+        };
         let Some(msg) = msg else { return Err("the partner closed the stream".into()) };
         match msg.msg {
             // Past a stub not taken, batches are left unread until the heartbeat says how far
             // the partner holds this node's records.
             Some(link_down::Msg::Batch(_)) if got.stub_at.is_some() => {}
             Some(link_down::Msg::Batch(mut batch)) => {
-                sent_through = sent_through.max(last_seq(&batch).unwrap_or(0));
+                let last = last_seq(&batch).unwrap_or(0);
+                if last > sent_through {
+                    sent_through = last;
+                    deadline = tokio::time::Instant::now() + SILENCE_LIMIT;
+                }
                 let stub_at = if accept_stubs { None } else { before_first_stub(&mut batch, own_head(&**store, me).0) };
                 if !batch.entries.is_empty() {
                     let out = apply_buffered(&mut **store, &rules, batch).map_err(|r| format!("batch refused: {r}"))?;
