@@ -3,8 +3,10 @@
 //! `wanted_cursors`), and links as in-memory FIFO queues — driven by a seeded scheduler through
 //! appends, partial batches, partitions (in-flight messages lost), crashes and restarts
 //! (the log reopened from disk), duplicate deliveries from other paths, in full-mesh and
-//! hub-and-spoke topologies. After every seed's chaos, the links heal and the federation must
-//! converge. Checked throughout: every replica is a prefix of its origin's log, byte-identical
+//! hub-and-spoke topologies, and a log that goes back to an old copy of itself and takes its
+//! records back from its partners before it seals again (`trilink recover`: a give-back
+//! subscription, stubs accepted). After every seed's chaos, the links heal and the federation
+//! must converge. Checked throughout: every replica is a prefix of its origin's log, byte-identical
 //! where its marking admits the holder and a stub exactly where it does not; no honest batch
 //! is ever refused; each (origin, seq) is applied at most once at each node.
 //!
@@ -15,7 +17,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use ledger::chain::NewRecord;
 use ledger::{Chain, Entry, FileStore, LogStore};
 use node::federation::protocol::{apply, egress, wanted_cursors, EgressPolicy, Ingress, Refusal, Sender};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use vocab::{Nation, UtcNanos};
 use wire::{link_up, LinkBatch, LinkUp, RecordKind, Subscription};
@@ -51,6 +53,8 @@ struct SimNode {
     store: Option<FileStore>,
     /// Highest seq of each origin applied from a link (exactly-once check).
     applied: BTreeMap<Nation, u64>,
+    /// An old copy of its log (taken at some earlier moment), for it to go back to.
+    snapshot: Option<PathBuf>,
 }
 
 /// A receiver's subscription to a sender: the queues of one connection.
@@ -75,6 +79,9 @@ struct World {
     truth: BTreeMap<Nation, Vec<Sealed>>,
     /// Batches delivered, for duplicate delivery (another path, a replay).
     delivered: Vec<(usize, usize, LinkBatch)>,
+    /// Records whose content is gone from the federation: a log went back and no partner held
+    /// them in full (their stubs stay, at the origin too).
+    lost: BTreeSet<(Nation, u64)>,
     time: i64,
     stats: Stats,
     hub: bool,
@@ -91,6 +98,11 @@ struct Stats {
     duplicates: u64,
     crashes: u64,
     partitions: u64,
+    /// Logs that went back, and records they took back from partners (in full or as fills).
+    went_back: u64,
+    taken_back: u64,
+    /// Records left only as stubs at their own origin after it took its records back.
+    lost: u64,
 }
 
 fn nations() -> Vec<Nation> {
@@ -126,6 +138,7 @@ impl World {
                     key: SigningKey::from_bytes(&[i as u8 + 1; 32]),
                     store: Some(store),
                     applied: BTreeMap::new(),
+                    snapshot: None,
                 }
             })
             .collect();
@@ -157,6 +170,7 @@ impl World {
             conns: Vec::new(),
             truth: BTreeMap::new(),
             delivered: Vec::new(),
+            lost: BTreeSet::new(),
             time: 1,
             stats: Stats::default(),
             hub: topology == 0,
@@ -347,6 +361,91 @@ impl World {
         Ok(())
     }
 
+    /// Keeps a copy of node `i`'s log as it is now (every commit is synced: a consistent old
+    /// copy).
+    fn snapshot(&mut self, i: usize) {
+        if !self.up(i) {
+            return;
+        }
+        let to = self.nodes[i].dir.with_extension("snapshot");
+        let _ = std::fs::remove_dir_all(&to);
+        copy_dir(&self.nodes[i].dir, &to);
+        self.nodes[i].snapshot = Some(to);
+    }
+
+    /// Node `i`'s log goes back to its old copy; before it seals again it takes its records
+    /// back from every partner (all must be up, so that none holds more than it can learn),
+    /// as `trilink recover --accept-stubs` does: a give-back subscription per partner, from its
+    /// head or from just before its first owed stub. Records no partner held are gone from the
+    /// origin's history; records partners held only as stubs keep their place, content lost.
+    fn go_back(&mut self, i: usize) -> Result<(), String> {
+        let Some(snapshot) = self.nodes[i].snapshot.clone() else { return Ok(()) };
+        if (0..3).any(|j| !self.up(j)) {
+            return Ok(());
+        }
+        self.stats.went_back += 1;
+        let me = self.nodes[i].nation;
+        // Everything in flight is dropped (the node went down; links reset).
+        self.crash(i);
+        self.conns.clear();
+        self.delivered.clear();
+        let dir = self.nodes[i].dir.clone();
+        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+        copy_dir(&snapshot, &dir);
+        self.restart(i)?;
+        // Its replicas of the others went back too: what they apply again is applied once in
+        // this log.
+        let heads = self.nodes[i].store.as_ref().expect("up").heads();
+        self.nodes[i].applied = heads.iter().map(|c| (c.origin(), c.seq())).collect();
+        for j in (0..3).filter(|&j| j != i) {
+            let (head, hash) = {
+                let store = self.nodes[i].store.as_ref().expect("up");
+                let head = store.heads().into_iter().find(|c| c.origin() == me);
+                let seq = head.as_ref().map_or(0, |c| c.seq());
+                let first_owed = store.owed(me).first().copied();
+                let from = first_owed.map_or(seq, |s| seq.min(s - 1));
+                let hash = head.filter(|c| c.seq() == from && from > 0).map(|c| c.head().to_vec()).unwrap_or_default();
+                (from, hash)
+            };
+            let mut sender = Sender::new(self.nodes[j].nation, self.relay[j], me);
+            sender
+                .give_back(&[wire::OriginCursor { origin: me.to_string(), seq: head, head_hash: hash }])
+                .map_err(|e| format!("give-back refused: {e}"))?;
+            let rules =
+                Ingress { me, peer: self.nodes[j].nation, accept_relay: false, trusted: &self.trusted, own_back: true };
+            while let Some(&(origin, from)) = sender.wanted(u64::MAX).first() {
+                let entries = self.nodes[j].store.as_ref().expect("up").read_entries(origin, from, 50).expect("read");
+                let Some(last) = entries.last().map(Entry::seq) else { break };
+                let (batch, _) = egress(origin, entries, me, &EgressPolicy::default());
+                let store = self.nodes[i].store.as_mut().expect("up");
+                let out = apply(store, &rules, batch).map_err(|e| format!("{me} refused its own records back: {e}"))?;
+                self.stats.taken_back += (out.applied.len() + out.filled.len()) as u64;
+                sender.sent(origin, last);
+            }
+        }
+        let store = self.nodes[i].store.as_ref().expect("up");
+        let held = store.heads().into_iter().find(|c| c.origin() == me).map_or(0, |c| c.seq());
+        // What no one held is gone from the origin's history; what it holds only as a stub, no
+        // one holds in full.
+        let truth = self.truth.entry(me).or_default();
+        truth.truncate(held as usize);
+        self.lost.retain(|&(o, seq)| o != me || seq <= held);
+        for seq in store.owed(me) {
+            // Only what no partner holds in full stays a stub.
+            for j in (0..3).filter(|&j| j != i) {
+                let held_there = self.nodes[j].store.as_ref().expect("up").read_entries(me, seq, 1).expect("read");
+                if matches!(held_there.first(), Some(Entry::Record(r)) if r.seq == seq) {
+                    return Err(format!(
+                        "{me} took {seq} back as a stub, but {} holds it in full",
+                        self.nodes[j].nation
+                    ));
+                }
+            }
+            self.stats.lost += u64::from(self.lost.insert((me, seq)));
+        }
+        Ok(())
+    }
+
     /// Every replica a prefix of its origin's log: full records byte-identical where the
     /// marking admits the holder, stubs where it does not. A stub where the marking admits the
     /// holder (owed: a relay could not carry it) is allowed during the chaos; once healed,
@@ -367,9 +466,11 @@ impl World {
                         let Some((bytes, marking)) = truth.get(seq as usize - 1) else {
                             return Err(format!("{} holds {origin}/{seq}, beyond the origin's log", node.nation));
                         };
-                        let entitled = node.nation == *origin || marking.contains(&node.nation);
+                        // A record whose content is lost may be held only as a stub anywhere.
+                        let lost = self.lost.contains(&(*origin, seq));
+                        let entitled = (node.nation == *origin || marking.contains(&node.nation)) && !lost;
                         match e {
-                            Entry::Record(r) if !entitled => {
+                            Entry::Record(r) if !entitled && !lost => {
                                 return Err(format!(
                                     "{} holds {origin}/{} in full, marking {marking:?}",
                                     node.nation, r.seq
@@ -400,13 +501,15 @@ impl World {
         Ok(())
     }
 
-    /// Whether, in a mesh, some node is still owed a record (its origin can always carry it).
+    /// Whether, in a mesh, some node is still owed a record (its origin can always carry it,
+    /// unless its content is lost).
     fn fills_pending(&self) -> bool {
         !self.hub
-            && self
-                .nodes
-                .iter()
-                .any(|n| n.store.as_ref().is_some_and(|s| nations().iter().any(|&o| !s.owed(o).is_empty())))
+            && self.nodes.iter().any(|n| {
+                n.store.as_ref().is_some_and(|s| {
+                    nations().iter().any(|&o| s.owed(o).iter().any(|&seq| !self.lost.contains(&(o, seq))))
+                })
+            })
     }
 
     fn converged(&self) -> bool {
@@ -452,6 +555,8 @@ fn run(seed: u64, total: &mut Stats) -> Result<(), String> {
                 let c = rng.below(w.conns.len() as u64) as usize;
                 w.heartbeat(c);
             }
+            97 => w.snapshot(rng.below(3) as usize),
+            98 => w.go_back(rng.below(3) as usize)?,
             _ if !w.delivered.is_empty() => {
                 // The same batch again: from a second path, or replayed.
                 let (r, s, b) = w.delivered[rng.below(w.delivered.len() as u64) as usize].clone();
@@ -488,6 +593,9 @@ fn run(seed: u64, total: &mut Stats) -> Result<(), String> {
             total.duplicates += s.duplicates;
             total.crashes += s.crashes;
             total.partitions += s.partitions;
+            total.went_back += s.went_back;
+            total.taken_back += s.taken_back;
+            total.lost += s.lost;
             return Ok(());
         }
         if round == 1_999 {
@@ -544,8 +652,28 @@ fn federation_protocol_survives_partitions_crashes_and_duplicates() {
     if seeds >= 100 {
         let t = total;
         assert!(
-            t.applied > 0 && t.stubs > 0 && t.fills > 0 && t.duplicates > 0 && t.crashes > 0 && t.partitions > 0,
+            t.applied > 0
+                && t.stubs > 0
+                && t.fills > 0
+                && t.duplicates > 0
+                && t.crashes > 0
+                && t.partitions > 0
+                && t.went_back > 0
+                && t.taken_back > 0,
             "the schedule no longer reaches every case: {t:?}"
         );
+    }
+}
+
+/// Copies a log directory (files and subdirectories).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
     }
 }
