@@ -1289,6 +1289,24 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
         let line = format!("trilink_link_diverged{{partner=\"{partner}\",origin=\"JPN\"}} 1");
         assert!(metrics.contains(&line), "JPN's metrics say so for {partner}");
     }
+    // Once JPN has sealed a record on the old copy, even short of what the partners hold,
+    // `trilink recover` is too late: each partner sees by the cursor's head hash that JPN's
+    // log holds another chain there, and gives nothing back.
+    post(&fed, 99);
+    assert_eq!(jpn_held(&fed, "JPN"), restored + 1);
+    assert!(fed.nodes.get_mut("JPN").expect("JPN").stop(), "graceful stop");
+    let out =
+        trilink().args(["recover", "--config"]).arg(fed.dir.path().join("jpn/node.toml")).output().expect("recover");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for partner in ["USA", "KOR"] {
+        let says = format!(
+            "{partner}: {partner} gave nothing back: JPN asks for its own records back from seq {}, but with another chain",
+            restored + 1
+        );
+        assert!(text.contains(&says), "{text}");
+    }
+    fed.nodes.get_mut("JPN").expect("JPN").start();
     // JPN takes input past what the partners hold: none of it reaches them (it would be
     // refused as a broken chain), and each still holds what it held.
     for i in 0..held - restored + 2 {
