@@ -16,7 +16,7 @@
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use ledger::chain::NewRecord;
 use ledger::{Chain, Entry, FileStore, LogStore};
-use node::federation::protocol::{apply, egress, wanted_cursors, EgressPolicy, Ingress, Refusal, Sender};
+use node::federation::protocol::{apply, cursor_of, egress, wanted_cursors, EgressPolicy, Ingress, Refusal, Sender};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use vocab::{Nation, UtcNanos};
@@ -398,19 +398,12 @@ impl World {
         let heads = self.nodes[i].store.as_ref().expect("up").heads();
         self.nodes[i].applied = heads.iter().map(|c| (c.origin(), c.seq())).collect();
         for j in (0..3).filter(|&j| j != i) {
-            let (head, hash) = {
+            let cursor = {
                 let store = self.nodes[i].store.as_ref().expect("up");
-                let head = store.heads().into_iter().find(|c| c.origin() == me);
-                let seq = head.as_ref().map_or(0, |c| c.seq());
-                let first_owed = store.owed(me).first().copied();
-                let from = first_owed.map_or(seq, |s| seq.min(s - 1));
-                let hash = head.filter(|c| c.seq() == from && from > 0).map(|c| c.head().to_vec()).unwrap_or_default();
-                (from, hash)
+                cursor_of(store, &store.heads(), me, true)
             };
             let mut sender = Sender::new(self.nodes[j].nation, self.relay[j], me);
-            sender
-                .give_back(&[wire::OriginCursor { origin: me.to_string(), seq: head, head_hash: hash }])
-                .map_err(|e| format!("give-back refused: {e}"))?;
+            sender.give_back(&[cursor]).map_err(|e| format!("give-back refused: {e}"))?;
             let rules =
                 Ingress { me, peer: self.nodes[j].nation, accept_relay: false, trusted: &self.trusted, own_back: true };
             while let Some(&(origin, from)) = sender.wanted(u64::MAX).first() {

@@ -246,16 +246,29 @@ pub fn wanted_cursors(
     trusted
         .keys()
         .filter(|&&o| o != me && (o == partner || accept_relay))
-        .map(|&o| {
-            let head = heads.iter().find(|c| c.origin() == o);
-            let held = head.map_or(0, |c| c.seq());
-            let first_owed = if o == partner { store.owed(o).first().copied() } else { None };
-            let seq = first_owed.map_or(held, |s| held.min(s - 1));
-            // The head's hash where the cursor is the head (not where it goes back for owed records).
-            let head_hash = head.filter(|c| c.seq() == seq && seq > 0).map(|c| c.head().to_vec()).unwrap_or_default();
-            wire::OriginCursor { origin: o.to_string(), seq, head_hash }
-        })
+        .map(|&o| cursor_of(store, &heads, o, o == partner))
         .collect()
+}
+
+/// `origin`'s cursor in `store` (whose `heads` are given): its head, or with `owed` just
+/// before the first record of it this log is owed, where a stream must start again to fill
+/// it (only the origin itself can be asked for those). The head's hash is given only where
+/// the cursor is the head.
+pub fn cursor_of(store: &dyn LogStore, heads: &[Chain], origin: Nation, owed: bool) -> wire::OriginCursor {
+    let head = heads.iter().find(|c| c.origin() == origin);
+    let held = head.map_or(0, |c| c.seq());
+    let first_owed = if owed { store.owed(origin).first().copied() } else { None };
+    let seq = first_owed.map_or(held, |s| held.min(s - 1));
+    match head {
+        Some(c) if c.seq() == seq => head_cursor(c),
+        _ => wire::OriginCursor { origin: origin.to_string(), seq, head_hash: Vec::new() },
+    }
+}
+
+/// A cursor at a chain's head: its seq and its head hash (none for an empty chain).
+pub fn head_cursor(c: &Chain) -> wire::OriginCursor {
+    let head_hash = if c.seq() > 0 { c.head().to_vec() } else { Vec::new() };
+    wire::OriginCursor { origin: c.origin().to_string(), seq: c.seq(), head_hash }
 }
 
 /// The head of a chain just past `seq`, from the record or stub at `seq` among `entries` (a

@@ -17,7 +17,7 @@
 //! back: the partner says so and gives nothing.
 
 use super::link::dial;
-use super::protocol::{apply_buffered, Ingress};
+use super::protocol::{apply_buffered, cursor_of, Ingress};
 use super::SILENCE_LIMIT;
 use crate::config::{Config, StoreConfig};
 use anyhow::Context;
@@ -117,7 +117,7 @@ pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Reco
     let mut report = Vec::new();
     for p in &fed.partners {
         let Some(addr) = p.address else { continue };
-        let from = own_head(&*store, config.nation).0;
+        let from = own_head(&*store, config.nation);
         let mut got = FromPartner {
             partner: p.nation,
             from,
@@ -133,7 +133,7 @@ pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Reco
         if let Err(why) = from_partner(config.nation, &trusted, &mut store, link, &mut got).await {
             got.failed = Some(why);
         }
-        got.to = own_head(&*store, config.nation).0;
+        got.to = own_head(&*store, config.nation);
         report.push(got);
     }
     if report.is_empty() {
@@ -142,13 +142,9 @@ pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Reco
     Ok(Recovered { partners: report, stubs_left: store.owed(config.nation) })
 }
 
-/// This log's head of `me`: seq and hash (empty for an empty log).
-fn own_head(store: &dyn LogStore, me: Nation) -> (u64, Vec<u8>) {
-    store
-        .heads()
-        .into_iter()
-        .find(|c| c.origin() == me)
-        .map_or((0, Vec::new()), |c| (c.seq(), if c.seq() > 0 { c.head().to_vec() } else { Vec::new() }))
+/// This log's head of `me`.
+fn own_head(store: &dyn LogStore, me: Nation) -> u64 {
+    store.heads().iter().find(|c| c.origin() == me).map_or(0, |c| c.seq())
 }
 
 async fn from_partner(
@@ -160,15 +156,12 @@ async fn from_partner(
 ) -> Result<(), String> {
     let partner = got.partner;
     let mut client = dial(tls, partner, addr).await?;
-    // From the head, or from just before the first stub of its own this log is owed (the
-    // head's hash only where the cursor is the head, as a link's cursor).
-    let (head, head_hash) = own_head(&**store, me);
-    let seq = store.owed(me).first().map_or(head, |&s| head.min(s - 1));
-    let head_hash = if seq == head { head_hash } else { Vec::new() };
+    // From the head, or from just before the first stub of its own this log is owed.
+    let cursor = cursor_of(&**store, &store.heads(), me, true);
     // How far the partner has sent: done when that, or the cursor, reaches its head.
-    let mut sent_through = seq;
+    let mut sent_through = cursor.seq;
     let (up, up_rx) = mpsc::channel::<LinkUp>(64);
-    let cursors = vec![OriginCursor { origin: me.to_string(), seq, head_hash }];
+    let cursors = vec![cursor];
     up.send(LinkUp { msg: Some(link_up::Msg::Subscribe(Subscription { cursors, give_back: true })) })
         .await
         .map_err(|_| "subscription not sent")?;
@@ -203,7 +196,7 @@ async fn from_partner(
                     sent_through = last;
                     deadline = tokio::time::Instant::now() + SILENCE_LIMIT;
                 }
-                let stub_at = if accept_stubs { None } else { before_first_stub(&mut batch, own_head(&**store, me).0) };
+                let stub_at = if accept_stubs { None } else { before_first_stub(&mut batch, own_head(&**store, me)) };
                 if !batch.entries.is_empty() {
                     let out = apply_buffered(&mut **store, &rules, batch).map_err(|r| format!("batch refused: {r}"))?;
                     store.commit().map_err(|e| format!("failed to make the records durable here: {e}"))?;
@@ -221,7 +214,7 @@ async fn from_partner(
                 let Some(theirs) = hb.heads.iter().find(|c| c.origin == me.as_str()) else {
                     return Err(format!("{partner} serves none of this node's records"));
                 };
-                let ours = own_head(&**store, me).0;
+                let ours = own_head(&**store, me);
                 if theirs.seq > 0 && theirs.seq < ours && on_another_chain(&**store, me, theirs)? {
                     return Err(format!(
                         "{partner} holds this node's records to seq {}, on another chain than this log's there: this log \

@@ -7,7 +7,7 @@
 //! At most `WINDOW_RECORDS` unacknowledged per origin: a receiver that stops acknowledging
 //! stops the flow (explicit backpressure), and one silent past `SILENCE_LIMIT` is dropped.
 
-use super::protocol::{another_chain, egress, head_at, Sender, MAX_BATCH_BYTES, MAX_SUBSCRIBED};
+use super::protocol::{another_chain, egress, head_at, head_cursor, Sender, MAX_BATCH_BYTES, MAX_SUBSCRIBED};
 use super::tls::PeerInfo;
 use super::{Ctx, BATCH_RECORDS, HEARTBEAT, SILENCE_LIMIT, WINDOW_RECORDS};
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use vocab::Nation;
-use wire::{link_down, link_up, LinkDown, LinkHeartbeat, LinkUp, OriginCursor};
+use wire::{link_down, link_up, LinkDown, LinkHeartbeat, LinkUp};
 
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -159,11 +159,7 @@ async fn publish(
                 let heads = heads
                     .iter()
                     .filter(|c| sender.cursors().contains_key(&c.origin()))
-                    .map(|c| OriginCursor {
-                        origin: c.origin().to_string(),
-                        seq: c.seq(),
-                        head_hash: if c.seq() > 0 { c.head().to_vec() } else { Vec::new() },
-                    })
+                    .map(head_cursor)
                     .collect();
                 let hb = LinkHeartbeat { time_unix_ns: crate::wall_clock().as_nanos(), heads };
                 send(tx, LinkDown { msg: Some(link_down::Msg::Heartbeat(hb)) }).await?;
@@ -304,12 +300,15 @@ fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginC
     };
     let lost =
         "it has lost records it had made durable (restored from an old copy, or a disk that lost acknowledged writes)";
-    let kept = format!("so none are sent to {peer}; the records this log lost are held at {peer}, signed by {me}");
+    // Made only for a verdict that needs it: a cursor left to check later is judged on every
+    // turn of the sender's loop until the log reaches it.
+    let kept = || format!("so none are sent to {peer}; the records this log lost are held at {peer}, signed by {me}");
     if origin == me && held > head {
         return Verdict::Another(format!(
             "{peer} holds {me}'s records up to seq {held}, but this node's log ends at {head}: {lost}; its records \
-             after {head} would fork the chain {peer} holds, {kept}. If this node has sealed nothing since its log went \
-             back, stop it and run `trilink recover` to take them back (docs/federation.md, \"A log that went back\")"
+             after {head} would fork the chain {peer} holds, {}. If this node has sealed nothing since its log went \
+             back, stop it and run `trilink recover` to take them back (docs/federation.md, \"A log that went back\")",
+            kept()
         ));
     }
     if held == 0 || cursor.head_hash.is_empty() {
@@ -329,7 +328,8 @@ fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginC
         Ok(_) if origin == me => Verdict::Another(format!(
             "{peer} holds {me}'s records up to seq {held}, but with another chain than this node's log has there: {lost}, \
              and has since sealed other records under seqs it had used; its records after {held} would fork the chain \
-             {peer} holds, {kept}"
+             {peer} holds, {}",
+            kept()
         )),
         Ok(_) if origin == peer => Verdict::Another(format!(
             "{peer} asks for its own records back from seq {held}, but with another chain than this node holds: its \

@@ -1295,10 +1295,8 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
     post(&fed, 99);
     assert_eq!(jpn_held(&fed, "JPN"), restored + 1);
     assert!(fed.nodes.get_mut("JPN").expect("JPN").stop(), "graceful stop");
-    let out =
-        trilink().args(["recover", "--config"]).arg(fed.dir.path().join("jpn/node.toml")).output().expect("recover");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = recover_jpn(&fed, &[]);
+    assert_eq!(code, Some(1), "{text}");
     for partner in ["USA", "KOR"] {
         let says = format!(
             "{partner}: {partner} gave nothing back: JPN asks for its own records back from seq {}, but with another chain",
@@ -1337,10 +1335,8 @@ fn a_node_whose_log_went_back_sends_no_fork_and_says_why() {
     assert_eq!(batches_refused(&fed.nodes["USA"], "verification"), 0, "USA was sent no fork to refuse");
     // Too late for `trilink recover`: each partner's head is on another chain than JPN's log.
     assert!(fed.nodes.get_mut("JPN").expect("JPN").stop(), "graceful stop");
-    let out =
-        trilink().args(["recover", "--config"]).arg(fed.dir.path().join("jpn/node.toml")).output().expect("recover");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = recover_jpn(&fed, &[]);
+    assert_eq!(code, Some(1), "{text}");
     for partner in ["USA", "KOR"] {
         let says =
             format!("{partner}: {partner} holds this node's records to seq {held}, on another chain than this log's");
@@ -1376,6 +1372,14 @@ fn jpn_log_goes_back(fed: &mut Federation) -> u64 {
     held
 }
 
+/// Runs `trilink recover` on JPN's config with `extra` options: its exit code and everything
+/// it printed.
+fn recover_jpn(fed: &Federation, extra: &[&str]) -> (Option<i32>, String) {
+    let config = fed.dir.path().join("jpn/node.toml");
+    let out = trilink().args(["recover", "--config"]).arg(config).args(extra).output().expect("recover");
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 /// JPN's head of its own records, read from its log while it is stopped.
 fn jpn_head_stopped(fed: &Federation) -> u64 {
     let (store, _) = FileStore::open(&fed.dir.path().join("jpn/log"), &trusted(&fed.pki())).expect("open JPN's log");
@@ -1391,28 +1395,21 @@ fn jpn_head_stopped(fed: &Federation) -> u64 {
 #[test]
 fn a_node_restored_from_an_old_copy_takes_its_records_back() {
     let mut fed = Federation::start(Topology::Mesh);
-    let home = fed.dir.path().join("jpn");
-    let recover = |extra: &[&str]| {
-        let out =
-            trilink().args(["recover", "--config"]).arg(home.join("node.toml")).args(extra).output().expect("recover");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        (out.status.code(), text)
-    };
-    let (code, text) = recover(&[]);
+    let (code, text) = recover_jpn(&fed, &[]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("is the node still running?"), "the running node's log is not touched: {text}");
     let held = jpn_log_goes_back(&mut fed);
     let r = jpn_head_stopped(&fed);
     assert!(r > 0 && r < held, "the old copy holds {r}, the partners {held}");
     assert!(fed.nodes.get_mut("USA").expect("USA").stop(), "graceful stop");
-    let (code, text) = recover(&[]);
+    let (code, text) = recover_jpn(&fed, &[]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("USA: failed to connect"), "{text}");
     assert!(text.contains(&format!("KOR: took back 0 records and 0 stubs (this log: seq {r} -> {r})")), "{text}");
     assert!(text.contains(&format!("it holds seq {} only as a stub", r + 1)), "{text}");
     assert!(text.contains(&format!("JPN's log now holds its own records to seq {r} (was {r})")), "{text}");
     fed.nodes.get_mut("USA").expect("USA").start();
-    let (code, text) = recover(&[]);
+    let (code, text) = recover_jpn(&fed, &[]);
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains(&format!("USA: took back {} records and 0 stubs (this log: seq {r} -> {held})", held - r)),
@@ -1449,13 +1446,8 @@ fn a_node_that_takes_stubs_back_continues_its_chain() {
     let r = jpn_head_stopped(&fed);
     let home = fed.dir.path().join("jpn");
     assert!(fed.nodes.get_mut("USA").expect("USA").stop(), "graceful stop");
-    let out = trilink()
-        .args(["recover", "--accept-stubs", "--config"])
-        .arg(home.join("node.toml"))
-        .output()
-        .expect("recover");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = recover_jpn(&fed, &["--accept-stubs"]);
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("USA could not be asked and may hold more of this node's records"), "{text}");
     let stubs = held - r;
     assert!(
@@ -1479,9 +1471,8 @@ fn a_node_that_takes_stubs_back_continues_its_chain() {
     }
     // Stopped again with USA reachable, JPN fills its stubs with the records USA holds.
     assert!(fed.nodes.get_mut("JPN").expect("JPN").stop(), "graceful stop");
-    let out = trilink().args(["recover", "--config"]).arg(home.join("node.toml")).output().expect("recover");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = recover_jpn(&fed, &[]);
+    assert_eq!(code, Some(0), "{text}");
     let filled =
         format!("USA: took back 0 records and 0 stubs (this log: seq {now} -> {now}), and filled {stubs} stubs");
     assert!(text.contains(&filled), "{text}");
