@@ -2,6 +2,8 @@
 //! reported, paths resolved against the config file's directory.
 
 use anyhow::{anyhow, bail, Context};
+use cot::config::{CotConfig, CotFormat, CotListen, CotPush};
+use federation::Partner;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -158,37 +160,6 @@ struct FileOriginKey {
     signing_key: PathBuf,
 }
 
-/// A partner node: who it is, where to dial it, what it is trusted with and what it is sent.
-#[derive(Debug, Clone)]
-pub struct Partner {
-    pub nation: Nation,
-    /// Where its federation port is; `None`: it dials this node, this node never dials it.
-    pub address: Option<SocketAddr>,
-    /// The partner nation's CA certificate (PEM): the only issuer trusted for its nodes.
-    pub ca: PathBuf,
-    /// Its Ed25519 log signing key (`node.pub`).
-    pub signing_key: PathBuf,
-    /// Accept other origins' records relayed by this partner.
-    pub accept_relay: bool,
-    /// Kinds released to it in full (others go as Withheld stubs).
-    pub release: crate::federation::protocol::EgressPolicy,
-    /// This node's measurement batches go to it only transformed.
-    pub transform: Option<crate::federation::transform::Transform>,
-}
-
-/// The `[federation]` section and the `[[partner]]` and `[[origin_key]]` tables.
-#[derive(Debug, Clone)]
-pub struct Federation {
-    pub listen: SocketAddr,
-    pub tls_cert: PathBuf,
-    pub tls_key: PathBuf,
-    /// Serve partners the records of other origins this node holds (a hub).
-    pub relay: bool,
-    pub partners: Vec<Partner>,
-    /// Signing keys of origins reached only through a relay.
-    pub origin_keys: BTreeMap<Nation, PathBuf>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileListen {
@@ -336,7 +307,7 @@ pub struct Config {
     /// Sensors by token hash.
     pub sensors: BTreeMap<[u8; 32], Sensor>,
     pub area_files: Vec<PathBuf>,
-    pub federation: Option<Federation>,
+    pub federation: Option<federation::Settings>,
     /// The built web UI (`web/dist`), served at `/`.
     pub web_dir: Option<PathBuf>,
     pub cot: Option<CotConfig>,
@@ -346,55 +317,6 @@ pub struct Config {
     pub analysts: BTreeMap<[u8; 32], String>,
     /// Partners TLP:AMBER objects go to (`[cti] amber_partners`).
     pub cti_amber_partners: Vec<Nation>,
-}
-
-/// CoT wire format (docs/cot.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CotFormat {
-    /// XML CoT events, one after another.
-    Xml,
-    /// TAK protocol version 1, streaming framing.
-    Protobuf,
-}
-
-impl CotFormat {
-    fn parse(s: &str) -> anyhow::Result<CotFormat> {
-        match s {
-            "xml" => Ok(CotFormat::Xml),
-            "protobuf" => Ok(CotFormat::Protobuf),
-            _ => bail!("format {s:?} is not \"xml\" or \"protobuf\""),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct CotListen {
-    pub address: SocketAddr,
-    pub format: CotFormat,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    /// With it, TAK clients must present a certificate this CA issued.
-    pub client_ca: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CotPush {
-    /// host:port of the TAK server.
-    pub address: String,
-    pub format: CotFormat,
-    /// With it, TLS to the server, whose certificate this CA must have issued.
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub server_name: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CotConfig {
-    pub stale_s: f64,
-    pub min_interval: std::time::Duration,
-    pub listen: Vec<CotListen>,
-    pub push: Vec<CotPush>,
 }
 
 /// Most CoT listeners and pushes.
@@ -574,16 +496,16 @@ impl Config {
                         bail!("[[partner]] {pn} is listed twice");
                     }
                     let kinds = match &p.release_kinds {
-                        None => crate::federation::protocol::EgressPolicy::default().kinds,
+                        None => federation::protocol::EgressPolicy::default().kinds,
                         Some(names) => names
                             .iter()
                             .map(|k| {
                                 wire::RecordKind::from_str_name(&format!("RECORD_KIND_{}", k.to_uppercase()))
-                                    .filter(|k| crate::federation::protocol::shareable_kinds().contains(k))
+                                    .filter(|k| federation::protocol::shareable_kinds().contains(k))
                                     .ok_or_else(|| {
                                         anyhow!(
                                             "[[partner]] {pn}: key `release_kinds`: {k:?} is not one of {}",
-                                            crate::federation::protocol::shareable_kinds()
+                                            federation::protocol::shareable_kinds()
                                                 .iter()
                                                 .map(|k| k.as_str_name().trim_start_matches("RECORD_KIND_"))
                                                 .collect::<Vec<_>>()
@@ -602,7 +524,7 @@ impl Config {
                             if !t.pseudonymize_sensors && t.site_precision_km == 0.0 {
                                 bail!("[[partner]] {pn}: `transform` changes nothing (set pseudonymize_sensors or site_precision_km)");
                             }
-                            Some(crate::federation::transform::Transform {
+                            Some(federation::transform::Transform {
                                 pseudonymize_sensors: t.pseudonymize_sensors,
                                 site_precision_km: t.site_precision_km,
                             })
@@ -614,7 +536,7 @@ impl Config {
                         ca: resolve(&p.ca),
                         signing_key: resolve(&p.signing_key),
                         accept_relay: p.accept_relay,
-                        release: crate::federation::protocol::EgressPolicy {
+                        release: federation::protocol::EgressPolicy {
                             kinds,
                             transformed_for: transform.as_ref().map(|_| nation),
                         },
@@ -629,7 +551,7 @@ impl Config {
                     }
                     origin_keys.insert(on, resolve(&o.signing_key));
                 }
-                Some(Federation {
+                Some(federation::Settings {
                     listen: fed.listen,
                     tls_cert: resolve(&fed.tls_cert),
                     tls_key: resolve(&fed.tls_key),
@@ -725,11 +647,7 @@ impl Config {
     }
 }
 
-/// SHA-256 of a bearer token, as configured.
-pub fn token_hash(token: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).into()
-}
+pub use pki::token_hash;
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,9 @@
 //! the writer itself. When no writer answers, the ingest process refuses with 503 and the
 //! sender keeps its data.
 
-use crate::writer::Append;
 use futures::StreamExt;
 use jetstore::async_nats;
+use journal::Append;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use vocab::Nation;

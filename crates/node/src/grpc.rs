@@ -1,7 +1,7 @@
 //! The gRPC ingest service (`trilink.v1.Ingest`, proto/trilink/v1/trilink.proto): the same
 //! checks and the same durable acknowledgement as HTTP ingest, for sensors that stream.
 
-use crate::App;
+use crate::admission::{Admission, Staged};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,11 +16,11 @@ const STREAM_ACK_BUFFER: usize = 64;
 
 #[derive(Debug)]
 pub struct Service {
-    app: Arc<App>,
+    app: Arc<Admission>,
 }
 
-pub fn service(app: Arc<App>) -> IngestServer<Service> {
-    let limit = app.config.ingest.max_body_bytes;
+pub fn service(app: Arc<Admission>) -> IngestServer<Service> {
+    let limit = app.limits.max_body_bytes;
     IngestServer::new(Service { app }).max_decoding_message_size(limit)
 }
 
@@ -28,12 +28,12 @@ fn bearer<T>(req: &Request<T>) -> Option<String> {
     req.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-/// Checks a batch and queues it for the log (see `App::stage_batch`).
-async fn stage(app: &App, sensor: &crate::config::Sensor, batch: MeasurementBatch) -> Result<crate::Staged, Status> {
+/// Checks a batch and queues it for the log (see `Admission::stage_batch`).
+async fn stage(app: &Admission, sensor: &crate::config::Sensor, batch: MeasurementBatch) -> Result<Staged, Status> {
     let arrived = Instant::now();
-    let max = app.config.ingest.max_batch_measurements;
+    let max = app.limits.max_batch_measurements;
     if batch.measurements.len() > max {
-        app.metrics.reject(crate::metrics::Reject::Oversized, 1);
+        app.metrics.reject(telemetry::Reject::Oversized, 1);
         return Err(Status::resource_exhausted(format!(
             "{} measurements exceed the batch limit of {max}",
             batch.measurements.len()
@@ -47,7 +47,7 @@ async fn stage(app: &App, sensor: &crate::config::Sensor, batch: MeasurementBatc
 }
 
 /// The acknowledgement of a staged batch, once its record is durable.
-async fn acknowledge(app: &App, staged: crate::Staged) -> Result<IngestAck, Status> {
+async fn acknowledge(app: &Admission, staged: Staged) -> Result<IngestAck, Status> {
     let o = staged.durable(app).await.map_err(Status::unavailable)?;
     Ok(IngestAck {
         accepted: o.accepted as u64,
@@ -88,7 +88,7 @@ impl Ingest for Service {
                 let staged = match batch {
                     Ok(b) => stage(&reader_app, &sensor, b).await,
                     Err(status) => {
-                        reader_app.metrics.reject(crate::metrics::Reject::Malformed, 1);
+                        reader_app.metrics.reject(telemetry::Reject::Malformed, 1);
                         let _ = staged_tx.send(Err(status)).await;
                         break;
                     }

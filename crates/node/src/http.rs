@@ -2,7 +2,9 @@
 //! NDJSON ingest, the products as JSON, GeoJSON and KML, log range queries, status, the
 //! WebSocket stream of changes and Prometheus metrics.
 
-use crate::{App, BatchOutcome};
+use crate::admission::{Admission, BatchOutcome};
+use crate::config::Config;
+use crate::picture::{AlertList, Picture};
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -12,8 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use tokio::sync::broadcast::error::RecvError;
 use vocab::Nation;
@@ -21,9 +24,35 @@ use vocab::Nation;
 /// Largest page of a log range query.
 const MAX_LOG_PAGE: usize = 1000;
 
-type Shared = State<Arc<App>>;
+/// What the HTTP handlers share: the picture they read, the log they page through and append
+/// to (alert acknowledgements), ingest's door, and what `/v1/status` reports.
+#[derive(Debug)]
+pub struct Api {
+    pub config: Config,
+    pub metrics: Arc<telemetry::Metrics>,
+    pub admission: Arc<Admission>,
+    pub picture: Arc<RwLock<Picture>>,
+    pub alerts: AlertList,
+    pub events: tokio::sync::broadcast::Sender<Arc<str>>,
+    pub store: journal::Store,
+    pub log: journal::LogHandle,
+    /// The node's own last durable seq.
+    pub head: Arc<AtomicU64>,
+    pub started: Instant,
+    pub public_key: String,
+    pub areas_geojson: Value,
+    /// The defended areas (for replays, which run their own alert book).
+    pub areas: Vec<alert::Area>,
+    /// Turns true when the node shuts down (long-lived streams close on it).
+    pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Federation state, when configured.
+    pub fed: Option<Arc<federation::state::Fed>>,
+}
 
-pub fn router(app: Arc<App>) -> Router {
+type Shared = State<Arc<Api>>;
+
+/// Every route of the node's HTTP API, with `extra` (the TAXII server's) merged in.
+pub fn router(app: Arc<Api>, extra: Router) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/openapi.json", get(openapi))
@@ -44,10 +73,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/areas", get(areas))
         .route("/v1/log/{origin}", get(log_range))
         .route("/v1/stream", get(stream))
-        .merge(crate::taxii::router())
+        .with_state(app)
+        .merge(extra)
         // The ingest handler enforces its own limit so that it can count and explain refusals.
         .layer(DefaultBodyLimit::disable())
-        .with_state(app)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -82,26 +111,26 @@ fn outcome_json(o: &BatchOutcome, line_numbers: bool) -> Value {
 async fn ingest(State(app): Shared, headers: HeaderMap, body: Body) -> Response {
     let arrived = Instant::now();
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let sensor = match app.authenticate(auth) {
+    let sensor = match app.admission.authenticate(auth) {
         Ok(s) => s.clone(),
         Err(e) => return error(StatusCode::UNAUTHORIZED, e),
     };
-    let limit = app.config.ingest.max_body_bytes;
+    let limit = app.admission.limits.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
-            app.metrics.reject(crate::metrics::Reject::Oversized, 1);
+            app.metrics.reject(telemetry::Reject::Oversized, 1);
             return error(StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds {limit} bytes; send smaller batches"));
         }
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
-        app.metrics.reject(crate::metrics::Reject::Malformed, 1);
+        app.metrics.reject(telemetry::Reject::Malformed, 1);
         return error(StatusCode::BAD_REQUEST, "body is not UTF-8 NDJSON");
     };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let max = app.config.ingest.max_batch_measurements;
+    let max = app.admission.limits.max_batch_measurements;
     if lines.len() > max {
-        app.metrics.reject(crate::metrics::Reject::Oversized, 1);
+        app.metrics.reject(telemetry::Reject::Oversized, 1);
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("{} measurements exceed the batch limit of {max}", lines.len()),
@@ -111,7 +140,7 @@ async fn ingest(State(app): Shared, headers: HeaderMap, body: Body) -> Response 
         return error(StatusCode::BAD_REQUEST, "empty batch: send one JSON measurement per line");
     }
     let items = lines.iter().map(|l| ingest::parse_line(l)).collect();
-    match app.ingest_batch(&sensor, items, arrived).await {
+    match app.admission.ingest_batch(&sensor, items, arrived).await {
         Ok(o) => {
             let status = if o.accepted == 0 { StatusCode::BAD_REQUEST } else { StatusCode::OK };
             (status, Json(outcome_json(&o, true))).into_response()
@@ -126,7 +155,7 @@ async fn status(State(app): Shared) -> Response {
         .sensors
         .values()
         .map(|s| {
-            let stats = app.sensors.lock().ok().and_then(|m| m.get(&s.id).cloned()).unwrap_or_default();
+            let stats = app.admission.stats.lock().ok().and_then(|m| m.get(&s.id).cloned()).unwrap_or_default();
             json!({
                 "id": s.id,
                 "nation": s.nation.as_str(),
@@ -153,7 +182,7 @@ async fn status(State(app): Shared) -> Response {
         "nation": app.config.nation.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": app.started.elapsed().as_secs_f64(),
-        "time": crate::wall_clock().to_string(),
+        "time": journal::wall_clock().to_string(),
         "public_key": app.public_key,
         "log": {"seq": app.head.load(Relaxed), "fused_seq": fused_seq, "dir": app.config.data_dir.display().to_string(), "failed": failed},
         "fusion": {"reorder_window_s": app.config.reorder_window_s,
@@ -181,7 +210,7 @@ async fn tracks(State(app): Shared) -> Response {
     }
 }
 
-fn with_track<T>(app: &App, id: &str, f: impl FnOnce(&fusion::TrackView) -> T) -> Result<T, Box<Response>> {
+fn with_track<T>(app: &Api, id: &str, f: impl FnOnce(&fusion::TrackView) -> T) -> Result<T, Box<Response>> {
     let id: u64 =
         id.parse().map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, format!("track id {id:?} is not a number"))))?;
     let p =
@@ -253,7 +282,7 @@ async fn ack_alert(State(app): Shared, Path(id): Path<String>, headers: HeaderMa
     if app.config.operators.is_empty() {
         return error(StatusCode::FORBIDDEN, "this node has no [[operator]] configured: nobody may acknowledge alerts");
     }
-    let operator = match app.config.operators.get(&crate::config::token_hash(token)) {
+    let operator = match app.config.operators.get(&pki::token_hash(token)) {
         Some(name) if !token.is_empty() => name.clone(),
         _ => {
             return error(
@@ -291,11 +320,11 @@ async fn ack_alert(State(app): Shared, Path(id): Path<String>, headers: HeaderMa
     let record = wire::AlertAck {
         alert_id: id.clone(),
         operator: operator.clone(),
-        time_unix_ns: crate::wall_clock().as_nanos(),
+        time_unix_ns: journal::wall_clock().as_nanos(),
         note: req.note,
         level: wire_level as i32,
     };
-    match app.append(wire::RecordKind::AlertAck, prost::Message::encode_to_vec(&record), None).await {
+    match app.log.append(wire::RecordKind::AlertAck, prost::Message::encode_to_vec(&record), None).await {
         Ok(seq) => Json(json!({"alert": id, "operator": operator, "level": level, "seq": seq})).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
@@ -380,7 +409,7 @@ async fn ui_file(State(app): Shared, Path(file): Path<String>) -> Response {
 
 /// Serves one file of the built web UI (a flat directory: names of letters, digits, `.`, `-`
 /// and `_` only, so no path leaves it).
-async fn ui_serve(app: &App, name: &str) -> Response {
+async fn ui_serve(app: &Api, name: &str) -> Response {
     let Some(dir) = &app.config.web_dir else {
         return error(StatusCode::NOT_FOUND, "this node serves no web UI (set [web] dir in its config)");
     };
@@ -465,7 +494,7 @@ async fn stream(State(app): Shared, ws: WebSocketUpgrade) -> Response {
 
 /// Sends a snapshot (tracks, alerts), then every change. A client too slow for the stream
 /// gets a `lagged` message with how many changes it missed, and should refetch the snapshot.
-async fn serve_stream(app: Arc<App>, mut socket: WebSocket) {
+async fn serve_stream(app: Arc<Api>, mut socket: WebSocket) {
     let mut rx = app.events.subscribe();
     let mut stop = app.stop.clone();
     app.metrics.ws_clients.fetch_add(1, Relaxed);

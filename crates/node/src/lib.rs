@@ -10,288 +10,32 @@
 //!
 //! Only this crate (and the binary) knows tokio.
 
+pub mod admission;
 pub mod config;
-pub mod cot;
-pub mod federation;
 mod forward;
 mod grpc;
 mod http;
-pub mod metrics;
 mod picture;
-pub mod pki;
 pub mod products;
 mod replay;
-pub mod taxii;
-mod writer;
 
+use admission::Admission;
 use anyhow::{anyhow, Context};
-use config::{Config, Sensor};
-use fusion::{Engine, EngineConfig, Measurement};
+use config::Config;
+use fusion::{Engine, EngineConfig};
+use journal::{wall_clock, LogHandle, Store};
 use ledger::{Chain, FileStore, LogStore};
-use metrics::{Metrics, Reject};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use telemetry::Metrics;
+use tokio::sync::{broadcast, mpsc};
 use vocab::{Nation, UtcNanos};
-
-/// The node's log, shared by the writer, readers and federation (locked only to plan reads).
-pub type Store = Arc<Mutex<Box<dyn LogStore>>>;
-
-/// Runs a `commit_start`'s sync without the store's lock, then takes the lock again to publish
-/// it (`LogStore::commit_finish`): what was written is durable and visible when this returns.
-pub fn finish_commit(store: &Store, pending: Option<ledger::PendingSync>) -> Result<(), ledger::StoreError> {
-    let Some(pending) = pending else { return Ok(()) };
-    let synced = pending.run();
-    store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?.commit_finish(synced)
-}
-
-/// The node's clock: the only place it is read.
-pub fn wall_clock() -> UtcNanos {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    UtcNanos::from_nanos(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
 
 /// Stream messages buffered per WebSocket client; a client further behind loses the oldest
 /// (counted) and is told so, rather than hold the node's memory.
 const EVENT_BUFFER: usize = 4096;
-
-/// Per-sensor counts for the status API.
-#[derive(Debug, Default, Clone)]
-pub struct SensorStats {
-    pub accepted: u64,
-    pub rejected: u64,
-    pub last_seen: Option<UtcNanos>,
-}
-
-/// What the request handlers share.
-#[derive(Debug)]
-pub struct App {
-    pub config: Config,
-    pub metrics: Arc<Metrics>,
-    pub picture: Arc<RwLock<picture::Picture>>,
-    pub alerts: picture::AlertList,
-    pub events: broadcast::Sender<Arc<str>>,
-    pub store: Store,
-    pub log: mpsc::Sender<writer::Append>,
-    pub head: Arc<AtomicU64>,
-    pub sensors: Mutex<BTreeMap<String, SensorStats>>,
-    pub started: Instant,
-    pub public_key: String,
-    pub areas_geojson: serde_json::Value,
-    /// The defended areas (for replays, which run their own alert book).
-    pub areas: Vec<alert::Area>,
-    /// Threat intelligence held (TAXII).
-    pub cti: taxii::SharedCti,
-    /// Turns true when the node shuts down (long-lived streams close on it).
-    pub stop: tokio::sync::watch::Receiver<bool>,
-    /// Federation state, when configured.
-    pub fed: Option<Arc<federation::state::Fed>>,
-    /// Salt of the sensor pseudonyms in transformed releases (from the signing key).
-    pub pseudonym_salt: [u8; 32],
-}
-
-/// One refused measurement: its index in the batch and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Refused {
-    pub index: usize,
-    pub reason: Reject,
-    pub message: String,
-}
-
-/// The outcome of a batch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BatchOutcome {
-    pub accepted: usize,
-    pub refused: Vec<Refused>,
-    /// The record holding the accepted measurements (None when nothing was accepted).
-    pub seq: Option<u64>,
-}
-
-impl App {
-    /// The sensor a bearer token belongs to.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<&Sensor, String> {
-        let Some(value) = authorization else {
-            self.metrics.reject(Reject::Unauthenticated, 1);
-            return Err("missing authorization: send `Authorization: Bearer <sensor token>`".into());
-        };
-        let token = value.strip_prefix("Bearer ").unwrap_or("").trim();
-        match self.config.sensors.get(&config::token_hash(token)) {
-            Some(s) if !token.is_empty() => Ok(s),
-            _ => {
-                self.metrics.reject(Reject::Unauthenticated, 1);
-                Err("unknown sensor token".into())
-            }
-        }
-    }
-
-    /// Appends one record of the node's own (not measurements: see `ingest_batch`) and returns
-    /// its seq once durable.
-    pub async fn append(
-        &self,
-        kind: wire::RecordKind,
-        body: Vec<u8>,
-        marking: Option<Vec<Nation>>,
-    ) -> Result<u64, String> {
-        let (tx, rx) = oneshot::channel();
-        let append =
-            writer::Append { kind, body, arrived: Instant::now(), reply: Some(tx), derived: Vec::new(), marking };
-        if self.log.send(append).await.is_err() {
-            return Err("the node is shutting down".into());
-        }
-        match rx.await {
-            Ok(r) => r,
-            Err(_) => Err("the log writer stopped".into()),
-        }
-    }
-
-    /// Checks one parsed measurement against the sensor that sent it and the clock.
-    fn admit(&self, sensor: &Sensor, m: &Measurement, now: UtcNanos) -> Result<(), (Reject, String)> {
-        if m.sensor != sensor.id || m.nation != sensor.nation {
-            return Err((
-                Reject::WrongSensor,
-                format!(
-                    "measurement names sensor {} of {} but the token is {}'s of {}",
-                    m.sensor, m.nation, sensor.id, sensor.nation
-                ),
-            ));
-        }
-        let ahead_s = m.time.secs_since(now);
-        if ahead_s > self.config.ingest.max_future_s {
-            return Err((
-                Reject::InFuture,
-                format!(
-                    "time {} is {ahead_s:.0} s ahead of the node's clock (limit {} s)",
-                    m.time, self.config.ingest.max_future_s
-                ),
-            ));
-        }
-        if -ahead_s > self.config.ingest.max_age_s {
-            return Err((
-                Reject::TooOld,
-                format!("time {} is {:.0} s old (limit {} s)", m.time, -ahead_s, self.config.ingest.max_age_s),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Checks a batch of parsed (or unparseable) measurements, logs the good ones as one
-    /// record and returns once that record is durable.
-    pub async fn ingest_batch(
-        &self,
-        sensor: &Sensor,
-        items: Vec<Result<Measurement, ingest::IngestError>>,
-        arrived: Instant,
-    ) -> Result<BatchOutcome, String> {
-        self.stage_batch(sensor, items, arrived).await?.durable(self).await
-    }
-
-    /// The first half of `ingest_batch`: checks the batch and queues its good measurements
-    /// for the log, in call order, without waiting for them to be durable. A stream stages
-    /// its next batch while earlier ones are in the group commit, so a sensor sending small
-    /// batches is not held to one batch per sync.
-    pub async fn stage_batch(
-        &self,
-        sensor: &Sensor,
-        items: Vec<Result<Measurement, ingest::IngestError>>,
-        arrived: Instant,
-    ) -> Result<Staged, String> {
-        let now = wall_clock();
-        let mut refused = Vec::new();
-        let mut good = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            let checked = item
-                .map_err(|e| {
-                    let reason = match e {
-                        ingest::IngestError::TooLong => Reject::Oversized,
-                        ingest::IngestError::Json(_) => Reject::Malformed,
-                        ingest::IngestError::Invalid { .. } => Reject::OutOfRange,
-                    };
-                    (reason, e.to_string())
-                })
-                .and_then(|m| self.admit(sensor, &m, now).map(|()| m));
-            match checked {
-                Ok(m) => good.push(ingest::to_wire(&m)),
-                Err((reason, message)) => {
-                    self.metrics.reject(reason, 1);
-                    refused.push(Refused { index, reason, message });
-                }
-            }
-        }
-        let accepted = good.len();
-        {
-            let mut s = self.sensors.lock().map_err(|_| "sensor table poisoned".to_string())?;
-            let e = s.entry(sensor.id.clone()).or_default();
-            e.accepted += accepted as u64;
-            e.rejected += refused.len() as u64;
-            e.last_seen = Some(now);
-        }
-        if good.is_empty() {
-            return Ok(Staged { accepted, refused, durable: None });
-        }
-        let batch = wire::MeasurementBatch { measurements: good };
-        // Partners that get this node's measurements only transformed get a derived copy each.
-        let derived = match &self.config.federation {
-            None => Vec::new(),
-            Some(f) => f
-                .partners
-                .iter()
-                .filter_map(|p| {
-                    let t = p.transform.as_ref()?;
-                    let copy = federation::transform::apply(&batch, t, &self.pseudonym_salt);
-                    Some((p.nation, prost::Message::encode_to_vec(&copy)))
-                })
-                .collect(),
-        };
-        let body = prost::Message::encode_to_vec(&batch);
-        let (tx, rx) = oneshot::channel();
-        let append = writer::Append {
-            kind: wire::RecordKind::MeasurementBatch,
-            body,
-            arrived,
-            reply: Some(tx),
-            derived,
-            marking: None,
-        };
-        if self.log.send(append).await.is_err() {
-            self.metrics.reject(Reject::Unavailable, accepted as u64);
-            return Err("the node is shutting down".into());
-        }
-        Ok(Staged { accepted, refused, durable: Some(rx) })
-    }
-}
-
-/// A checked batch queued for the log (`App::stage_batch`); `durable` waits for its record.
-#[derive(Debug)]
-pub struct Staged {
-    accepted: usize,
-    refused: Vec<Refused>,
-    /// The writer's answer for the record of the good measurements (none: nothing to log).
-    durable: Option<oneshot::Receiver<Result<u64, String>>>,
-}
-
-impl Staged {
-    /// The batch's outcome once its record is durable (or why it is not).
-    pub async fn durable(self, app: &App) -> Result<BatchOutcome, String> {
-        let Staged { accepted, refused, durable } = self;
-        let Some(rx) = durable else { return Ok(BatchOutcome { accepted, refused, seq: None }) };
-        match rx.await {
-            Ok(Ok(seq)) => {
-                app.metrics.measurements_accepted.fetch_add(accepted as u64, Relaxed);
-                Ok(BatchOutcome { accepted, refused, seq: Some(seq) })
-            }
-            Ok(Err(e)) => {
-                app.metrics.reject(Reject::Unavailable, accepted as u64);
-                Err(e)
-            }
-            Err(_) => {
-                app.metrics.reject(Reject::Unavailable, accepted as u64);
-                Err("the log writer stopped".into())
-            }
-        }
-    }
-}
 
 fn load_areas(config: &Config) -> anyhow::Result<(Vec<alert::Area>, serde_json::Value)> {
     let mut areas = Vec::new();
@@ -315,22 +59,15 @@ fn load_areas(config: &Config) -> anyhow::Result<(Vec<alert::Area>, serde_json::
 }
 
 /// The keys each origin's checkpoints must verify against: the node's own and its partners'.
-pub(crate) fn trusted_keys(
+pub fn trusted_keys(
     config: &Config,
     key: &ed25519_dalek::SigningKey,
 ) -> anyhow::Result<BTreeMap<Nation, ed25519_dalek::VerifyingKey>> {
-    let mut trusted = BTreeMap::from([(config.nation, key.verifying_key())]);
-    if let Some(f) = &config.federation {
-        let keys =
-            f.partners.iter().map(|p| (p.nation, &p.signing_key)).chain(f.origin_keys.iter().map(|(n, p)| (*n, p)));
-        for (nation, path) in keys {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read {nation}'s signing key {}", path.display()))?;
-            let k = ledger::keys::parse_public_key(&text).with_context(|| format!("in {}", path.display()))?;
-            trusted.insert(nation, k);
-        }
+    let own = (config.nation, key.verifying_key());
+    match &config.federation {
+        Some(f) => f.trusted_keys(own),
+        None => Ok(BTreeMap::from([own])),
     }
-    Ok(trusted)
 }
 
 /// An ingest process of a nation whose node runs as several processes on one JetStream store
@@ -370,7 +107,7 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
         broadcast::channel(EVENT_BUFFER).0,
         taxii::SharedCti::default(),
     );
-    let (unlogged, _) = mpsc::channel::<writer::Append>(1);
+    let (unlogged, _) = mpsc::channel::<journal::Append>(1);
     let links = FusionLinks {
         picture: picture.clone(),
         alerts: alerts.clone(),
@@ -384,28 +121,25 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
     let fusion = new_fusion(&config, &areas, links, 0);
     // Nothing is handed to fusion directly: it reads the log up to `head`. The sender lives
     // as long as the process, so fusion runs until exit.
-    let (fusion_tx, fusion_rx) = std::sync::mpsc::sync_channel::<writer::Committed>(1);
+    let (fusion_tx, fusion_rx) = std::sync::mpsc::sync_channel::<journal::Committed>(1);
     let _fusion_thread = std::thread::Builder::new().name("fusion".into()).spawn(move || fusion.run(fusion_rx))?;
     let poll = (store.clone(), head.clone(), config.nation, stop.clone());
     let _poller = std::thread::Builder::new().name("log-follower".into()).spawn(move || follow_log(poll))?;
-    let app = Arc::new(App {
-        stop,
-        public_key: hex::encode(key.verifying_key().to_bytes()),
-        config: config.clone(),
+    let app = api(Parts {
+        config: &config,
+        key: &key,
         metrics,
         picture,
         alerts,
         events,
         store,
-        log: log_tx,
+        log: LogHandle::new(log_tx),
         head,
-        sensors: Mutex::new(BTreeMap::new()),
-        started: Instant::now(),
-        areas_geojson,
         areas,
+        areas_geojson,
         cti,
         fed: None,
-        pseudonym_salt: federation::transform::salt(&key),
+        stop,
     });
     let (stop_tx, _) = broadcast::channel::<()>(1);
     tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, writer = %forward::subject(&prefix), "ingest process listening");
@@ -486,7 +220,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let trusted = trusted_keys(&config, &key)?;
-    let mut reopen: Option<writer::Reopen> = None;
+    let mut reopen: Option<journal::Reopen> = None;
     let (store, recovery): (Box<dyn LogStore>, _) = match &config.store {
         config::StoreConfig::Files => {
             let (s, r) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation))
@@ -561,7 +295,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Fusion starts behind the log's head and reads the log up to it (the replay) before it
     // takes new records, so the picture after a restart is rebuilt from the log alone.
 
-    let writer = writer::Writer {
+    let writer = journal::Writer {
         store: store.clone(),
         chain,
         key: key.clone(),
@@ -600,24 +334,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }))
         }
     };
-    let app = Arc::new(App {
-        stop,
-        public_key: hex::encode(key.verifying_key().to_bytes()),
-        config: config.clone(),
+    let app = api(Parts {
+        config: &config,
+        key: &key,
         metrics,
         picture,
         alerts,
         events,
         store,
-        log: log_tx,
+        log: LogHandle::new(log_tx),
         head,
-        sensors: Mutex::new(BTreeMap::new()),
-        started: Instant::now(),
-        areas_geojson,
         areas,
+        areas_geojson,
         cti: cti_state,
         fed: fed.clone(),
-        pseudonym_salt: federation::transform::salt(&key),
+        stop,
     });
     // On a shared JetStream store, the nation's ingest processes forward their batches here.
     let forward_task = match &config.store {
@@ -627,7 +358,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .connect(servers.clone())
                 .await
                 .context("failed to connect to NATS to take the ingest processes' appends")?;
-            let (subject, log, stop) = (forward::subject(prefix), app.log.clone(), app.stop.clone());
+            let (subject, log, stop) = (forward::subject(prefix), app.http.log.sender().clone(), app.http.stop.clone());
             Some(tokio::spawn(async move {
                 if let Err(e) = forward::serve(client, subject, log, stop).await {
                     tracing::error!(error = %e, "stopped taking the ingest processes' appends");
@@ -638,7 +369,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     if let Some(cot) = cot_bound {
-        cot::start(app.clone(), cot);
+        let view = app.http.picture.clone();
+        let source = cot::Source {
+            nation: config.nation,
+            tracks: Box::new(move || view.read().map(|p| p.tracks.values().cloned().collect()).unwrap_or_default()),
+            events: app.http.events.clone(),
+            stop: app.http.stop.clone(),
+            metrics: app.http.metrics.clone(),
+        };
+        cot::start(Arc::new(source), cot);
     }
     let (stop_tx, _) = broadcast::channel::<()>(1);
     tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, "node listening");
@@ -647,12 +386,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let (Some(fed), Some(listener)) = (fed, fed_listener) {
         let ctx = federation::Ctx {
             fed: fed.clone(),
-            store: app.store.clone(),
+            store: app.http.store.clone(),
             version,
-            head: app.head.clone(),
-            stop: app.stop.clone(),
+            head: app.http.head.clone(),
+            stop: app.http.stop.clone(),
             to_fusion,
-            metrics: app.metrics.clone(),
+            metrics: app.http.metrics.clone(),
         };
         tracing::info!(federation = %listener.local_addr()?, partners = fed.partners.len(), relay = fed.relay, "federation listening");
         fed_tasks.extend(federation::start(ctx, listener));
@@ -717,7 +456,7 @@ struct FusionLinks {
     metrics: Arc<Metrics>,
     /// Where its products (alerts, track updates) are logged: the writer's queue, or a queue
     /// nobody holds (an ingest process's picture, whose products the writer logs).
-    log: mpsc::WeakSender<writer::Append>,
+    log: mpsc::WeakSender<journal::Append>,
     store: Store,
     head: Arc<AtomicU64>,
     cti: taxii::SharedCti,
@@ -755,9 +494,83 @@ fn new_fusion(config: &Config, areas: &[alert::Area], links: FusionLinks, replay
     }
 }
 
+/// What the API's pieces are built from (`api`).
+struct Parts<'a> {
+    config: &'a Config,
+    key: &'a ed25519_dalek::SigningKey,
+    metrics: Arc<Metrics>,
+    picture: Arc<RwLock<picture::Picture>>,
+    alerts: picture::AlertList,
+    events: broadcast::Sender<Arc<str>>,
+    store: Store,
+    log: LogHandle,
+    head: Arc<AtomicU64>,
+    areas: Vec<alert::Area>,
+    areas_geojson: serde_json::Value,
+    cti: taxii::SharedCti,
+    fed: Option<Arc<federation::state::Fed>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The API's state: ingest's door, the TAXII server and what the HTTP handlers share, each
+/// given only its part of the config.
+fn api(p: Parts<'_>) -> Api {
+    let config = p.config;
+    let admission = Arc::new(Admission {
+        sensors_by_token: config.sensors.clone(),
+        limits: config.ingest,
+        transforms: config
+            .federation
+            .iter()
+            .flat_map(|f| f.partners.iter().filter_map(|p| Some((p.nation, p.transform.clone()?))))
+            .collect(),
+        pseudonym_salt: federation::transform::salt(p.key),
+        log: p.log.clone(),
+        metrics: p.metrics.clone(),
+        stats: Mutex::new(BTreeMap::new()),
+    });
+    let taxii = Arc::new(taxii::Server {
+        nation: config.nation,
+        analysts: config.analysts.clone(),
+        amber_partners: config.cti_amber_partners.clone(),
+        federation: config
+            .federation
+            .iter()
+            .flat_map(|f| f.partners.iter().map(|p| p.nation).chain(f.origin_keys.keys().copied()))
+            .collect(),
+        cti: p.cti,
+        log: p.log.clone(),
+    });
+    let http = Arc::new(http::Api {
+        config: config.clone(),
+        metrics: p.metrics,
+        admission: admission.clone(),
+        picture: p.picture,
+        alerts: p.alerts,
+        events: p.events,
+        store: p.store,
+        log: p.log,
+        head: p.head,
+        started: Instant::now(),
+        public_key: hex::encode(p.key.verifying_key().to_bytes()),
+        areas_geojson: p.areas_geojson,
+        areas: p.areas,
+        stop: p.stop,
+        fed: p.fed,
+    });
+    Api { http, admission, taxii }
+}
+
+/// The API's state, built by `api`.
+struct Api {
+    http: Arc<http::Api>,
+    admission: Arc<Admission>,
+    taxii: Arc<taxii::Server>,
+}
+
 /// Serves the HTTP API and gRPC ingest until `stop` fires.
 fn serve_api(
-    app: &Arc<App>,
+    app: &Api,
     http_listener: tokio::net::TcpListener,
     grpc_listener: tokio::net::TcpListener,
     stop: &broadcast::Sender<()>,
@@ -770,7 +583,8 @@ fn serve_api(
     let http_listener = http_listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let http_server = axum::serve(http_listener, http::router(app.clone())).with_graceful_shutdown(async move {
+    let router = http::router(app.http.clone(), taxii::router(app.taxii.clone()));
+    let http_server = axum::serve(http_listener, router).with_graceful_shutdown(async move {
         let _ = stop_http.recv().await;
     });
     let mut stop_grpc = stop.subscribe();
@@ -780,7 +594,7 @@ fn serve_api(
         })
     });
     let grpc_server = tonic::transport::Server::builder()
-        .add_service(grpc::service(app.clone()))
+        .add_service(grpc::service(app.admission.clone()))
         .serve_with_incoming_shutdown(grpc_incoming, async move {
             let _ = stop_grpc.recv().await;
         });
@@ -816,4 +630,30 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `trilink recover`: takes this node's own records back from its partners into its log in
+/// files (`federation::recover`), with the node stopped.
+pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<federation::recover::Recovered> {
+    if !matches!(config.store, config::StoreConfig::Files) {
+        anyhow::bail!(
+            "`trilink recover` takes records back into a log in files (data_dir); a log on JetStream is kept by its own replicas"
+        );
+    }
+    let Some(settings) = &config.federation else {
+        anyhow::bail!("no [federation] in the config: there is no partner to take records back from");
+    };
+    let key_text = std::fs::read_to_string(&config.signing_key)
+        .with_context(|| format!("failed to read signing key {}", config.signing_key.display()))?;
+    let key =
+        ledger::keys::parse_signing_key(&key_text).with_context(|| format!("in {}", config.signing_key.display()))?;
+    let trusted = trusted_keys(config, &key)?;
+    federation::recover::recover(federation::recover::Request {
+        nation: config.nation,
+        data_dir: &config.data_dir,
+        trusted: &trusted,
+        settings,
+        accept_stubs,
+    })
+    .await
 }

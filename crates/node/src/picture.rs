@@ -2,11 +2,10 @@
 //! order, raises and withdraws alerts, and publishes what changed (to the shared picture the
 //! API reads, and as stream messages).
 
-use crate::metrics::Metrics;
 use crate::products::{alert_json, launch_json, track_json, Ack};
-use crate::writer::{Append, Committed};
 use alert::{AlertBook, AlertChange};
 use fusion::{Engine, TrackStatus, TrackView};
+use journal::{Append, Committed};
 use prost::Message;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -14,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use telemetry::Metrics;
 use tokio::sync::{broadcast, mpsc};
 use vocab::UtcNanos;
 use wire::RecordKind;
@@ -131,7 +131,7 @@ pub struct Fusion {
     pub realtime_priority: u8,
     /// The log, read when fusion is behind what the writer handed it (at start, after a burst
     /// that overflowed the hand-over queue).
-    pub store: crate::Store,
+    pub store: journal::Store,
     pub origin: vocab::Nation,
     /// The writer's durable head.
     pub head: Arc<std::sync::atomic::AtomicU64>,
@@ -152,7 +152,7 @@ pub struct Fusion {
     /// Whether the log holds partners' records (federation configured).
     pub federated: bool,
     /// Threat intelligence the log holds (CYBER_BUNDLE records of every origin).
-    pub cti: crate::taxii::SharedCti,
+    pub cti: taxii::SharedCti,
     /// Operators' acknowledgements, by alert id (from ALERT_ACK records).
     pub acks: BTreeMap<String, Ack>,
     /// Nations whose sensors fed each confirmed track.
@@ -349,7 +349,7 @@ impl Fusion {
             return;
         }
         if let Some(t) = c.origin_time {
-            self.metrics.partner_fused.observe(crate::wall_clock().secs_since(t));
+            self.metrics.partner_fused.observe(journal::wall_clock().secs_since(t));
         }
         while seq + 1 < c.seq {
             if self.catch_up_origin(origin, seq + 1, c.seq - 1, newest_time, &mut seq) == 0 {
@@ -442,7 +442,7 @@ impl Fusion {
                     let kind = RecordKind::try_from(rec.kind).unwrap_or(RecordKind::Unspecified);
                     let sealed = UtcNanos::from_nanos(rec.origin_time_unix_ns);
                     if origin != self.origin && sealed >= self.started {
-                        self.metrics.partner_fused.observe(crate::wall_clock().secs_since(sealed));
+                        self.metrics.partner_fused.observe(journal::wall_clock().secs_since(sealed));
                     }
                     self.take(
                         Committed {

@@ -92,7 +92,7 @@ pub fn alert_json(a: &Alert, nations: &[String], ack: Option<&Ack>) -> Value {
         "level": a.level.as_str(),
         "confidence": a.confidence,
         "impact_time": a.impact_time.to_string(),
-        "time_to_impact_s": a.impact_time.secs_since(crate::wall_clock()),
+        "time_to_impact_s": a.impact_time.secs_since(journal::wall_clock()),
         "time_to_impact_sd_s": a.time_to_impact_sd_s,
         "impact_lat_deg": a.impact_lat_deg,
         "impact_lon_deg": a.impact_lon_deg,

@@ -5,9 +5,9 @@
 //! from the log alone.
 
 use crate::products::{alert_json, track_json};
-use crate::Store;
 use alert::AlertBook;
 use fusion::{Engine, EngineConfig, TrackStatus};
+use journal::Store;
 use ledger::LogStore;
 use prost::Message;
 use serde_json::{json, Value};

@@ -52,7 +52,7 @@ pub fn run(args: &IngestBench) -> Result<(), Failure> {
         return Err(Failure::Input(anyhow!("--seconds must be in (0, 3600] and --rate positive")));
     }
     eprintln!("flying the cloud ...");
-    let (reports, _, radars, _) = crate::bench_cmd::cloud(args.objects, args.rate, args.seconds, 1, args.frames)?;
+    let (reports, _, radars, _) = crate::bench_cloud::cloud(args.objects, args.rate, args.seconds, 1, args.frames)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::Run(anyhow!(e)))?;
     let ids: Vec<String> = radars.iter().map(|r| r.id.clone()).collect();
     rt.block_on(load(args, reports, ids)).map_err(Failure::Run)
@@ -100,8 +100,8 @@ async fn load(args: &IngestBench, reports: Vec<fusion::Measurement>, sensors: Ve
         }));
     }
     let started = Instant::now();
-    let now = node::wall_clock();
-    let shift_s = now.secs_since(crate::bench_cmd::CLOUD_START);
+    let now = journal::wall_clock();
+    let shift_s = now.secs_since(crate::bench_cloud::CLOUD_START);
     let mut i = 0;
     let mut batches = 0u64;
     while i < reports.len() {
@@ -113,7 +113,7 @@ async fn load(args: &IngestBench, reports: Vec<fusion::Measurement>, sensors: Ve
         let due = if args.pace {
             Duration::from_secs_f64(i as f64 / args.rate)
         } else {
-            Duration::from_secs_f64(t.secs_since(crate::bench_cmd::CLOUD_START).max(0.0))
+            Duration::from_secs_f64(t.secs_since(crate::bench_cloud::CLOUD_START).max(0.0))
         };
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;

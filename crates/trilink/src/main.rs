@@ -2,6 +2,7 @@
 //! running, 2 bad usage or invalid input (documented in docs/cli.md).
 
 mod audit_cmd;
+mod bench_cloud;
 mod bench_cmd;
 mod bench_ingest;
 mod cti_cmd;

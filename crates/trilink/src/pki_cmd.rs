@@ -55,8 +55,7 @@ pub fn run(cmd: &PkiCommand) -> Result<(), Failure> {
                     )));
                 }
             }
-            node::pki::init_federation(&nations, out, node::pki::Validity::days_from_now(*days))
-                .map_err(Failure::Run)?;
+            pki::init_federation(&nations, out, pki::Validity::days_from_now(*days)).map_err(Failure::Run)?;
             for n in &nations {
                 println!("{}: {}/", n, out.join(n.as_str().to_lowercase()).display());
             }
@@ -87,7 +86,7 @@ pub fn run(cmd: &PkiCommand) -> Result<(), Failure> {
         PkiCommand::Token => {
             let token = hex::encode(random32().map_err(Failure::Run)?);
             println!("token = \"{token}\"");
-            println!("token_sha256 = \"{}\"", hex::encode(node::config::token_hash(&token)));
+            println!("token_sha256 = \"{}\"", hex::encode(pki::token_hash(&token)));
             Ok(())
         }
     }

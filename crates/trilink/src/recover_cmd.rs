@@ -23,8 +23,7 @@ pub fn run(args: &RecoverArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Run(anyhow::anyhow!("failed to start the runtime: {e}")))?;
-    let recovered =
-        rt.block_on(node::federation::recover::recover(&config, args.accept_stubs)).map_err(Failure::Run)?;
+    let recovered = rt.block_on(node::recover(&config, args.accept_stubs)).map_err(Failure::Run)?;
     let report = &recovered.partners;
     for line in report {
         println!("{line}");

@@ -176,7 +176,7 @@ async fn run(
     }
     let speed = opts.speed;
     let span_s = last.secs_since(first);
-    let shift_s = node::wall_clock().secs_since(first) - span_s * (1.0 - 1.0 / speed);
+    let shift_s = journal::wall_clock().secs_since(first) - span_s * (1.0 - 1.0 / speed);
     let started = Instant::now();
     let mut sent = 0usize;
     let mut last_report = Instant::now();

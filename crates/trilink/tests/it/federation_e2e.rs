@@ -148,7 +148,7 @@ impl Federation {
     /// Posts one radar report of nation `n`'s sensor to `n`'s node (`i` makes it distinct).
     fn post_report(&self, n: &str, i: u64) {
         let token = format!("Bearer {}", sensor(n).1);
-        let body = radar_line(n, &node::wall_clock().to_string(), 600_000.0 + i as f64) + "\n";
+        let body = radar_line(n, &journal::wall_clock().to_string(), 600_000.0 + i as f64) + "\n";
         let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", token.as_str())];
         let (status, text) =
             request(self.nodes[n].http, "POST", "/v1/ingest", &headers, body.as_bytes()).expect("post");
@@ -243,10 +243,7 @@ fn config_text(
             t += &format!("[[origin_key]]\nnation = {m:?}\nsigning_key = {}\n", p(&format!("{}/node.pub", lower(m))));
         }
     }
-    t += &format!(
-        "[[sensor]]\nid = {sensor_id:?}\ntoken_sha256 = \"{}\"\n",
-        hex::encode(node::config::token_hash(token))
-    );
+    t += &format!("[[sensor]]\nid = {sensor_id:?}\ntoken_sha256 = \"{}\"\n", hex::encode(pki::token_hash(token)));
     t
 }
 
@@ -273,7 +270,7 @@ fn writers(fed: &Federation, stop: Arc<AtomicBool>) -> (Acked, Vec<std::thread::
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 let size = 1 + (i % 4) as usize;
-                let now = node::wall_clock().to_string();
+                let now = journal::wall_clock().to_string();
                 let body: String =
                     (0..size).map(|k| radar_line(n, &now, 500_000.0 + (i * 10 + k as u64) as f64) + "\n").collect();
                 let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", token.as_str())];
@@ -543,8 +540,8 @@ fn batches_refused(node: &Node, reason: &str) -> u64 {
     s["federation"]["batches_refused"][reason].as_u64().unwrap_or(0)
 }
 
-fn pem(dir: &Path, stem: &str) -> node::pki::Pem {
-    node::pki::Pem {
+fn pem(dir: &Path, stem: &str) -> pki::Pem {
+    pki::Pem {
         cert: std::fs::read_to_string(dir.join(format!("{stem}.crt"))).expect("cert"),
         key: std::fs::read_to_string(dir.join(format!("{stem}.key"))).expect("key"),
     }
@@ -552,7 +549,7 @@ fn pem(dir: &Path, stem: &str) -> node::pki::Pem {
 
 /// Dials `target` (USA's federation port) as JPN with the given identity and tries to
 /// subscribe; returns whether any message came back.
-fn dial_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr) -> bool {
+fn dial_as_jpn(pki: &Path, cert: &pki::Pem, target: SocketAddr) -> bool {
     subscribe_as_jpn(
         pki,
         cert,
@@ -562,19 +559,19 @@ fn dial_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr) -> bool {
 }
 
 /// `dial_as_jpn` with the subscription's cursors given.
-fn subscribe_as_jpn(pki: &Path, cert: &node::pki::Pem, target: SocketAddr, cursors: Vec<wire::OriginCursor>) -> bool {
+fn subscribe_as_jpn(pki: &Path, cert: &pki::Pem, target: SocketAddr, cursors: Vec<wire::OriginCursor>) -> bool {
     subscribe_as_jpn_with(pki, cert, target, wire::Subscription { cursors, give_back: false })
 }
 
 /// `subscribe_as_jpn` with the whole subscription.
-fn subscribe_as_jpn_with(pki: &Path, cert: &node::pki::Pem, target: SocketAddr, sub: wire::Subscription) -> bool {
+fn subscribe_as_jpn_with(pki: &Path, cert: &pki::Pem, target: SocketAddr, sub: wire::Subscription) -> bool {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("tls.crt"), &cert.cert).expect("w");
     std::fs::write(dir.path().join("tls.key"), &cert.key).expect("w");
     let usa = Nation::parse("USA").expect("n");
     let jpn = Nation::parse("JPN").expect("n");
     let ca = pki.join("usa/ca.crt");
-    let tls = match node::federation::tls::Tls::load(
+    let tls = match federation::tls::Tls::load(
         jpn,
         &dir.path().join("tls.crt"),
         &dir.path().join("tls.key"),
@@ -604,13 +601,13 @@ fn subscribe_as_jpn_with(pki: &Path, cert: &node::pki::Pem, target: SocketAddr, 
 }
 
 fn tower_fn(
-    tls: Arc<node::federation::tls::Tls>,
+    tls: Arc<federation::tls::Tls>,
     partner: Nation,
     addr: SocketAddr,
 ) -> impl tower::Service<
     tonic::transport::Uri,
     Response = hyper_util::rt::TokioIo<
-        node::federation::tls::PeerStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+        federation::tls::PeerStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
     >,
     Error = std::io::Error,
     Future = impl Send,
@@ -631,32 +628,32 @@ fn identity_attacks_are_refused_counted_and_harmless() {
     let usa_fed = fed.fed_addr["USA"];
     let jpn = Nation::parse("JPN").expect("n");
     let kor = Nation::parse("KOR").expect("n");
-    let year = node::pki::Validity::days_from_now(30);
+    let year = pki::Validity::days_from_now(30);
 
     // The real JPN identity works (the control).
     assert!(dial_as_jpn(&pki, &pem(&pki.join("jpn"), "tls"), usa_fed), "the genuine JPN identity must be served");
 
     // A certificate naming JPN from a CA nobody configured.
-    let rogue_ca = node::pki::make_ca(jpn, year).expect("ca");
-    let rogue = node::pki::make_node_cert(jpn, &rogue_ca, year, None).expect("cert");
+    let rogue_ca = pki::make_ca(jpn, year).expect("ca");
+    let rogue = pki::make_node_cert(jpn, &rogue_ca, year, None).expect("cert");
     let before = refused(usa, "tls");
     assert!(!dial_as_jpn(&pki, &rogue, usa_fed));
     wait_for("the untrusted certificate to be refused", Duration::from_secs(5), || refused(usa, "tls") > before);
 
     // JPN's own CA, but the certificate expired.
     let jpn_ca = pem(&pki.join("jpn"), "ca");
-    let expired = node::pki::Validity {
+    let expired = pki::Validity {
         not_before: time::OffsetDateTime::now_utc() - time::Duration::days(400),
         not_after: time::OffsetDateTime::now_utc() - time::Duration::days(35),
     };
-    let old = node::pki::make_node_cert(jpn, &jpn_ca, expired, None).expect("cert");
+    let old = pki::make_node_cert(jpn, &jpn_ca, expired, None).expect("cert");
     let before = refused(usa, "tls");
     assert!(!dial_as_jpn(&pki, &old, usa_fed));
     wait_for("the expired certificate to be refused", Duration::from_secs(5), || refused(usa, "tls") > before);
 
     // KOR's CA (trusted, for KOR) vouching for a node that claims to be JPN.
     let kor_ca = pem(&pki.join("kor"), "ca");
-    let liar = node::pki::make_node_cert(kor, &kor_ca, year, Some("JPN")).expect("cert");
+    let liar = pki::make_node_cert(kor, &kor_ca, year, Some("JPN")).expect("cert");
     let before = refused(usa, "identity");
     assert!(!dial_as_jpn(&pki, &liar, usa_fed));
     wait_for("the cross-nation certificate to be refused", Duration::from_secs(5), || {
@@ -673,7 +670,7 @@ fn identity_attacks_are_refused_counted_and_harmless() {
         std::fs::write(dir.path().join("tls.crt"), &id.cert).expect("w");
         std::fs::write(dir.path().join("tls.key"), &id.key).expect("w");
         let tls = Arc::new(
-            node::federation::tls::Tls::load(
+            federation::tls::Tls::load(
                 jpn,
                 &dir.path().join("tls.crt"),
                 &dir.path().join("tls.key"),
@@ -692,7 +689,7 @@ fn identity_attacks_are_refused_counted_and_harmless() {
             let huge = wire::LinkUp {
                 msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription {
                     cursors: vec![wire::OriginCursor {
-                        origin: "X".repeat(node::federation::protocol::MAX_MESSAGE_BYTES + 1),
+                        origin: "X".repeat(federation::protocol::MAX_MESSAGE_BYTES + 1),
                         seq: 0,
                         head_hash: Vec::new(),
                     }],
@@ -730,7 +727,7 @@ fn identity_attacks_are_refused_counted_and_harmless() {
     // Nothing harmed: the real links are up and records still flow from JPN to USA and KOR.
     fed.wait_links_up(&[]);
     let jpn_node = &fed.nodes["JPN"];
-    let now = node::wall_clock().to_string();
+    let now = journal::wall_clock().to_string();
     let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", "Bearer demo-jpn-fps5-sado")];
     let (status, body) =
         request(jpn_node.http, "POST", "/v1/ingest", &headers, (radar_line("JPN", &now, 600_000.0) + "\n").as_bytes())
@@ -756,7 +753,7 @@ impl wire::federation_server::Federation for Impostor {
         &self,
         req: tonic::Request<tonic::Streaming<wire::LinkUp>>,
     ) -> Result<tonic::Response<Self::SubscribeStream>, tonic::Status> {
-        let peer = req.extensions().get::<node::federation::tls::PeerInfo>().cloned().expect("peer");
+        let peer = req.extensions().get::<federation::tls::PeerInfo>().cloned().expect("peer");
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let mut up = req.into_inner();
         let batch = if peer.nation == self.victim {
@@ -772,7 +769,7 @@ impl wire::federation_server::Federation for Impostor {
             }
             // Heartbeats for a second, then hang up: the victim redials for the next act.
             for _ in 0..3 {
-                let hb = wire::LinkHeartbeat { time_unix_ns: node::wall_clock().as_nanos(), heads: vec![] };
+                let hb = wire::LinkHeartbeat { time_unix_ns: journal::wall_clock().as_nanos(), heads: vec![] };
                 if tx.send(Ok(wire::LinkDown { msg: Some(wire::link_down::Msg::Heartbeat(hb)) })).await.is_err() {
                     return;
                 }
@@ -793,18 +790,18 @@ fn signed_batch(origin: &str, marking: &[&str], key: &ed25519_dalek::SigningKey,
     let mut chain = ledger::Chain::new(o);
     let mut entries = Vec::new();
     for i in 0..n {
-        let now = node::wall_clock().to_string();
+        let now = journal::wall_clock().to_string();
         let m = ingest::parse_line(&radar_line(origin, &now, 700_000.0 + i as f64)).expect("line");
         let body = wire::MeasurementBatch { measurements: vec![ingest::to_wire(&m)] }.encode_to_vec();
         let s = chain.seal(ledger::chain::NewRecord {
-            time: node::wall_clock(),
+            time: journal::wall_clock(),
             releasable_to: &marking,
             kind: wire::RecordKind::MeasurementBatch,
             body,
         });
         entries.push(wire::LinkEntry { entry: Some(wire::link_entry::Entry::Record(s.bytes)) });
     }
-    let cp = chain.checkpoint(key, node::wall_clock());
+    let cp = chain.checkpoint(key, journal::wall_clock());
     entries.push(wire::LinkEntry { entry: Some(wire::link_entry::Entry::Checkpoint(cp)) });
     wire::LinkBatch { origin: origin.into(), entries }
 }
@@ -835,7 +832,7 @@ fn a_partner_gone_bad_cannot_push_what_it_may_not() {
     let jpn = Nation::parse("JPN").expect("n");
     let kor = Nation::parse("KOR").expect("n");
     let tls = Arc::new(
-        node::federation::tls::Tls::load(
+        federation::tls::Tls::load(
             usa,
             &pki.join("usa/tls.crt"),
             &pki.join("usa/tls.key"),
@@ -881,7 +878,7 @@ fn a_partner_gone_bad_cannot_push_what_it_may_not() {
         "POST",
         "/v1/ingest",
         &[("Content-Type", "application/x-ndjson"), ("Authorization", "Bearer demo-kor-gp-1")],
-        (radar_line("KOR", &node::wall_clock().to_string(), 650_000.0) + "\n").as_bytes(),
+        (radar_line("KOR", &journal::wall_clock().to_string(), 650_000.0) + "\n").as_bytes(),
     )
     .expect("post");
     assert_eq!(status, 200, "{body}");
@@ -1097,10 +1094,7 @@ fn a_partner_gets_transformed_records_and_never_the_originals() {
 fn with_analysts(n: &str, mut t: String) -> String {
     let name = format!("{}-analyst", lower(n));
     let token = format!("demo-{}-analyst", lower(n));
-    t += &format!(
-        "[[analyst]]\nname = {name:?}\ntoken_sha256 = \"{}\"\n",
-        hex::encode(node::config::token_hash(&token))
-    );
+    t += &format!("[[analyst]]\nname = {name:?}\ntoken_sha256 = \"{}\"\n", hex::encode(pki::token_hash(&token)));
     if n == "JPN" {
         t += "[cti]\namber_partners = [\"USA\"]\n";
     }

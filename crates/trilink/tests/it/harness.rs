@@ -263,7 +263,7 @@ pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 pub fn now_rfc3339() -> String {
-    node::wall_clock().to_string()
+    journal::wall_clock().to_string()
 }
 
 pub fn audit(dir: &Path) -> std::process::Output {

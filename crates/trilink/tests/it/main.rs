@@ -1,5 +1,6 @@
 //! The `trilink` binary as a user runs it.
 
+mod architecture;
 mod bench_cli;
 mod cot_e2e;
 mod eval_cli;

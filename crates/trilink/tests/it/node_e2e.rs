@@ -293,9 +293,9 @@ fn bad_input_is_refused_clearly_and_counted() {
     check(Some("not-a-token"), &good, 401, "unknown sensor token");
     check(Some(SADO_TOKEN), "{\"type\":\"radar\"", 400, "\"line\":1");
     check(Some(SADO_TOKEN), &good.replace("\"el_rad\":0.2", "\"el_rad\":3.0"), 400, "el_rad");
-    let tomorrow = node::wall_clock().add_secs_f64(86_400.0).to_string();
+    let tomorrow = journal::wall_clock().add_secs_f64(86_400.0).to_string();
     check(Some(SADO_TOKEN), &radar_line("JPN-FPS5-SADO", &tomorrow, 1e5), 400, "in_future");
-    let last_year = node::wall_clock().add_secs_f64(-86_400.0 * 365.0).to_string();
+    let last_year = journal::wall_clock().add_secs_f64(-86_400.0 * 365.0).to_string();
     check(Some(SADO_TOKEN), &radar_line("JPN-FPS5-SADO", &last_year, 1e5), 400, "too_old");
     check(Some(SADO_TOKEN), &radar_line("JPN-DDG-SOJ", &now, 1e5), 400, "wrong_sensor");
     check(Some(SADO_TOKEN), &"x".repeat(70_000), 413, "exceeds 65536 bytes");

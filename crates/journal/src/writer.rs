@@ -11,7 +11,6 @@
 //! goes on from the log's head as the cluster has it. A disk's failed sync, or another writer
 //! having taken the log, needs a restart.
 
-use crate::metrics::Metrics;
 use ed25519_dalek::SigningKey;
 use ledger::chain::NewRecord;
 use ledger::Chain;
@@ -19,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use telemetry::Metrics;
 use tokio::sync::{mpsc, oneshot};
 use vocab::Nation;
 use wire::RecordKind;
@@ -65,7 +65,7 @@ const REOPEN_FIRST_WAIT: Duration = Duration::from_secs(1);
 const REOPEN_MAX_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Writer {
-    pub store: crate::Store,
+    pub store: crate::store::Store,
     pub chain: Chain,
     pub key: SigningKey,
     pub releasable_to: Vec<Nation>,
@@ -112,7 +112,7 @@ impl Writer {
             group.push(first);
             // Bounded in records and in bytes: a group is what one checkpoint covers, and a
             // federation batch must be able to end on it.
-            while group.len() < self.max_group_records && bytes < crate::federation::protocol::MAX_GROUP_BYTES {
+            while group.len() < self.max_group_records && bytes < ledger::MAX_GROUP_BYTES {
                 match rx.try_recv() {
                     Ok(a) => {
                         bytes += a.body.len();
@@ -201,7 +201,7 @@ impl Writer {
         let origin = self.chain.origin();
         let mut seqs = Vec::with_capacity(group.len());
         let mut store = self.store.lock().map_err(|_| ledger::StoreError::Failed("store lock poisoned".into()))?;
-        let time = crate::wall_clock();
+        let time = crate::store::wall_clock();
         for a in group {
             let sealed = self.chain.seal(NewRecord {
                 time,
@@ -229,7 +229,7 @@ impl Writer {
         // Federation senders may start on what is written (`LogStore::reader_ahead`): they
         // record their release decisions while this sync runs and send once it is published.
         self.version.send_modify(|v| *v += 1);
-        crate::finish_commit(&self.store, pending)?;
+        crate::store::finish_commit(&self.store, pending)?;
         Ok(seqs)
     }
 }
@@ -238,7 +238,7 @@ impl Writer {
 /// reopens it, waiting longer after each failed attempt, and puts it in place of the failed
 /// one: partners' links and readers use it at once, the writer at its next input
 /// (`reopened`). Ends when the writer is gone.
-fn watch_store(reopen: Reopen, store: crate::Store, reopened: Arc<AtomicBool>) {
+fn watch_store(reopen: Reopen, store: crate::store::Store, reopened: Arc<AtomicBool>) {
     let run = move || {
         let mut wait = REOPEN_FIRST_WAIT;
         let mut next_try: Option<Instant> = None;

@@ -4,7 +4,6 @@
 //! are checked (`cti::check`), kept in the nation's log as CYBER_BUNDLE records marked by their
 //! TLP, and indexed in `date_added` order for reading.
 
-use crate::App;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -51,7 +50,7 @@ impl Cti {
             let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
             match cti::check(&v) {
                 Ok(meta) => {
-                    if self.index.add(meta, text.into(), origin, crate::wall_clock()) {
+                    if self.index.add(meta, text.into(), origin, journal::wall_clock()) {
                         self.correlations.add(origin, &v);
                     }
                 }
@@ -61,7 +60,23 @@ impl Cti {
     }
 }
 
-pub fn router() -> Router<Arc<App>> {
+/// What the TAXII server needs of its node: who it is, who its analysts and partners are, the
+/// CTI it holds and the way in to the log (objects are logged before they are acknowledged).
+#[derive(Debug)]
+pub struct Server {
+    pub nation: Nation,
+    /// Analysts by the SHA-256 of their token (`pki::token_hash`).
+    pub analysts: BTreeMap<[u8; 32], String>,
+    /// Partners TLP:AMBER objects go to.
+    pub amber_partners: Vec<Nation>,
+    /// Every nation of the federation: linked partners and those reached through a relay.
+    pub federation: Vec<Nation>,
+    pub cti: SharedCti,
+    pub log: journal::LogHandle,
+}
+
+/// The TAXII 2.1 routes and `/v1/cti/correlations`, each authenticating its analyst.
+pub fn router(server: Arc<Server>) -> Router {
     Router::new()
         .route("/taxii2/", get(discovery))
         .route("/taxii2/api/", get(api_root))
@@ -73,6 +88,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/taxii2/api/collections/{id}/objects/{object}/", get(get_object))
         .route("/taxii2/api/collections/{id}/objects/{object}/versions/", get(versions))
         .route("/v1/cti/correlations", get(correlations))
+        .with_state(server)
 }
 
 /// Observables and objects that objects of two or more nations name (JSON, not TAXII).
@@ -106,7 +122,7 @@ async fn correlations(State(app): Shared, headers: HeaderMap) -> Response {
     r
 }
 
-type Shared = State<Arc<App>>;
+type Shared = State<Arc<Server>>;
 
 fn taxii(status: StatusCode, body: Value) -> Response {
     let mut r = (status, body.to_string()).into_response();
@@ -127,7 +143,7 @@ fn taxii_error(status: StatusCode, title: &str, description: impl Into<String>) 
 
 /// The analyst a request comes from: HTTP Basic (user = analyst name, password = token) or
 /// `Authorization: Bearer <token>`.
-fn analyst(app: &App, headers: &HeaderMap) -> Result<String, Box<Response>> {
+fn analyst(app: &Server, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let deny = || {
         Box::new(taxii_error(
             StatusCode::UNAUTHORIZED,
@@ -149,7 +165,7 @@ fn analyst(app: &App, headers: &HeaderMap) -> Result<String, Box<Response>> {
     if token.is_empty() {
         return Err(deny());
     }
-    match app.config.analysts.get(&crate::config::token_hash(&token)) {
+    match app.analysts.get(&pki::token_hash(&token)) {
         Some(a) if name.as_deref().is_none_or(|n| n == a) => Ok(a.clone()),
         _ => Err(deny()),
     }
@@ -171,7 +187,7 @@ fn accepts(headers: &HeaderMap) -> Result<(), Box<Response>> {
     }
 }
 
-fn gate(app: &App, headers: &HeaderMap) -> Result<String, Box<Response>> {
+fn gate(app: &Server, headers: &HeaderMap) -> Result<String, Box<Response>> {
     accepts(headers)?;
     analyst(app, headers)
 }
@@ -198,7 +214,7 @@ async fn discovery(State(app): Shared, headers: HeaderMap) -> Response {
     taxii(
         StatusCode::OK,
         json!({
-            "title": format!("trilink {}", app.config.nation),
+            "title": format!("trilink {}", app.nation),
             "description": "Cyber threat intelligence shared across the trilink federation",
             "default": "/taxii2/api/",
             "api_roots": ["/taxii2/api/"],
@@ -211,19 +227,19 @@ async fn api_root(State(app): Shared, headers: HeaderMap) -> Response {
     taxii(
         StatusCode::OK,
         json!({
-            "title": format!("trilink {} threat intelligence", app.config.nation),
+            "title": format!("trilink {} threat intelligence", app.nation),
             "versions": [MEDIA_TYPE],
             "max_content_length": MAX_CONTENT_LENGTH,
         }),
     )
 }
 
-fn collection_json(app: &App) -> Value {
+fn collection_json(app: &Server) -> Value {
     json!({
         "id": COLLECTION_ID,
         "alias": COLLECTION_ALIAS,
         "title": "Shared threat intelligence",
-        "description": format!("Every STIX object {} holds: its analysts' and what partners released to it", app.config.nation),
+        "description": format!("Every STIX object {} holds: its analysts' and what partners released to it", app.nation),
         "can_read": true,
         "can_write": true,
         "media_types": ["application/stix+json;version=2.1"],
@@ -465,17 +481,12 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
             "expected an envelope {\"objects\": [...]}",
         );
     };
-    let own = app.config.nation;
+    let own = app.nation;
     // Every nation of the federation: linked partners and those reached through a relay.
-    let mut partners: Vec<Nation> = app
-        .config
-        .federation
-        .as_ref()
-        .map(|f| f.partners.iter().map(|p| p.nation).chain(f.origin_keys.keys().copied()).collect())
-        .unwrap_or_default();
+    let mut partners: Vec<Nation> = app.federation.clone();
     partners.sort();
     partners.dedup();
-    let amber: Vec<Nation> = app.config.cti_amber_partners.clone();
+    let amber: Vec<Nation> = app.amber_partners.clone();
     let mut successes = Vec::new();
     let mut failures = Vec::new();
     // Good objects grouped by the marking their TLP gives them.
@@ -509,6 +520,7 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
         let record =
             wire::CyberBundle { objects: objs.iter().map(|(_, t)| t.clone()).collect(), analyst: analyst.clone() };
         match app
+            .log
             .append(wire::RecordKind::CyberBundle, prost::Message::encode_to_vec(&record), Some(marking.clone()))
             .await
         {
@@ -518,7 +530,7 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
                     for (meta, text) in objs {
                         successes.push(json!({"id": meta.id, "version": meta.version}));
                         if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                            if c.index.add(meta, text.into(), own, crate::wall_clock()) {
+                            if c.index.add(meta, text.into(), own, journal::wall_clock()) {
                                 c.correlations.add(own, &v);
                             }
                         }
@@ -537,7 +549,7 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
     let mut status = json!({
         "id": status_id,
         "status": "complete",
-        "request_timestamp": cti::taxii_time(crate::wall_clock()),
+        "request_timestamp": cti::taxii_time(journal::wall_clock()),
         "total_count": successes.len() + failures.len(),
         "success_count": successes.len(),
         "failure_count": failures.len(),
@@ -567,7 +579,7 @@ fn status_id() -> String {
     let mut b = [0u8; 16];
     if let Err(e) = getrandom::fill(&mut b) {
         tracing::error!(error = %e, "no randomness for a TAXII status id; using the clock");
-        b = i128::from(crate::wall_clock().as_nanos()).to_be_bytes();
+        b = i128::from(journal::wall_clock().as_nanos()).to_be_bytes();
     }
     cti::uuid_v4(b)
 }

@@ -1,8 +1,8 @@
 //! What the federation tasks share: who the partners are, whose keys are trusted, the release
 //! audit log, and per-link status for operators (`/v1/status`, `/metrics`).
 
-use super::tls::Tls;
 use crate::config::Partner;
+use crate::tls::Tls;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use ledger::chain::NewRecord;
 use ledger::{Chain, FileStore, LogStore};
@@ -102,7 +102,7 @@ impl ReleaseLog {
 
     /// Appends and syncs one decision.
     pub fn record(&mut self, decision: &ReleaseDecision) -> Result<(), ledger::StoreError> {
-        let now = crate::wall_clock();
+        let now = journal::wall_clock();
         let sealed = self.chain.seal(NewRecord {
             time: now,
             releasable_to: &[],

@@ -5,9 +5,9 @@
 //! to fusion, and measures lag from heartbeats. A dropped link is redialled with backoff and
 //! resumes from the log's cursors: nothing is lost, nothing applied twice.
 
-use super::protocol::{apply_buffered, wanted_cursors, Applied, Ingress, Outcome, Refusal, MAX_MESSAGE_BYTES};
-use super::{Ctx, SILENCE_LIMIT};
-use crate::writer::Committed;
+use crate::ctx::{Ctx, SILENCE_LIMIT};
+use crate::protocol::{apply_buffered, wanted_cursors, Applied, Ingress, Outcome, Refusal, MAX_MESSAGE_BYTES};
+use journal::Committed;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -64,7 +64,7 @@ pub async fn run(ctx: Ctx, partner: Nation, addr: SocketAddr) {
 /// Connects to `partner` at `addr` over mutual TLS as this node (`tls`): the federation
 /// client of a link, and of `trilink recover`.
 pub async fn dial(
-    tls: std::sync::Arc<super::tls::Tls>,
+    tls: std::sync::Arc<crate::tls::Tls>,
     partner: Nation,
     addr: SocketAddr,
 ) -> Result<wire::federation_client::FederationClient<tonic::transport::Channel>, String> {
@@ -145,10 +145,10 @@ async fn session(ctx: &Ctx, partner: Nation, addr: SocketAddr, was_up: &mut bool
                 None => break,
             }
         }
-        let received = crate::wall_clock();
+        let received = journal::wall_clock();
         let c = ctx.clone();
         let Gathered { outs, gaps, refusal, handed } =
-            super::blocking(move || apply_all(&c, partner, accept_relay, batches)).await?;
+            crate::ctx::blocking(move || apply_all(&c, partner, accept_relay, batches)).await?;
         if !outs.is_empty() {
             ctx.fed.link(partner, |l| l.commits += 1);
         }
@@ -245,7 +245,7 @@ fn apply_all(ctx: &Ctx, partner: Nation, accept_relay: bool, batches: Vec<wire::
         }
     };
     done.handed = hand_early(&mut done.outs, |origin, a| to_fusion(ctx, origin, a, false));
-    match crate::finish_commit(&ctx.store, pending) {
+    match journal::finish_commit(&ctx.store, pending) {
         Ok(()) => done,
         Err(e) => failed(Refusal::Store(e.to_string())),
     }
@@ -308,7 +308,7 @@ async fn applied(
         let partner_head = lag.held + lag.records;
         lag.update(out.head, partner_head.max(out.head));
     });
-    let now = crate::wall_clock();
+    let now = journal::wall_clock();
     for a in out.applied {
         let t = vocab::UtcNanos::from_nanos(a.origin_time);
         ctx.metrics.partner_received.observe(received.secs_since(t));
@@ -345,7 +345,7 @@ async fn heartbeat(
             .map_err(|_| "stream closed")?;
         }
     }
-    let now = crate::wall_clock().to_string();
+    let now = journal::wall_clock().to_string();
     ctx.fed.link(partner, |l| {
         l.owed = owed.len() as u64;
         l.last_heartbeat = Some(now);

@@ -146,6 +146,12 @@ pub fn init_federation(nations: &[Nation], out: &Path, validity: Validity) -> an
     Ok(())
 }
 
+/// The SHA-256 of a bearer token: what a config holds of a credential (never the token).
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
 /// Writes a file durably; `secret` files are created mode 0600.
 pub fn write_file(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
     use std::io::Write;

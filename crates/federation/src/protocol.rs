@@ -12,9 +12,7 @@ use wire::{link_entry, LinkBatch, LinkEntry, Record, RecordKind, ReleaseDecision
 
 /// Most bytes of entries one batch carries before it ends at the next checkpoint.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// A group commit stops taking records once their bodies reach this, so that the records
-/// between two checkpoints never exceed it by more than one record.
-pub const MAX_GROUP_BYTES: usize = 4 * 1024 * 1024;
+pub use ledger::MAX_GROUP_BYTES;
 /// Largest message either side decodes: a batch, the rest of the group it ends in (up to
 /// `MAX_GROUP_BYTES` plus one record of the largest size), and room for framing.
 pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES + MAX_GROUP_BYTES + ledger::MAX_FRAME_BYTES as usize + 64 * 1024;

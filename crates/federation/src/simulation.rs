@@ -13,10 +13,10 @@
 //! `TRILINK_SIM_SEEDS=N` runs N seeds (default 1000); `TRILINK_SIM_SEED=S` replays one;
 //! `SIM_TRACE=1` prints stubs, fills and asks as they happen.
 
+use crate::protocol::{apply, cursor_of, egress, wanted_cursors, EgressPolicy, Ingress, Refusal, Sender};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use ledger::chain::NewRecord;
 use ledger::{Chain, Entry, FileStore, LogStore};
-use node::federation::protocol::{apply, cursor_of, egress, wanted_cursors, EgressPolicy, Ingress, Refusal, Sender};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use vocab::{Nation, UtcNanos};

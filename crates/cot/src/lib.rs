@@ -10,9 +10,10 @@
 //! snapshot, then every new event. A connection too slow for the stream is closed (TAK clients
 //! reconnect) rather than hold the node's memory.
 
-use crate::config::{CotConfig, CotFormat, CotListen, CotPush};
-use crate::App;
+pub mod config;
+
 use anyhow::Context;
+use config::{CotConfig, CotFormat, CotListen, CotPush};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -394,15 +395,15 @@ impl Hub {
 }
 
 fn now_ms() -> i64 {
-    crate::wall_clock().as_nanos().div_euclid(1_000_000)
+    journal::wall_clock().as_nanos().div_euclid(1_000_000)
 }
 
 /// Turns the node's stream of changes into CoT events.
-async fn run_hub(app: Arc<App>, hub: Arc<Hub>, cfg: CotConfig) {
+async fn run_hub(app: Arc<Source>, hub: Arc<Hub>, cfg: CotConfig) {
     let mut rx = app.events.subscribe();
-    let nation = app.config.nation;
+    let nation = app.nation;
     let mut last: BTreeMap<String, (Instant, String)> = BTreeMap::new();
-    let tracks: Vec<Value> = app.picture.read().map(|p| p.tracks.values().cloned().collect()).unwrap_or_default();
+    let tracks: Vec<Value> = (app.tracks)();
     for v in &tracks {
         for e in track_events(nation, v, now_ms(), cfg.stale_s) {
             last.insert(e.uid.clone(), (Instant::now(), e.callsign.clone()));
@@ -503,7 +504,7 @@ async fn write_timed<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> Result<(
 
 /// Sends the snapshot, then every new event, until the peer goes or the node stops.
 async fn stream_to<S: AsyncRead + AsyncWrite + Unpin>(
-    app: &App,
+    app: &Source,
     hub: &Hub,
     stream: S,
     format: CotFormat,
@@ -558,14 +559,14 @@ async fn stream_to<S: AsyncRead + AsyncWrite + Unpin>(
 fn tls_server(l: &CotListen) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
     let (Some(cert), Some(key)) = (&l.tls_cert, &l.tls_key) else { return Ok(None) };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = crate::pki::read_certs(cert)?;
-    let key = crate::pki::read_key(key)?;
+    let certs = pki::read_certs(cert)?;
+    let key = pki::read_key(key)?;
     let builder =
         rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let config = match &l.client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in crate::pki::read_certs(ca)? {
+            for c in pki::read_certs(ca)? {
                 roots.add(c).with_context(|| format!("CA certificate in {}", ca.display()))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -583,7 +584,7 @@ fn tls_client(p: &CotPush) -> anyhow::Result<Option<tokio_rustls::TlsConnector>>
     let Some(ca) = &p.ca else { return Ok(None) };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    for c in crate::pki::read_certs(ca)? {
+    for c in pki::read_certs(ca)? {
         roots.add(c).with_context(|| format!("CA certificate in {}", ca.display()))?;
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider)
@@ -591,7 +592,7 @@ fn tls_client(p: &CotPush) -> anyhow::Result<Option<tokio_rustls::TlsConnector>>
         .with_root_certificates(roots);
     let config = match (&p.cert, &p.key) {
         (Some(cert), Some(key)) => builder
-            .with_client_auth_cert(crate::pki::read_certs(cert)?, crate::pki::read_key(key)?)
+            .with_client_auth_cert(pki::read_certs(cert)?, pki::read_key(key)?)
             .context("the CoT client certificate and key do not match")?,
         _ => builder.with_no_client_auth(),
     };
@@ -599,7 +600,7 @@ fn tls_client(p: &CotPush) -> anyhow::Result<Option<tokio_rustls::TlsConnector>>
 }
 
 /// Accepts TAK clients on one listener.
-async fn serve(app: Arc<App>, hub: Arc<Hub>, listener: tokio::net::TcpListener, l: CotListen) {
+async fn serve(app: Arc<Source>, hub: Arc<Hub>, listener: tokio::net::TcpListener, l: CotListen) {
     let tls = match tls_server(&l) {
         Ok(t) => t,
         Err(e) => {
@@ -633,13 +634,11 @@ async fn serve(app: Arc<App>, hub: Arc<Hub>, listener: tokio::net::TcpListener, 
             app.metrics.cot_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let r = match tls {
                 None => stream_to(&app, &hub, tcp, format, &peer).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(crate::federation::tls::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => stream_to(&app, &hub, s, format, &peer).await,
-                        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
-                        Err(_) => Err("TLS handshake timed out".into()),
-                    }
-                }
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => stream_to(&app, &hub, s, format, &peer).await,
+                    Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+                    Err(_) => Err("TLS handshake timed out".into()),
+                },
             };
             app.metrics.cot_clients.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             match r {
@@ -651,7 +650,7 @@ async fn serve(app: Arc<App>, hub: Arc<Hub>, listener: tokio::net::TcpListener, 
 }
 
 /// Keeps a connection to one TAK server, reconnecting with backoff.
-async fn push(app: Arc<App>, hub: Arc<Hub>, p: CotPush) {
+async fn push(app: Arc<Source>, hub: Arc<Hub>, p: CotPush) {
     let tls = match tls_client(&p) {
         Ok(t) => t,
         Err(e) => {
@@ -678,11 +677,10 @@ async fn push(app: Arc<App>, hub: Arc<Hub>, p: CotPush) {
                         .clone()
                         .unwrap_or_else(|| p.address.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default());
                     let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| e.to_string())?;
-                    let s =
-                        tokio::time::timeout(crate::federation::tls::HANDSHAKE_TIMEOUT, connector.connect(name, tcp))
-                            .await
-                            .map_err(|_| "TLS handshake timed out".to_string())?
-                            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                    let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp))
+                        .await
+                        .map_err(|_| "TLS handshake timed out".to_string())?
+                        .map_err(|e| format!("TLS handshake failed: {e}"))?;
                     stream_to(&app, &hub, s, p.format, &p.address).await
                 }
             }
@@ -728,8 +726,30 @@ pub async fn bind(cfg: CotConfig) -> anyhow::Result<Bound> {
     Ok(Bound { cfg, listeners })
 }
 
+/// What CoT needs of its node: who it is, the picture's current tracks and its stream of
+/// changes (the same JSON the HTTP API serves), when to stop, and where to count clients.
+pub struct Source {
+    pub nation: vocab::Nation,
+    /// The picture's tracks now, as `track_json` objects (what a new connection starts from).
+    pub tracks: Box<dyn Fn() -> Vec<Value> + Send + Sync>,
+    /// The picture's changes as they happen (`{"type": "track", ...}` and the rest).
+    pub events: broadcast::Sender<Arc<str>>,
+    /// Turns true when the node shuts down.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+    pub metrics: Arc<telemetry::Metrics>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source").field("nation", &self.nation).finish_non_exhaustive()
+    }
+}
+
+/// A TLS handshake with a TAK client or server that takes longer is given up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Starts the hub, the listeners and the pushes.
-pub fn start(app: Arc<App>, bound: Bound) {
+pub fn start(app: Arc<Source>, bound: Bound) {
     let Bound { cfg, listeners } = bound;
     let hub = Arc::new(Hub { latest: Mutex::new(BTreeMap::new()), tx: broadcast::channel(CONNECTION_BUFFER).0 });
     tokio::spawn(run_hub(app.clone(), hub.clone(), cfg.clone()));

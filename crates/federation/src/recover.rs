@@ -16,10 +16,10 @@
 //! has since sealed other records under seqs a partner holds cannot take that partner's branch
 //! back: the partner says so and gives nothing.
 
-use super::link::dial;
-use super::protocol::{apply_buffered, cursor_of, Ingress};
-use super::SILENCE_LIMIT;
-use crate::config::{Config, StoreConfig};
+use crate::config::Settings;
+use crate::ctx::SILENCE_LIMIT;
+use crate::link::dial;
+use crate::protocol::{apply_buffered, cursor_of, Ingress};
 use anyhow::Context;
 use ledger::{FileStore, LogStore};
 use std::collections::BTreeMap;
@@ -87,37 +87,37 @@ pub struct Recovered {
     pub stubs_left: Vec<u64>,
 }
 
+/// What `recover` needs to know of the node: who it is, where its log is, the keys its
+/// checkpoints verify against (its own and its partners') and its `[federation]` section.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub nation: Nation,
+    pub data_dir: &'a std::path::Path,
+    pub trusted: &'a BTreeMap<Nation, ed25519_dalek::VerifyingKey>,
+    pub settings: &'a Settings,
+    /// Take records a partner holds only as stubs (their content is then lost).
+    pub accept_stubs: bool,
+}
+
 /// Takes this node's own records back from every partner with an `address`, in the order of
 /// the config; stubs too if `accept_stubs`. Errors only when the log cannot be opened or
 /// written; a partner that fails is reported and the next one asked.
-pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Recovered> {
-    if !matches!(config.store, StoreConfig::Files) {
-        anyhow::bail!(
-            "`trilink recover` takes records back into a log in files (data_dir); a log on JetStream is kept by its own replicas"
-        );
-    }
-    let Some(fed) = &config.federation else {
-        anyhow::bail!("no [federation] in the config: there is no partner to take records back from");
-    };
-    let key_text = std::fs::read_to_string(&config.signing_key)
-        .with_context(|| format!("failed to read signing key {}", config.signing_key.display()))?;
-    let key =
-        ledger::keys::parse_signing_key(&key_text).with_context(|| format!("in {}", config.signing_key.display()))?;
-    let trusted = crate::trusted_keys(config, &key)?;
+pub async fn recover(request: Request<'_>) -> anyhow::Result<Recovered> {
+    let Request { nation, data_dir, trusted, settings: fed, accept_stubs } = request;
     let cas: Vec<_> = fed.partners.iter().map(|p| (p.nation, p.ca.as_path())).collect();
     let tls = Arc::new(
-        super::tls::Tls::load(config.nation, &fed.tls_cert, &fed.tls_key, &cas)
+        crate::tls::Tls::load(nation, &fed.tls_cert, &fed.tls_key, &cas)
             .context("failed to load the federation TLS identity")?,
     );
-    let (store, _) = FileStore::open_for(&config.data_dir, &trusted, Some(config.nation)).map_err(|e| match e {
+    let (store, _) = FileStore::open_for(data_dir, trusted, Some(nation)).map_err(|e| match e {
         ledger::StoreError::Locked(_) => anyhow::anyhow!("{e} (is the node still running? stop it first)"),
-        e => anyhow::anyhow!("failed to open the log in {}: {e}", config.data_dir.display()),
+        e => anyhow::anyhow!("failed to open the log in {}: {e}", data_dir.display()),
     })?;
     let mut store: Box<dyn LogStore> = Box::new(store);
     let mut report = Vec::new();
     for p in &fed.partners {
         let Some(addr) = p.address else { continue };
-        let from = own_head(&*store, config.nation);
+        let from = own_head(&*store, nation);
         let mut got = FromPartner {
             partner: p.nation,
             from,
@@ -130,16 +130,16 @@ pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<Reco
             stub_at: None,
         };
         let link = (tls.clone(), addr, accept_stubs);
-        if let Err(why) = from_partner(config.nation, &trusted, &mut store, link, &mut got).await {
+        if let Err(why) = from_partner(nation, trusted, &mut store, link, &mut got).await {
             got.failed = Some(why);
         }
-        got.to = own_head(&*store, config.nation);
+        got.to = own_head(&*store, nation);
         report.push(got);
     }
     if report.is_empty() {
         anyhow::bail!("no partner has an address to dial: there is no partner to take records back from");
     }
-    Ok(Recovered { partners: report, stubs_left: store.owed(config.nation) })
+    Ok(Recovered { partners: report, stubs_left: store.owed(nation) })
 }
 
 /// This log's head of `me`.
@@ -151,7 +151,7 @@ async fn from_partner(
     me: Nation,
     trusted: &BTreeMap<Nation, ed25519_dalek::VerifyingKey>,
     store: &mut Box<dyn LogStore>,
-    (tls, addr, accept_stubs): (Arc<super::tls::Tls>, std::net::SocketAddr, bool),
+    (tls, addr, accept_stubs): (Arc<crate::tls::Tls>, std::net::SocketAddr, bool),
     got: &mut FromPartner,
 ) -> Result<(), String> {
     let partner = got.partner;
@@ -251,8 +251,8 @@ fn last_seq(batch: &wire::LinkBatch) -> Option<u64> {
 /// this log's at that seq.
 fn on_another_chain(store: &dyn LogStore, me: Nation, theirs: &OriginCursor) -> Result<bool, String> {
     let entries = store.read_entries(me, theirs.seq, 1).map_err(|e| format!("failed to read this log: {e}"))?;
-    let ours = super::protocol::head_at(&entries, theirs.seq)?;
-    Ok(super::protocol::another_chain(theirs, ours))
+    let ours = crate::protocol::head_at(&entries, theirs.seq)?;
+    Ok(crate::protocol::another_chain(theirs, ours))
 }
 
 /// Cuts `batch` before its first stub past `head`, back to the last checkpoint before that

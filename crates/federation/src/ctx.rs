@@ -1,20 +1,8 @@
-//! Federation: links to partner nodes over mutual TLS (docs/federation.md).
-//!
-//! `protocol` decides (egress policy, ingress verification, sans IO); `tls` makes and checks
-//! identities; `serve` is the sending side (a gRPC service partners subscribe to); `link` the
-//! receiving side (one task per partner that dials, subscribes, applies and acknowledges);
-//! `releases` the signed audit log of release decisions.
+//! What a federation's tasks share with the node (`Ctx`), the link's timing and window limits,
+//! and how a link runs its blocking work (`blocking`).
 
-pub mod link;
-pub mod protocol;
-pub mod recover;
-pub mod serve;
-pub mod state;
-pub mod tls;
-pub mod transform;
-
-use crate::writer::Committed;
-use state::Fed;
+use crate::state::Fed;
+use journal::Committed;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -33,7 +21,7 @@ pub const SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub fed: Arc<Fed>,
-    pub store: crate::Store,
+    pub store: journal::Store,
     /// Bumped after every commit to the log (own or replica), and after each of the node's
     /// own groups is written, before its sync: senders wake on it.
     pub version: Arc<watch::Sender<u64>>,
@@ -41,7 +29,7 @@ pub struct Ctx {
     pub head: Arc<std::sync::atomic::AtomicU64>,
     pub stop: watch::Receiver<bool>,
     pub to_fusion: std::sync::mpsc::SyncSender<Committed>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<telemetry::Metrics>,
 }
 
 /// Runs blocking work of a link (a read of the log, a sync) on the calling worker thread,
@@ -58,38 +46,6 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     } else {
         tokio::task::spawn_blocking(f).await.map_err(|e| e.to_string())
     }
-}
-
-/// Starts the federation server (accepting verified partners) and one link per partner with
-/// an address; returns their tasks, which end when `ctx.stop` turns.
-pub fn start(ctx: Ctx, listener: tokio::net::TcpListener) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let fed = ctx.fed.clone();
-    let refused: Arc<dyn Fn(&'static str) + Send + Sync> = Arc::new(move |r| fed.count_refused(r));
-    tasks.push(tokio::spawn(ctx.fed.tls.clone().accept_loop(listener, tx, refused, ctx.stop.clone())));
-    let service = wire::federation_server::FederationServer::new(serve::Service { ctx: ctx.clone() })
-        .max_decoding_message_size(protocol::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(protocol::MAX_MESSAGE_BYTES);
-    let mut stop = ctx.stop.clone();
-    let server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(5)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
-        .add_service(service)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), async move {
-            let _ = stop.changed().await;
-        });
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "federation server failed");
-        }
-    }));
-    for p in ctx.fed.partners.values() {
-        if let Some(addr) = p.address {
-            tasks.push(tokio::spawn(link::run(ctx.clone(), p.nation, addr)));
-        }
-    }
-    tasks
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! name exactly one nation that is a configured partner. Anything else is refused at accept or
 //! at dial, logged and counted, before a byte of the protocol is read.
 
-use crate::pki;
 use anyhow::{anyhow, Context};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::ClientCertVerifier;

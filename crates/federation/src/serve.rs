@@ -7,9 +7,9 @@
 //! At most `WINDOW_RECORDS` unacknowledged per origin: a receiver that stops acknowledging
 //! stops the flow (explicit backpressure), and one silent past `SILENCE_LIMIT` is dropped.
 
-use super::protocol::{another_chain, egress, head_at, head_cursor, Sender, MAX_BATCH_BYTES, MAX_SUBSCRIBED};
-use super::tls::PeerInfo;
-use super::{Ctx, BATCH_RECORDS, HEARTBEAT, SILENCE_LIMIT, WINDOW_RECORDS};
+use crate::ctx::{Ctx, BATCH_RECORDS, HEARTBEAT, SILENCE_LIMIT, WINDOW_RECORDS};
+use crate::protocol::{another_chain, egress, head_at, head_cursor, Sender, MAX_BATCH_BYTES, MAX_SUBSCRIBED};
+use crate::tls::PeerInfo;
 use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -88,12 +88,12 @@ async fn publish(
                 continue;
             }
             // Read, decide and record the decision as blocking work (the read and the release
-            // log's sync are file I/O: `super::blocking`). The node's own records are read as
+            // log's sync are file I/O: `crate::ctx::blocking`). The node's own records are read as
             // soon as they are written, so that the release log's sync runs alongside the log's
             // own.
             let own = origin == ctx.fed.me;
             let (store, fed, policy) = (ctx.store.clone(), ctx.fed.clone(), policy.clone());
-            let step = super::blocking(move || -> Result<_, String> {
+            let step = crate::ctx::blocking(move || -> Result<_, String> {
                 let plan = {
                     let store = store.lock().map_err(|_| "store lock poisoned".to_string())?;
                     if own {
@@ -161,7 +161,7 @@ async fn publish(
                     .filter(|c| sender.cursors().contains_key(&c.origin()))
                     .map(head_cursor)
                     .collect();
-                let hb = LinkHeartbeat { time_unix_ns: crate::wall_clock().as_nanos(), heads };
+                let hb = LinkHeartbeat { time_unix_ns: journal::wall_clock().as_nanos(), heads };
                 send(tx, LinkDown { msg: Some(link_down::Msg::Heartbeat(hb)) }).await?;
             }
             _ = stop.changed() => return Ok(()),
