@@ -206,3 +206,34 @@ fn domain_sources_do_not_use_the_runtime() {
     }
     assert!(broken.is_empty(), "domain crates use the async runtime:\n{}", broken.join("\n"));
 }
+
+#[test]
+fn no_doc_comment_holds_a_rust_example() {
+    // `.ci/run` runs the tests with cargo-nextest, which does not run doctests: a Rust example
+    // in a doc comment would be compiled by nobody. Examples are tests here, or `text` blocks.
+    let mut broken = Vec::new();
+    for (name, (_, dir)) in workspace() {
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("source is readable");
+            for (i, line) in text.lines().enumerate() {
+                let l = line.trim_start();
+                let Some(fence) = l.strip_prefix("//!").or_else(|| l.strip_prefix("///")) else { continue };
+                let fence = fence.trim();
+                if let Some(lang) = fence.strip_prefix("```") {
+                    let opening =
+                        !lang.is_empty() || text.lines().take(i).filter(|p| p.contains("```")).count() % 2 == 0;
+                    if opening && (lang.is_empty() || lang.starts_with("rust")) {
+                        broken.push(format!("{name}: {}:{}", f.display(), i + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "doc comments hold Rust examples nobody runs (use ```text or a test):\n{}",
+        broken.join("\n")
+    );
+}
