@@ -38,6 +38,8 @@ pub struct Settings {
     pub partners: Vec<Partner>,
     /// Signing keys of origins reached only through a relay.
     pub origin_keys: BTreeMap<Nation, PathBuf>,
+    /// What a connection to the federation port may cost before it authenticates.
+    pub handshake: crate::tls::HandshakeLimits,
 }
 
 impl Settings {

@@ -29,7 +29,13 @@ pub fn start(ctx: Ctx, listener: tokio::net::TcpListener) -> Vec<tokio::task::Jo
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let fed = ctx.fed.clone();
     let refused: Arc<dyn Fn(&'static str) + Send + Sync> = Arc::new(move |r| fed.count_refused(r));
-    tasks.push(tokio::spawn(ctx.fed.tls.clone().accept_loop(listener, tx, refused, ctx.stop.clone())));
+    tasks.push(tokio::spawn(ctx.fed.tls.clone().accept_loop(
+        listener,
+        tx,
+        refused,
+        ctx.fed.handshake.clone(),
+        ctx.stop.clone(),
+    )));
     let service = wire::federation_server::FederationServer::new(serve::Service { ctx: ctx.clone() })
         .max_decoding_message_size(protocol::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(protocol::MAX_MESSAGE_BYTES);

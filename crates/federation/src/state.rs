@@ -125,6 +125,8 @@ pub struct Fed {
     /// Every origin's trusted signing key, this node's own included.
     pub trusted: BTreeMap<Nation, VerifyingKey>,
     pub tls: Arc<Tls>,
+    /// What a connection may cost before it has authenticated.
+    pub handshake: crate::tls::HandshakeLimits,
     pub releases: Mutex<ReleaseLog>,
     pub links: Mutex<BTreeMap<Nation, LinkStatus>>,
     pub serving: Mutex<BTreeMap<Nation, ServeStatus>>,

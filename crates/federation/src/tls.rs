@@ -19,10 +19,134 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use vocab::Nation;
 
-/// A handshake must finish within this (a slow-loris peer is cut off here).
+/// A dial (TCP connect, then the TLS handshake) to a partner must finish within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; more connections wait in the kernel's backlog.
-const MAX_HANDSHAKES: usize = 64;
+
+/// What a connection that has not yet authenticated may cost the node (docs/federation.md,
+/// "Before a peer is known"). The accept loop never waits: a connection over a limit is
+/// closed at once and counted (`handshake_busy`, `source_not_allowed`), so a flood from one
+/// host leaves every other host's handshakes, the partners' among them, as fast as ever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeLimits {
+    /// A peer that has not finished its TLS handshake by then is cut off: a mutual TLS 1.3
+    /// handshake is 1.5 round trips, under half a second across the Pacific.
+    pub deadline: Duration,
+    /// Handshakes in progress at once, from all sources.
+    pub total: usize,
+    /// Handshakes in progress at once from one source address.
+    pub per_source: usize,
+    /// When not empty, the only source networks that may connect at all.
+    pub allow: Vec<SourceNet>,
+}
+
+impl Default for HandshakeLimits {
+    fn default() -> Self {
+        // 8 per source: a partner's node dials one link (and `trilink recover` one more) at a
+        // time; 512 in all bounds the tasks and TLS state a flood from many hosts can hold.
+        HandshakeLimits { deadline: Duration::from_secs(2), total: 512, per_source: 8, allow: Vec::new() }
+    }
+}
+
+impl HandshakeLimits {
+    fn allows(&self, ip: std::net::IpAddr) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// A network of source addresses: `192.0.2.0/24`, `2001:db8::/32`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceNet {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl SourceNet {
+    /// Parses `ADDRESS` or `ADDRESS/PREFIX`.
+    pub fn parse(text: &str) -> Result<SourceNet, String> {
+        let (a, p) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: std::net::IpAddr =
+            a.trim().parse().map_err(|_| format!("{text:?} is not an IP address or network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix must be 0..={max}"))?,
+        };
+        Ok(SourceNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Handshakes in progress, in all and per source address; a `Slot` gives its place back when
+/// its handshake ends, however it ends.
+#[derive(Debug, Default)]
+struct InProgress {
+    total: usize,
+    by_source: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    table: Arc<std::sync::Mutex<InProgress>>,
+    source: std::net::IpAddr,
+}
+
+impl Slot {
+    /// A place for a handshake from `source`, if the limits leave one.
+    fn take(
+        table: &Arc<std::sync::Mutex<InProgress>>,
+        limits: &HandshakeLimits,
+        source: std::net::IpAddr,
+    ) -> Option<Slot> {
+        let mut t = table.lock().ok()?;
+        let from_source = t.by_source.get(&source).copied().unwrap_or(0);
+        if t.total >= limits.total || from_source >= limits.per_source {
+            return None;
+        }
+        t.total += 1;
+        *t.by_source.entry(source).or_default() += 1;
+        Some(Slot { table: table.clone(), source })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.table.lock() {
+            t.total = t.total.saturating_sub(1);
+            if let Some(n) = t.by_source.get_mut(&self.source) {
+                *n -= 1;
+                if *n == 0 {
+                    t.by_source.remove(&self.source);
+                }
+            }
+        }
+    }
+}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -132,10 +256,11 @@ impl Tls {
         listener: TcpListener,
         tx: tokio::sync::mpsc::Sender<std::io::Result<PeerStream<tokio_rustls::server::TlsStream<TcpStream>>>>,
         refused: Arc<dyn Fn(&'static str) + Send + Sync>,
+        limits: HandshakeLimits,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.server.clone());
-        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let table = Arc::new(std::sync::Mutex::new(InProgress::default()));
         loop {
             let (tcp, addr) = tokio::select! {
                 r = listener.accept() => match r {
@@ -148,14 +273,26 @@ impl Tls {
                 },
                 _ = stop.changed() => return,
             };
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            // Closed at once, never queued: a flood is counted, not waited for. Logged at debug
+            // only, since a flood would otherwise write a line per connection.
+            if !limits.allows(addr.ip()) {
+                tracing::debug!(%addr, "federation connection refused: source not allowed");
+                refused("source_not_allowed");
+                continue;
+            }
+            let Some(slot) = Slot::take(&table, &limits, addr.ip()) else {
+                tracing::debug!(%addr, "federation connection refused: too many handshakes in progress");
+                refused("handshake_busy");
+                continue;
+            };
             let (acceptor, me, tx, refused) = (acceptor.clone(), self.clone(), tx.clone(), refused.clone());
+            let deadline = limits.deadline;
             tokio::spawn(async move {
-                let _permit = permit;
+                let _slot = slot;
                 let _ = tcp.set_nodelay(true);
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
                     Err(_) => {
-                        tracing::warn!(%addr, "federation peer refused: TLS handshake not finished in time");
+                        tracing::debug!(%addr, "federation peer refused: TLS handshake not finished in time");
                         refused("handshake_timeout");
                         return;
                     }
@@ -232,5 +369,44 @@ impl<S> tonic::transport::server::Connected for PeerStream<S> {
     type ConnectInfo = PeerInfo;
     fn connect_info(&self) -> PeerInfo {
         self.info.clone()
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn source_networks_hold_their_addresses_and_no_others() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let net = SourceNet::parse("192.0.2.0/24").unwrap();
+        assert!(net.contains(ip("192.0.2.77")));
+        assert!(!net.contains(ip("192.0.3.1")));
+        assert!(net.contains(ip("::ffff:192.0.2.9")), "an IPv4-mapped IPv6 peer is its IPv4 address");
+        assert!(SourceNet::parse("10.1.2.3").unwrap().contains(ip("10.1.2.3")));
+        assert!(!SourceNet::parse("10.1.2.3").unwrap().contains(ip("10.1.2.4")));
+        assert!(SourceNet::parse("0.0.0.0/0").unwrap().contains(ip("203.0.113.5")));
+        assert!(SourceNet::parse("2001:db8::/32").unwrap().contains(ip("2001:db8:1::1")));
+        assert!(!SourceNet::parse("2001:db8::/32").unwrap().contains(ip("192.0.2.1")));
+        for bad in ["", "host.example", "10.0.0.0/33", "::/129", "10.0.0.0/x"] {
+            assert!(SourceNet::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn handshake_slots_are_shared_per_source_and_in_all_and_given_back() {
+        let limits = HandshakeLimits { total: 3, per_source: 2, ..HandshakeLimits::default() };
+        let table = Arc::new(std::sync::Mutex::new(InProgress::default()));
+        let (a, b) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let a1 = Slot::take(&table, &limits, a).expect("first from a");
+        let a2 = Slot::take(&table, &limits, a).expect("second from a");
+        assert!(Slot::take(&table, &limits, a).is_none(), "a third from one source waits for none: refused");
+        let b1 = Slot::take(&table, &limits, b).expect("another source is unaffected");
+        assert!(Slot::take(&table, &limits, b).is_none(), "the total is reached");
+        drop(a1);
+        let b2 = Slot::take(&table, &limits, b).expect("a slot given back is taken again");
+        drop((a2, b1, b2));
+        let t = table.lock().unwrap();
+        assert_eq!((t.total, t.by_source.len()), (0, 0), "every slot came back");
     }
 }

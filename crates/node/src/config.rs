@@ -129,7 +129,19 @@ struct FileFederation {
     tls_key: PathBuf,
     #[serde(default)]
     relay: bool,
+    handshake_timeout_ms: Option<u64>,
+    max_handshakes: Option<usize>,
+    max_handshakes_per_source: Option<usize>,
+    #[serde(default)]
+    allow_sources: Vec<String>,
 }
+
+/// The longest handshake deadline a config may set: past it a silent connection costs a slot
+/// for longer than any partner would wait.
+const MAX_HANDSHAKE_TIMEOUT_MS: u64 = 30_000;
+/// Most handshakes in progress a config may allow, and most allowed source networks.
+const MAX_HANDSHAKES: usize = 65_536;
+const MAX_ALLOW_SOURCES: usize = 1_024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -551,6 +563,28 @@ impl Config {
                     }
                     origin_keys.insert(on, resolve(&o.signing_key));
                 }
+                let defaults = federation::tls::HandshakeLimits::default();
+                let timeout_ms = fed.handshake_timeout_ms.unwrap_or(defaults.deadline.as_millis() as u64);
+                if !(100..=MAX_HANDSHAKE_TIMEOUT_MS).contains(&timeout_ms) {
+                    bail!("key `federation.handshake_timeout_ms`: {timeout_ms} is not between 100 and {MAX_HANDSHAKE_TIMEOUT_MS}");
+                }
+                let total = fed.max_handshakes.unwrap_or(defaults.total);
+                if !(1..=MAX_HANDSHAKES).contains(&total) {
+                    bail!("key `federation.max_handshakes`: {total} is not between 1 and {MAX_HANDSHAKES}");
+                }
+                let per_source = fed.max_handshakes_per_source.unwrap_or(defaults.per_source);
+                if !(1..=total).contains(&per_source) {
+                    bail!("key `federation.max_handshakes_per_source`: {per_source} is not between 1 and max_handshakes ({total})");
+                }
+                if fed.allow_sources.len() > MAX_ALLOW_SOURCES {
+                    bail!("key `federation.allow_sources`: more than {MAX_ALLOW_SOURCES} networks");
+                }
+                let allow = fed
+                    .allow_sources
+                    .iter()
+                    .map(|n| federation::tls::SourceNet::parse(n))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| anyhow!("key `federation.allow_sources`: {e}"))?;
                 Some(federation::Settings {
                     listen: fed.listen,
                     tls_cert: resolve(&fed.tls_cert),
@@ -558,6 +592,12 @@ impl Config {
                     relay: fed.relay,
                     partners,
                     origin_keys,
+                    handshake: federation::tls::HandshakeLimits {
+                        deadline: std::time::Duration::from_millis(timeout_ms),
+                        total,
+                        per_source,
+                        allow,
+                    },
                 })
             }
         };
@@ -721,6 +761,9 @@ file = "areas/japan.geojson"
             (format!("{GOOD}\n[cot]\n[[cot.listen]]\naddress = \"127.0.0.1:8087\"\nformat = \"xml\"\ntls_cert = \"a.crt\"\n"), "set both tls_cert and tls_key"),
             (format!("{GOOD}\n[cot]\n[[cot.push]]\naddress = \"takserver\"\nformat = \"xml\"\n"), "address must be host:port"),
             (format!("{GOOD}\n[cot]\ntrack_stale_s = 0.0\n"), "cot.track_stale_s"),
+            (format!("{GOOD}\n[federation]\nlisten = \"127.0.0.1:9000\"\ntls_cert = \"a\"\ntls_key = \"b\"\nhandshake_timeout_ms = 60000\n"), "federation.handshake_timeout_ms"),
+            (format!("{GOOD}\n[federation]\nlisten = \"127.0.0.1:9000\"\ntls_cert = \"a\"\ntls_key = \"b\"\nmax_handshakes = 4\nmax_handshakes_per_source = 5\n"), "federation.max_handshakes_per_source"),
+            (format!("{GOOD}\n[federation]\nlisten = \"127.0.0.1:9000\"\ntls_cert = \"a\"\ntls_key = \"b\"\nallow_sources = [\"10.0.0.0/40\"]\n"), "federation.allow_sources"),
             (format!("{GOOD}\n[fusion]\nrealtime_priority = 100\n"), "fusion.realtime_priority`: 100 is not between 0"),
             (format!("{GOOD}\n[fusion]\nrealtime_priority = -1\n"), "realtime_priority"),
             (format!("{GOOD}\n[[operator]]\nname = \"\"\ntoken_sha256 = \"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n"), "name must be 1 to 64"),

@@ -326,6 +326,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 partners: f.partners.iter().map(|p| (p.nation, p.clone())).collect(),
                 trusted: trusted.clone(),
                 tls: Arc::new(tls),
+                handshake: f.handshake.clone(),
                 releases: Mutex::new(releases),
                 links: Mutex::new(BTreeMap::new()),
                 serving: Mutex::new(BTreeMap::new()),

@@ -784,6 +784,51 @@ impl wire::federation_server::Federation for Impostor {
 }
 
 /// `n` records of `origin` marked for `marking`, signed by `key`, as one batch.
+/// Connections that never speak TLS, held open by another host, keep no partner off the hub
+/// (issue 31, finding 4: 300 of them kept a restarted JPN from re-linking to USA for 40 s,
+/// since the listener took 64 handshakes at once, each allowed 10 s). A genuine partner's
+/// handshake is served within 2 s while they are held, a restarted partner links again at
+/// once, and the flood is refused and counted, not waited for.
+#[test]
+fn silent_connections_keep_no_partner_off_the_hub() {
+    let mut fed = Federation::start(Topology::HubAndSpoke);
+    let usa_fed = fed.fed_addr["USA"];
+    let pki = fed.pki();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    // From 127.0.0.2: another host than the partners, which dial from 127.0.0.1.
+    let silent: Vec<tokio::net::TcpStream> = rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..300 {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.bind("127.0.0.2:0".parse().expect("addr")).expect("bind 127.0.0.2");
+            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), socket.connect(usa_fed)).await {
+                held.push(c);
+            }
+        }
+        held
+    });
+    assert!(silent.len() >= 200, "only {} silent connections were made", silent.len());
+    let started = Instant::now();
+    assert!(dial_as_jpn(&pki, &pem(&pki.join("jpn"), "tls"), usa_fed), "the genuine JPN identity must be served");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(2), "a genuine partner waited {waited:?} behind silent connections");
+    // A restarted partner links again while the flood is held.
+    let jpn = fed.nodes.get_mut("JPN").expect("JPN");
+    jpn.kill();
+    jpn.start();
+    let started = Instant::now();
+    fed.wait_links_up(&[]);
+    assert!(started.elapsed() < Duration::from_secs(10), "JPN took {:?} to link again", started.elapsed());
+    let usa = &fed.nodes["USA"];
+    let busy = refused(usa, "handshake_busy");
+    eprintln!(
+        "{} silent connections held; a partner's handshake took {waited:?}; {busy} refused as busy",
+        silent.len()
+    );
+    assert!(busy > 0, "the flood beyond one host's share is refused and counted");
+    drop(silent);
+}
+
 fn signed_batch(origin: &str, marking: &[&str], key: &ed25519_dalek::SigningKey, n: usize) -> wire::LinkBatch {
     let o = Nation::parse(origin).expect("n");
     let marking: Vec<Nation> = marking.iter().map(|m| Nation::parse(m).expect("n")).collect();
@@ -848,7 +893,13 @@ fn a_partner_gone_bad_cannot_push_what_it_may_not() {
     rt.spawn(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(tls.accept_loop(listener, tx, Arc::new(|_| {}), stop_rx));
+        tokio::spawn(tls.accept_loop(
+            listener,
+            tx,
+            Arc::new(|_| {}),
+            federation::tls::HandshakeLimits::default(),
+            stop_rx,
+        ));
         let _ = tonic::transport::Server::builder()
             .add_service(wire::federation_server::FederationServer::new(impostor))
             .serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(rx))
