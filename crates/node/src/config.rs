@@ -687,11 +687,10 @@ impl Config {
     }
 }
 
-pub use pki::token_hash;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pki::token_hash;
 
     const GOOD: &str = r#"
 nation = "JPN"

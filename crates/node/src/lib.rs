@@ -59,7 +59,7 @@ fn load_areas(config: &Config) -> anyhow::Result<(Vec<alert::Area>, serde_json::
 }
 
 /// The keys each origin's checkpoints must verify against: the node's own and its partners'.
-pub fn trusted_keys(
+fn trusted_keys(
     config: &Config,
     key: &ed25519_dalek::SigningKey,
 ) -> anyhow::Result<BTreeMap<Nation, ed25519_dalek::VerifyingKey>> {
