@@ -3,8 +3,8 @@
 # kor.toml — hub and spoke through USA, mutual TLS), each nation's simulated sensors streaming
 # the bundled Honshu scenario to its own node in real time, over and over. Ctrl-C stops
 # everything. Extra arguments go to `trilink demo` (e.g. --speed 5, --once).
-#   open http://localhost:8082/ (the operator picture; 8081 USA, 8083 KOR)
-#   curl localhost:8082/v1/tracks   /v1/alerts   /v1/status   /metrics   /openapi.json
+#   open https://localhost:8082/ and log in with demo-jpn-duty-officer (8081 USA, 8083 KOR)
+#   curl --cacert run/pki/jpn/ca.crt -H "Authorization: Bearer demo-jpn-admin" https://localhost:8082/v1/status
 set -euo pipefail
 cd "$(dirname "$0")"
 # The web UI (docs/web.md), built from web/package-lock.json.

@@ -30,12 +30,13 @@ bench/venv/bin/python -m pip install --quiet --disable-pip-version-check -r benc
 DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
 $BIN pki init --nations USA,JPN --out "$DIR/pki" >/dev/null
+. bench/lib.sh
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 {
   echo 'nation = "JPN"'; echo "data_dir = \"$DIR/jpn\""; echo "signing_key = \"$DIR/pki/jpn/node.key\""
   echo 'releasable_to = ["USA"]'
   echo '[fusion]'; echo "realtime_priority = $RT_PRIORITY"
-  echo '[listen]'; echo 'http = "127.0.0.1:18082"'; echo 'grpc = "127.0.0.1:15062"'
+  echo '[listen]'; echo 'http = "127.0.0.1:18082"'; echo 'grpc = "127.0.0.1:15062"'; echo 'plain = true'
   echo '[federation]'; echo 'listen = "127.0.0.1:17062"'
   echo "tls_cert = \"$DIR/pki/jpn/tls.crt\""; echo "tls_key = \"$DIR/pki/jpn/tls.key\""
   echo '[[partner]]'; echo 'nation = "USA"'; echo "ca = \"$DIR/pki/usa/ca.crt\""; echo "signing_key = \"$DIR/pki/usa/node.pub\""
@@ -43,25 +44,26 @@ sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
     id=${s%%:*}; nation=${s##*:}; lower=$(echo "$id" | tr 'A-Z' 'a-z')
     echo '[[sensor]]'; echo "id = \"$id\""; echo "nation = \"$nation\""; echo "token_sha256 = \"$(sha "bench-$lower")\""
   done
+  bench_user
 } > "$DIR/jpn.toml"
 {
   echo 'nation = "USA"'; echo "data_dir = \"$DIR/usa\""; echo "signing_key = \"$DIR/pki/usa/node.key\""
   echo '[fusion]'; echo "realtime_priority = $RT_PRIORITY"
-  echo '[listen]'; echo 'http = "127.0.0.1:18081"'; echo 'grpc = "127.0.0.1:15061"'
+  echo '[listen]'; echo 'http = "127.0.0.1:18081"'; echo 'grpc = "127.0.0.1:15061"'; echo 'plain = true'
   echo '[federation]'; echo 'listen = "127.0.0.1:17061"'
   echo "tls_cert = \"$DIR/pki/usa/tls.crt\""; echo "tls_key = \"$DIR/pki/usa/tls.key\""
   echo '[[partner]]'; echo 'nation = "JPN"'; echo 'address = "127.0.0.1:17162"'
   echo "ca = \"$DIR/pki/jpn/ca.crt\""; echo "signing_key = \"$DIR/pki/jpn/node.pub\""
+  bench_user
 } > "$DIR/usa.toml"
 
-. bench/lib.sh
 wait_http() { for _ in $(seq 200); do curl -sf "localhost:$1/healthz" >/dev/null && return; sleep 0.1; done; echo "node on $1 did not start" >&2; exit 1; }
 start() { # nation
   $BIN node --config "$DIR/$1.toml" --log warn 2>"$DIR/$1.log" &
   eval "PID_$1=$!"
 }
-held() { curl -s localhost:18081/v1/status | python3 -c 'import json,sys; print(next((o["seq"] for o in json.load(sys.stdin)["origins"] if o["origin"]=="JPN"), 0))'; }
-head_jpn() { curl -s localhost:18082/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["log"]["seq"])'; }
+held() { api localhost:18081/v1/status | python3 -c 'import json,sys; print(next((o["seq"] for o in json.load(sys.stdin)["origins"] if o["origin"]=="JPN"), 0))'; }
+head_jpn() { api localhost:18082/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["log"]["seq"])'; }
 stop_all() { kill -TERM $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; }
 
 [ -n "${SKIP_LATENCY:-}" ] || {
@@ -72,7 +74,7 @@ for D in $DELAYS; do
   start jpn; start usa; wait_http 18082; wait_http 18081
   $BIN bench ingest --grpc http://127.0.0.1:15062 --objects "$OBJECTS" --rate "$RATE" --batch 1 --frames "$FRAMES" --seconds "$SECONDS_EACH" $PACE 2>/dev/null | tail -1
   for _ in $(seq 100); do [ "$(held)" = "$(head_jpn)" ] && break; sleep 0.1; done
-  curl -s localhost:18081/v1/status | python3 -c "
+  api localhost:18081/v1/status | python3 -c "
 import json, sys
 d = float(sys.argv[1]); f = json.load(sys.stdin)['federation']; l = f['latency']
 r = f['partners'][0]['receiving'] or {}
@@ -85,7 +87,7 @@ for k in ('received', 'applied', 'fused'):
     s = l[k]
     print(f'  delay {d:>5.0f} ms  ingest->{k:7} at USA: n={s[\"count\"]} p50 {s[\"p50_ms\"]} ms  p99 {s[\"p99_ms\"]} ms  max {s[\"max_ms\"]} ms  (p99 beyond the delay: {beyond(s[\"p99_ms\"], d)} ms)')
 " "$D"
-  echo "  delay $(printf '%5s' "$D") ms  JPN's log group commit (write and sync) p50 $(metric_q trilink_log_commit_seconds 0.5), p99 $(metric_q trilink_log_commit_seconds 0.99) (bucket bounds); fusion: $(curl -s localhost:18081/v1/status | python3 -c 'import json,sys; p=json.load(sys.stdin)["fusion"]["realtime_priority"]; print("SCHED_FIFO %d" % p if p else "normal priority")')"
+  echo "  delay $(printf '%5s' "$D") ms  JPN's log group commit (write and sync) p50 $(metric_q trilink_log_commit_seconds 0.5), p99 $(metric_q trilink_log_commit_seconds 0.99) (bucket bounds); fusion: $(api localhost:18081/v1/status | python3 -c 'import json,sys; p=json.load(sys.stdin)["fusion"]["realtime_priority"]; print("SCHED_FIFO %d" % p if p else "normal priority")')"
   stop_all
 done
 }
@@ -98,7 +100,7 @@ start jpn; wait_http 18082
 $BIN bench ingest --grpc http://127.0.0.1:15062 --objects 2000 --rate 20000 --batch 1 --seconds $((BACKLOG / 15000)) 2>/dev/null | tail -1
 TOTAL=$(head_jpn)
 start usa; wait_http 18081
-link_up() { curl -s localhost:18081/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["federation"]["partners"][0]["receiving"]["state"])'; }
+link_up() { api localhost:18081/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["federation"]["partners"][0]["receiving"]["state"])'; }
 while [ "$(link_up)" != "up" ]; do sleep 0.01; done
 T0=$(date +%s.%N)
 while [ "$(held)" != "$TOTAL" ]; do sleep 0.02; done

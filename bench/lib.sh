@@ -1,7 +1,15 @@
 # Helpers the benchmark scripts share (sourced).
 
+# The benchmark's own user, an admin and viewer (status, metrics): its config table, and curl
+# with its token (every API call but /healthz needs one: docs/security.md).
+bench_user() {
+  echo '[[user]]'; echo 'name = "bench"'; echo 'roles = ["admin", "viewer"]'
+  echo "token_sha256 = \"$(printf %s bench-admin | sha256sum | cut -d' ' -f1)\""
+}
+api() { curl -s -H "Authorization: Bearer bench-admin" "$@"; }
+
 metric_q() { # a histogram's quantile from a node's /metrics, as its bucket's upper bound: name q [port]
-  curl -s "localhost:${3:-18082}/metrics" | python3 -c "
+  api "localhost:${3:-18082}/metrics" | python3 -c "
 import sys
 name, q = sys.argv[1], float(sys.argv[2])
 b = [(float(l.split('le=\"')[1].split('\"')[0]), int(l.split()[-1])) for l in sys.stdin if l.startswith(name + '_bucket') and '+Inf' not in l]

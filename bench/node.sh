@@ -23,6 +23,7 @@ DIR=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 $BIN pki init --out "$DIR" >/dev/null
 
+. bench/lib.sh
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 {
   echo "nation = \"JPN\""
@@ -31,6 +32,7 @@ sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
   echo "[listen]"
   echo "http = \"127.0.0.1:18082\""
   echo "grpc = \"127.0.0.1:15062\""
+  echo "plain = true"
   echo "[fusion]"
   echo "reorder_window_ms = ${REORDER_MS:-250}"
   echo "realtime_priority = ${RT_PRIORITY:-10}"
@@ -39,6 +41,7 @@ sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
     echo "[[sensor]]"; echo "id = \"$id\""; echo "nation = \"$nation\""; echo "token_sha256 = \"$(sha "bench-$lower")\""
   done
   echo "[[area]]"; echo "file = \"$PWD/config/areas/japan.geojson\""
+  bench_user
 } > "$DIR/node.toml"
 start_node() {
   rm -rf "$DIR/log"
@@ -47,7 +50,6 @@ start_node() {
   for _ in $(seq 100); do curl -sf localhost:18082/healthz >/dev/null && return; sleep 0.1; done
   cat "$DIR/node.log"; exit 1
 }
-. bench/lib.sh
 
 if [ "$ONLY" != alert ]; then
 echo "== peer: this disk's fdatasync rate (one sync per record would be capped here)"
@@ -66,7 +68,7 @@ PY
 echo "== durable ingest at saturation (2,000 objects offered at 200,000 measurements/s for 5 s)"
 start_node
 $BIN bench ingest --grpc http://127.0.0.1:15062 --objects 2000 --rate 200000 --seconds 5
-curl -s localhost:18082/metrics | grep -E '^trilink_log_(group_commits|records_appended)_total'
+api localhost:18082/metrics | grep -E '^trilink_log_(group_commits|records_appended)_total'
 kill -TERM $NODE; wait $NODE || true
 fi
 
@@ -80,11 +82,11 @@ echo "== 10,000 measurements/s ($OBJECTS objects, $FRAMES frames per scan): ack 
 start_node
 $BIN bench ingest --grpc http://127.0.0.1:15062 --objects "$OBJECTS" --frames "$FRAMES" --rate 10000 --seconds 70
 echo "node-side ack latency p50 $(metric_q trilink_ingest_ack_latency_seconds 0.5), p99 $(metric_q trilink_ingest_ack_latency_seconds 0.99)"
-echo "ingest-to-alert (reorder window ${REORDER_MS:-250} ms): $(curl -s localhost:18082/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["fusion"]["ingest_to_alert"])')"
-echo "fusion thread: $(curl -s localhost:18082/v1/status | python3 -c 'import json,sys; p=json.load(sys.stdin)["fusion"]["realtime_priority"]; print("SCHED_FIFO priority %d" % p if p else "normal priority")')"
+echo "ingest-to-alert (reorder window ${REORDER_MS:-250} ms): $(api localhost:18082/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["fusion"]["ingest_to_alert"])')"
+echo "fusion thread: $(api localhost:18082/v1/status | python3 -c 'import json,sys; p=json.load(sys.stdin)["fusion"]["realtime_priority"]; print("SCHED_FIFO priority %d" % p if p else "normal priority")')"
 echo "fusion step p50 $(metric_q trilink_fusion_step_seconds 0.5), p99 $(metric_q trilink_fusion_step_seconds 0.99)"
-curl -s localhost:18082/metrics | grep -E "^trilink_(alert_changes|fusion_late_set_aside)_total"
-CHANGES=$(curl -s localhost:18082/metrics | awk '$1 == "trilink_alert_changes_total" {print $2}')
+api localhost:18082/metrics | grep -E "^trilink_(alert_changes|fusion_late_set_aside)_total"
+CHANGES=$(api localhost:18082/metrics | awk '$1 == "trilink_alert_changes_total" {print $2}')
 kill -TERM $NODE; wait $NODE || true
 grep -E "slow (alert|group commit)" "$DIR/node.log" || true
 SLOW=$(grep -c "slow alert" "$DIR/node.log" || true)
@@ -107,7 +109,7 @@ $BIN bench ingest --grpc http://127.0.0.1:15062 --objects 1000 --rate 10000 --se
 LOAD=$!
 for m in $(seq 0 "$MEMORY_MINUTES"); do
   [ "$m" -gt 0 ] && sleep 60
-  echo "minute $m: node RSS $(( $(awk '/VmRSS/ {print $2}' /proc/$NODE/status) / 1024 )) MiB, log seq $(curl -s localhost:18082/v1/status | python3 -c 'import json,sys; d=json.load(sys.stdin)["log"]; print(d["seq"], "fused", d["fused_seq"])')"
+  echo "minute $m: node RSS $(( $(awk '/VmRSS/ {print $2}' /proc/$NODE/status) / 1024 )) MiB, log seq $(api localhost:18082/v1/status | python3 -c 'import json,sys; d=json.load(sys.stdin)["log"]; print(d["seq"], "fused", d["fused_seq"])')"
 done
 wait $LOAD; cat "$DIR/mem-load.txt"
 kill -TERM $NODE; wait $NODE || true

@@ -33,7 +33,7 @@ node_config() {
     echo "data_dir = \"$DIR/$nation/log\""
     echo "signing_key = \"$DIR/$nation/node.key\""
     printf '%b\n' "$store"
-    echo "[listen]"; echo "http = \"127.0.0.1:$http\""; echo "grpc = \"127.0.0.1:$grpc\""
+    echo "[listen]"; echo "http = \"127.0.0.1:$http\""; echo "grpc = \"127.0.0.1:$grpc\""; echo "plain = true"
     for s in KOR-GP-1:KOR JPN-FPS5-SADO:JPN JPN-DDG-SOJ:JPN USA-TPY2-SHARIKI:USA KOR-GP-2:KOR; do
       id=${s%%:*}; n=${s##*:}; lower=$(echo "$id" | tr 'A-Z' 'a-z')
       echo "[[sensor]]"; echo "id = \"$id\""; echo "nation = \"$n\""; echo "token_sha256 = \"$(sha "bench-$lower")\""

@@ -20,7 +20,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DI
 $BIN pki init --out "$DIR/pki" >/dev/null
 {
   echo 'nation = "JPN"'; echo "data_dir = \"$DIR/jpn\""; echo "signing_key = \"$DIR/pki/node.key\""
-  echo '[listen]'; echo 'http = "127.0.0.1:18092"'; echo 'grpc = "127.0.0.1:15092"'
+  echo '[listen]'; echo 'http = "127.0.0.1:18092"'; echo 'grpc = "127.0.0.1:15092"'; echo 'plain = true'
   echo '[[analyst]]'; echo 'name = "bench"'; echo "token_sha256 = \"$(printf %s benchpass | sha256sum | cut -d' ' -f1)\""
 } > "$DIR/jpn.toml"
 $BIN node --config "$DIR/jpn.toml" --log warn &

@@ -601,36 +601,32 @@ function pollSensors() {
 }
 
 // ---------------------------------------------------------------- acknowledgement
+// The session cookie (HttpOnly, got at /login) goes with every same-origin request; a
+// duty officer's session may acknowledge. A session that has expired goes back to the login.
 async function acknowledge(id) {
-  let token = sessionStorage.getItem('trilink-operator-token');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    if (!token) {
-      token = await askToken();
-      if (!token) return;
-    }
-    const r = await fetch(`/v1/alerts/${encodeURIComponent(id)}/ack`, {
-      method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '{}',
-    });
-    if (r.ok) {
-      sessionStorage.setItem('trilink-operator-token', token);
-      const body = await r.json();
-      const a = S.alerts.get(id);
-      if (a) { a.acknowledged = { by: body.operator, level: body.level, at: new Date().toISOString() }; S.dirty = true; }
-      return;
-    }
-    if (r.status === 401) { sessionStorage.removeItem('trilink-operator-token'); token = null; continue; }
-    const e = await r.json().catch(() => ({ error: r.statusText }));
-    alert(`acknowledgement refused: ${e.error}`);
-    return;
-  }
-}
-function askToken() {
-  return new Promise((resolve) => {
-    const d = $('token-dialog');
-    $('token-input').value = '';
-    d.onclose = () => resolve(d.returnValue === 'ok' ? $('token-input').value.trim() : null);
-    d.showModal();
+  const r = await fetch(`/v1/alerts/${encodeURIComponent(id)}/ack`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}',
   });
+  if (r.status === 401) { location.assign('/login'); return; }
+  const body = await r.json().catch(() => ({ error: r.statusText }));
+  if (!r.ok) { alert(`acknowledgement refused: ${body.error}`); return; }
+  const a = S.alerts.get(id);
+  if (a) { a.acknowledged = { by: body.operator, level: body.level, at: new Date().toISOString() }; S.dirty = true; }
+}
+
+// Who is logged in, and what the roles allow: replay needs an auditor.
+function loadSession() {
+  fetch('/v1/session').then((r) => {
+    if (r.status === 401) { location.assign('/login'); return null; }
+    return r.json();
+  }).then((s) => {
+    if (!s) return;
+    S.session = s;
+    $('who').textContent = s.name;
+    const auditor = s.roles.includes('auditor');
+    $('replay-toggle').disabled = !auditor;
+    if (!auditor) $('replay-time').textContent = 'replay needs the auditor role';
+  }).catch(() => {});
 }
 
 // ---------------------------------------------------------------- replay
@@ -758,6 +754,7 @@ window.trilink = {
 };
 
 loadAreas();
+loadSession();
 pollStatus();
 pollSensors();
 connect();

@@ -12,7 +12,8 @@
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = resolve(repo, process.env.TRILINK_BIN ?? 'target/debug/trilink');
 const out = join(repo, 'target/web-test');
-const JPN = 'http://127.0.0.1:8082';
+const JPN = 'https://127.0.0.1:8082';
 const OPERATOR_TOKEN = 'demo-jpn-duty-officer';
 
 rmSync(out, { recursive: true, force: true });
@@ -50,7 +51,32 @@ async function until(what, f, timeoutMs, everyMs = 250) {
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
-const getJson = async (path) => (await fetch(`${JPN}${path}`)).json();
+// The demo's nodes serve HTTPS with certificates of the demo's own CAs (run/pki): this test
+// trusts JPN's CA for its own requests, and the browser JPN's certificate (by its key).
+const jpnCa = () => readFileSync(join(dir, 'run/pki/jpn/ca.crt'));
+function jpnFetch(path, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(`${JPN}${path}`, { ca: jpnCa(), headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, ok: res.statusCode === 200, text, json: () => JSON.parse(text) }));
+    });
+    req.on('error', reject);
+  });
+}
+const getJson = async (path) => (await jpnFetch(path, { Authorization: `Bearer ${OPERATOR_TOKEN}` })).json();
+// The nodes this test configures itself have one user, a viewer and admin, who logs in.
+const VIEWER_TOKEN = 'ui-test-viewer';
+const viewerUser = ['[[user]]', 'name = "ui test"', 'roles = ["viewer", "admin"]',
+  `token_sha256 = "${createHash('sha256').update(VIEWER_TOKEN).digest('hex')}"`];
+// Logs in on the node's login page (its session cookie is HttpOnly: the page never sees it).
+async function login(page, base, token) {
+  await page.goto(`${base}/login`);
+  await page.fill('input[name="token"]', token);
+  await Promise.all([page.waitForURL(`${base}/`), page.click('button[type="submit"]')]);
+  await page.waitForFunction(() => window.trilink !== undefined);
+}
 function usaPid() {
   // The USA node of this demo: `trilink node --config <dir>/config/usa.toml`.
   const pids = execFileSync('pgrep', ['-f', `${dir}/config/usa.toml`]).toString().trim().split('\n');
@@ -65,21 +91,43 @@ function parseTminus(text) {
 
 async function main() {
   await until('the demo federation', async () => {
-    try { return (await fetch(`${JPN}/healthz`)).ok && readFileSync(join(out, 'demo.log'), 'utf8').includes('launches under way'); } catch { return false; }
+    try { return (await jpnFetch('/healthz')).ok && readFileSync(join(out, 'demo.log'), 'utf8').includes('launches under way'); } catch { return false; }
   }, 120_000);
   log('demo up');
+  // The browser trusts exactly JPN's API key (its SPKI hash), as an operator's browser would
+  // trust the node's CA: no other certificate error is ignored.
+  const spki = createHash('sha256')
+    .update(new X509Certificate(readFileSync(join(dir, 'run/pki/jpn/api.crt'))).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+      '--disable-component-update', '--disable-sync', `--ignore-certificate-errors-spki-list=${spki}`],
   });
   const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
   const consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  // Nothing is shown before a login: the picture sends the browser to the login page, and a
+  // wrong token is refused there.
   await page.goto(`${JPN}/`);
-  await page.waitForFunction(() => window.trilink !== undefined);
+  check(page.url() === `${JPN}/login`, `an anonymous browser is sent to ${page.url()}`);
+  check((await jpnFetch('/v1/tracks')).status === 401, 'the API refuses an anonymous read');
+  await page.fill('input[name="token"]', 'not-a-token');
+  const [refusal] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${JPN}/login` && r.request().method() === 'POST'),
+    page.click('button[type="submit"]'),
+  ]);
+  await page.waitForSelector('p[role="alert"]');
+  check(refusal.status() === 401 && (await page.textContent('p[role="alert"]')).includes('not valid'),
+    'a wrong token is refused on the login page');
+  consoleErrors.length = 0; // the refused login's 401, which the browser reports as a failed load
+  await login(page, JPN, OPERATOR_TOKEN);
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === 'trilink_session');
+  check(session?.httpOnly && session?.secure && session?.sameSite === 'Strict', 'the session cookie is HttpOnly, Secure and SameSite=Strict');
+  check(page.url().startsWith('https:'), `the picture is served over HTTPS (${page.url()})`);
   await page.screenshot({ path: join(out, '01-opened.png') });
   check((await page.textContent('#nation')) === 'JPN', 'the page shows the JPN node');
 
@@ -161,11 +209,8 @@ async function main() {
   check(await page.$('#alerts li.alert.unacked') !== null, 'the new alert flashes until acknowledged');
   await page.screenshot({ path: join(out, '03-alert.png') });
 
-  // Acknowledge: the operator's token is asked for once; the node logs who acknowledged.
+  // Acknowledge, as the logged-in duty officer; the node logs who acknowledged.
   await page.click('#alerts li.alert button.ack');
-  await page.waitForSelector('#token-dialog[open]');
-  await page.fill('#token-input', OPERATOR_TOKEN);
-  await page.click('#token-ok');
   await page.waitForSelector('#alerts li.alert .acked', { timeout: 10_000 });
   const alerts = await getJson('/v1/alerts');
   const acked = alerts.alerts.find((a) => a.acknowledged);
@@ -232,9 +277,9 @@ async function fullDisk() {
   const sha = createHash('sha256').update(token).digest('hex');
   writeFileSync(join(fdir, 'kor.toml'), [
     'nation = "KOR"', 'data_dir = "data/log"', 'signing_key = "pki/kor/node.key"',
-    '[listen]', 'http = "127.0.0.1:8093"', 'grpc = "127.0.0.1:50093"',
+    '[listen]', 'http = "127.0.0.1:8093"', 'grpc = "127.0.0.1:50093"', 'plain = true',
     '[web]', `dir = "${join(repo, 'web/dist')}"`,
-    '[[sensor]]', 'id = "KOR-GP-1"', `token_sha256 = "${sha}"`, '',
+    '[[sensor]]', 'id = "KOR-GP-1"', `token_sha256 = "${sha}"`, ...viewerUser, '',
   ].join('\n'));
   const nodeLog = openSync(join(out, 'full-disk-node.log'), 'w');
   fullNode = spawn('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c',
@@ -259,7 +304,7 @@ async function fullDisk() {
   check(accepted > 0 && refused?.status === 503 && /No space left on device/.test(refused.error),
     `the node took ${accepted} batches, then refused with ${refused?.status}: ${refused?.error}`);
   const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  await page.goto(`${FULL}/`);
+  await login(page, FULL, VIEWER_TOKEN);
   await page.waitForSelector('#log-failed:not([hidden])', { timeout: 10_000 });
   const banner = await page.textContent('#log-failed');
   check(/^LOG FAILED/.test(banner) && /No space left on device/.test(banner), `its page says: ${banner}`);
@@ -296,13 +341,13 @@ async function logWentBack() {
     writeFileSync(join(bdir, `${lower}.toml`), [
       `nation = "${n}"`, `data_dir = "${join(bdir, lower)}"`, `signing_key = "${join(pki, lower, 'node.key')}"`,
       `releasable_to = ["${other}"]`,
-      '[listen]', `http = "${http}"`, `grpc = "${grpc}"`,
+      '[listen]', `http = "${http}"`, `grpc = "${grpc}"`, 'plain = true',
       '[web]', `dir = "${join(repo, 'web/dist')}"`,
       '[federation]', `listen = "${fed}"`,
       `tls_cert = "${join(pki, lower, 'tls.crt')}"`, `tls_key = "${join(pki, lower, 'tls.key')}"`,
       '[[partner]]', `nation = "${other}"`, ...extra,
       `ca = "${join(pki, otherLower, 'ca.crt')}"`, `signing_key = "${join(pki, otherLower, 'node.pub')}"`,
-      '[[sensor]]', `id = "${n}-GP-1"`, `nation = "${n}"`, `token_sha256 = "${sha}"`, '',
+      '[[sensor]]', `id = "${n}-GP-1"`, `nation = "${n}"`, `token_sha256 = "${sha}"`, ...viewerUser, '',
     ].join('\n'));
   };
   conf('KOR', 'JPN', []);
@@ -322,7 +367,7 @@ async function logWentBack() {
     p.kill('SIGTERM');
     await exited;
   };
-  const status = async (n) => (await fetch(`${url(n)}/v1/status`)).json();
+  const status = async (n) => (await fetch(`${url(n)}/v1/status`, { headers: { Authorization: `Bearer ${VIEWER_TOKEN}` } })).json();
   const post = async (k) => {
     const body = JSON.stringify({
       type: 'radar', time: new Date().toISOString(), sensor: 'KOR-GP-1', nation: 'KOR',
@@ -357,7 +402,7 @@ async function logWentBack() {
   await start('KOR');
   check(before < held, `KOR restarted on the copy from seq ${before}; JPN holds its records to ${held}`);
   const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  await page.goto(`${url('KOR')}/`);
+  await login(page, url('KOR'), VIEWER_TOKEN);
   await page.waitForSelector('#links tr[data-partner-behind="JPN"]', { timeout: 30_000 });
   const said = await page.textContent('#links tr[data-partner-behind="JPN"]');
   check(said.startsWith('NOT SENDING our records to JPN') && said.includes(`up to seq ${held}`) && said.includes('would fork'),

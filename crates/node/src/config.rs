@@ -56,7 +56,17 @@ struct File {
     operators: Vec<FileOperator>,
     #[serde(default, rename = "analyst")]
     analysts: Vec<FileOperator>,
+    #[serde(default, rename = "user")]
+    users: Vec<FileUser>,
     cti: Option<FileCti>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    name: String,
+    roles: Vec<String>,
+    token_sha256: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +105,8 @@ struct FileCotListen {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     client_ca: Option<PathBuf>,
+    #[serde(default)]
+    plain: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +189,16 @@ struct FileOriginKey {
 struct FileListen {
     http: SocketAddr,
     grpc: SocketAddr,
+    #[serde(default)]
+    names: Vec<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    plain: bool,
+    max_connections: Option<usize>,
+    max_connections_per_source: Option<usize>,
+    idle_timeout_s: Option<u64>,
+    handshake_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,12 +345,21 @@ pub struct Config {
     /// The built web UI (`web/dist`), served at `/`.
     pub web_dir: Option<PathBuf>,
     pub cot: Option<CotConfig>,
-    /// Operators who may acknowledge alerts: name by token hash.
-    pub operators: BTreeMap<[u8; 32], String>,
     /// Analysts who may read and post threat intelligence over TAXII: name by token hash.
     pub analysts: BTreeMap<[u8; 32], String>,
     /// Partners TLP:AMBER objects go to (`[cti] amber_partners`).
     pub cti_amber_partners: Vec<Nation>,
+    /// Every credential: `[[user]]`, `[[operator]]` (duty officers), `[[analyst]]` and
+    /// `[[sensor]]` (docs/security.md).
+    pub directory: access::Directory,
+    /// Host names the node answers browsers under (`[listen] names`), besides `localhost` and
+    /// address literals.
+    pub names: Vec<String>,
+    /// The HTTP and gRPC listeners' certificate chain and key (PEM); None only when the config
+    /// asks for plain on loopback (`[listen] plain = true`).
+    pub api_tls: Option<(PathBuf, PathBuf)>,
+    /// The bounds on each API listener's connections.
+    pub api_limits: crate::listen::Limits,
 }
 
 /// Most CoT listeners and pushes.
@@ -400,6 +431,19 @@ impl Config {
                     if l.client_ca.is_some() && l.tls_cert.is_none() {
                         bail!("{}: client_ca needs tls_cert and tls_key", at());
                     }
+                    // The picture goes only to TAK clients with a certificate of the CA named
+                    // here; plain TCP only when asked for, on loopback (a local TAK server or
+                    // a proxy that does its own TLS).
+                    match (l.tls_cert.is_some() && l.client_ca.is_some(), l.plain) {
+                        (true, false) => {}
+                        (false, true) if l.address.ip().is_loopback() => {}
+                        (false, true) => bail!("{}: plain = true is allowed only on a loopback address", at()),
+                        (true, true) => bail!("{}: plain = true and tls_cert: choose one", at()),
+                        (false, false) => bail!(
+                            "{}: give tls_cert, tls_key and client_ca (TAK clients present certificates of that CA), or plain = true on a loopback address",
+                            at()
+                        ),
+                    }
                     listen.push(CotListen {
                         address: l.address,
                         format: CotFormat::parse(&l.format).with_context(at)?,
@@ -437,42 +481,55 @@ impl Config {
                 })
             }
         };
-        let mut analysts = BTreeMap::new();
-        for o in &f.analysts {
-            if o.name.is_empty()
-                || o.name.len() > MAX_OPERATOR_NAME
-                || o.name.contains(':')
-                || o.name.chars().any(char::is_control)
-            {
-                bail!(
-                    "analyst {:?}: name must be 1 to {MAX_OPERATOR_NAME} bytes of printable text without ':'",
-                    o.name
-                );
-            }
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(o.token_sha256.trim(), &mut hash)
-                .map_err(|e| anyhow!("analyst {:?}: key `token_sha256`: {e} (expected 64 hex digits)", o.name))?;
-            if analysts.insert(hash, o.name.clone()).is_some() {
-                bail!("analyst {:?}: its token is also another analyst's", o.name);
-            }
-        }
         let cti_amber_partners = f
             .cti
             .as_ref()
             .map(|c| c.amber_partners.iter().map(|n| Nation::parse(n).context("key `cti.amber_partners`")).collect())
             .transpose()?
             .unwrap_or_default();
-        let mut operators = BTreeMap::new();
-        for o in &f.operators {
-            if o.name.is_empty() || o.name.len() > MAX_OPERATOR_NAME || o.name.chars().any(char::is_control) {
-                bail!("operator {:?}: name must be 1 to {MAX_OPERATOR_NAME} bytes of printable text", o.name);
+        let mut directory = access::Directory::default();
+        let mut analysts = BTreeMap::new();
+        let people = f.users.iter().map(|u| ("user", u.name.as_str(), u.roles.clone(), u.token_sha256.as_str()));
+        let people = people
+            .chain(
+                f.operators
+                    .iter()
+                    .map(|o| ("operator", o.name.as_str(), vec!["duty_officer".into()], o.token_sha256.as_str())),
+            )
+            .chain(
+                f.analysts
+                    .iter()
+                    .map(|o| ("analyst", o.name.as_str(), vec!["analyst".into()], o.token_sha256.as_str())),
+            );
+        for (table, name, role_names, token) in people {
+            if name.is_empty()
+                || name.len() > MAX_OPERATOR_NAME
+                || name.contains(':')
+                || name.chars().any(char::is_control)
+            {
+                bail!("{table} {name:?}: name must be 1 to {MAX_OPERATOR_NAME} bytes of printable text without ':'");
             }
             let mut hash = [0u8; 32];
-            hex::decode_to_slice(o.token_sha256.trim(), &mut hash)
-                .map_err(|e| anyhow!("operator {:?}: key `token_sha256`: {e} (expected 64 hex digits)", o.name))?;
-            if operators.insert(hash, o.name.clone()).is_some() {
-                bail!("operator {:?}: its token is also another operator's", o.name);
+            hex::decode_to_slice(token.trim(), &mut hash)
+                .map_err(|e| anyhow!("{table} {name:?}: key `token_sha256`: {e} (expected 64 hex digits)"))?;
+            let mut roles = Vec::new();
+            for r in &role_names {
+                match access::Role::parse(r) {
+                    Ok(access::Role::Sensor) => bail!("{table} {name:?}: sensors are [[sensor]] tables, not users"),
+                    Ok(role) => roles.push(role),
+                    Err(e) => bail!("{table} {name:?}: key `roles`: {e}"),
+                }
             }
+            if roles.is_empty() {
+                bail!("{table} {name:?}: key `roles` is empty: give at least one role");
+            }
+            let roles = access::Roles::of(&roles);
+            if roles.has(access::Role::Analyst) {
+                analysts.insert(hash, name.to_string());
+            }
+            directory
+                .add(hash, access::Principal { name: name.to_string(), roles })
+                .map_err(|e| anyhow!("{table} {e}"))?;
         }
         let mut sensors = BTreeMap::new();
         for s in &f.sensors {
@@ -487,6 +544,9 @@ impl Config {
                 None => nation,
             };
             let sensor = Sensor { id: s.id.clone(), nation: sensor_nation, token_sha256: hash };
+            directory
+                .add(hash, access::Principal { name: s.id.clone(), roles: access::Roles::of(&[access::Role::Sensor]) })
+                .map_err(|e| anyhow!("sensor {e}"))?;
             if sensors.insert(hash, sensor).is_some() {
                 bail!("sensor {:?}: its token is also another sensor's", s.id);
             }
@@ -642,6 +702,46 @@ impl Config {
                 }
             }
         };
+        let l = &f.listen;
+        let api_tls = match (&l.tls_cert, &l.tls_key, l.plain) {
+            (Some(c), Some(k), false) => Some((resolve(c), resolve(k))),
+            (None, None, true) => {
+                if !(l.http.ip().is_loopback() && l.grpc.ip().is_loopback()) {
+                    bail!("key `listen.plain`: plain HTTP and gRPC are allowed only on loopback addresses ({} and {} are not); give listen.tls_cert and listen.tls_key", l.http, l.grpc);
+                }
+                None
+            }
+            (Some(_), Some(_), true) => bail!("keys `listen.plain` and `listen.tls_cert`: choose one"),
+            (None, None, false) => bail!("[listen]: give tls_cert and tls_key (the API's certificate: `trilink pki init --nations` makes api.crt and api.key), or plain = true on loopback addresses"),
+            _ => bail!("[listen]: set both tls_cert and tls_key"),
+        };
+        let d = crate::listen::Limits::default();
+        let api_limits = crate::listen::Limits {
+            max_connections: l.max_connections.unwrap_or(d.max_connections),
+            per_source: l.max_connections_per_source.unwrap_or(d.per_source),
+            idle: std::time::Duration::from_secs(l.idle_timeout_s.unwrap_or(d.idle.as_secs())),
+            handshake: std::time::Duration::from_millis(
+                l.handshake_timeout_ms.unwrap_or(d.handshake.as_millis() as u64),
+            ),
+        };
+        if !(1..=1_000_000).contains(&api_limits.max_connections) {
+            bail!("key `listen.max_connections`: {} is not between 1 and 1000000", api_limits.max_connections);
+        }
+        if !(1..=api_limits.max_connections).contains(&api_limits.per_source) {
+            bail!(
+                "key `listen.max_connections_per_source`: {} is not between 1 and max_connections",
+                api_limits.per_source
+            );
+        }
+        if !(5..=86_400).contains(&api_limits.idle.as_secs()) {
+            bail!("key `listen.idle_timeout_s`: {} is not between 5 and 86400", api_limits.idle.as_secs());
+        }
+        if !(100..=30_000).contains(&api_limits.handshake.as_millis()) {
+            bail!(
+                "key `listen.handshake_timeout_ms`: {} is not between 100 and 30000",
+                api_limits.handshake.as_millis()
+            );
+        }
         let on_jetstream = matches!(store, StoreConfig::JetStream { .. });
         Ok(Config {
             federation,
@@ -675,7 +775,10 @@ impl Config {
             analysts,
             cti_amber_partners,
             cot,
-            operators,
+            directory,
+            names: f.listen.names.clone(),
+            api_tls,
+            api_limits,
         })
     }
 
@@ -697,7 +800,7 @@ nation = "JPN"
 data_dir = "data"
 signing_key = "keys/node.key"
 releasable_to = ["USA", "KOR"]
-listen = { http = "127.0.0.1:8080", grpc = "127.0.0.1:50051" }
+listen = { http = "127.0.0.1:8080", grpc = "127.0.0.1:50051", plain = true }
 [[sensor]]
 id = "JPN-FPS5-SADO"
 token_sha256 = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
@@ -753,10 +856,18 @@ file = "areas/japan.geojson"
             (GOOD.replace("nation = \"JPN\"", "nation = \"Japan\""), "nation"),
             (GOOD.replace("data_dir", "dat_dir"), "unknown field `dat_dir`"),
             (GOOD.replace("127.0.0.1:8080", "localhost"), "invalid socket address"),
+            (GOOD.replace("127.0.0.1:8080", "0.0.0.0:8080"), "allowed only on loopback"),
+            (GOOD.replace(", plain = true", ""), "give tls_cert and tls_key"),
+            (GOOD.replace("plain = true", "tls_cert = \"a.crt\""), "set both tls_cert and tls_key"),
             (GOOD.replace("2c26b46b", "zz26b46b"), "token_sha256"),
             (format!("{GOOD}\n[ingest]\nmax_future_s = -1\n"), "ingest.max_future_s"),
-            (format!("{GOOD}\n[[sensor]]\nid = \"X\"\ntoken_sha256 = \"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n"), "also another sensor's"),
-            (format!("{GOOD}\n[cot]\n[[cot.listen]]\naddress = \"127.0.0.1:8087\"\nformat = \"json\"\n"), "is not \"xml\" or \"protobuf\""),
+            (format!("{GOOD}\n[[sensor]]\nid = \"X\"\ntoken_sha256 = \"2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\"\n"), "its token is also \"JPN-FPS5-SADO\"'s"),
+            (format!("{GOOD}\n[[user]]\nname = \"x\"\nroles = [\"root\"]\ntoken_sha256 = \"{}\"\n", "0".repeat(64)), "key `roles`: \"root\" is not a role"),
+            (format!("{GOOD}\n[[user]]\nname = \"x\"\nroles = []\ntoken_sha256 = \"{}\"\n", "0".repeat(64)), "key `roles` is empty"),
+            (format!("{GOOD}\n[[user]]\nname = \"x\"\nroles = [\"sensor\"]\ntoken_sha256 = \"{}\"\n", "0".repeat(64)), "sensors are [[sensor]] tables"),
+            (format!("{GOOD}\n[cot]\n[[cot.listen]]\naddress = \"127.0.0.1:8087\"\nformat = \"json\"\nplain = true\n"), "is not \"xml\" or \"protobuf\""),
+            (format!("{GOOD}\n[cot]\n[[cot.listen]]\naddress = \"127.0.0.1:8087\"\nformat = \"xml\"\n"), "give tls_cert, tls_key and client_ca"),
+            (format!("{GOOD}\n[cot]\n[[cot.listen]]\naddress = \"0.0.0.0:8087\"\nformat = \"xml\"\nplain = true\n"), "plain = true is allowed only on a loopback address"),
             (format!("{GOOD}\n[cot]\n[[cot.listen]]\naddress = \"127.0.0.1:8087\"\nformat = \"xml\"\ntls_cert = \"a.crt\"\n"), "set both tls_cert and tls_key"),
             (format!("{GOOD}\n[cot]\n[[cot.push]]\naddress = \"takserver\"\nformat = \"xml\"\n"), "address must be host:port"),
             (format!("{GOOD}\n[cot]\ntrack_stale_s = 0.0\n"), "cot.track_stale_s"),

@@ -4,13 +4,16 @@
 
 use crate::admission::{Admission, BatchOutcome};
 use crate::config::Config;
+use crate::guard::{Guard, Route};
 use crate::picture::{AlertList, Picture};
+use access::Need::{self, AnyOf, Authenticated, Public};
+use access::Role::{Admin, Analyst, Auditor, DutyOfficer, Sensor, Viewer};
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -47,36 +50,95 @@ pub struct Api {
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// Federation state, when configured.
     pub fed: Option<Arc<federation::state::Fed>>,
+    /// The door (sessions, rate limits, refusal counts).
+    pub guard: Arc<Guard>,
 }
 
 type Shared = State<Arc<Api>>;
 
-/// Every route of the node's HTTP API, with `extra` (the TAXII server's) merged in.
-pub fn router(app: Arc<Api>, extra: Router) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/openapi.json", get(openapi))
-        .route("/metrics", get(metrics))
-        .route("/v1/ingest", post(ingest))
-        .route("/v1/status", get(status))
-        .route("/v1/tracks", get(tracks))
-        .route("/v1/tracks/{id}", get(track))
-        .route("/v1/tracks/{id}/geojson", get(track_geojson))
-        .route("/v1/tracks/{id}/kml", get(track_kml))
-        .route("/v1/launches", get(launches))
-        .route("/v1/alerts", get(alerts))
-        .route("/v1/alerts/{id}/ack", post(ack_alert))
-        .route("/v1/sensors", get(sensors))
-        .route("/v1/replay", get(replay))
-        .route("/", get(ui_index))
-        .route("/ui/{file}", get(ui_file))
-        .route("/v1/areas", get(areas))
-        .route("/v1/log/{origin}", get(log_range))
-        .route("/v1/stream", get(stream))
-        .with_state(app)
-        .merge(extra)
-        // The ingest handler enforces its own limit so that it can count and explain refusals.
-        .layer(DefaultBodyLimit::disable())
+/// What every route of the HTTP API asks of its caller (docs/security.md): the authorisation
+/// decisions, in one place. `router` adds each route with its row and refuses to build if a
+/// route has none or a row has no route, so a route cannot be served without a decision.
+pub const ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/healthz", need: Public },
+    Route { method: "GET", path: "/readyz", need: Public },
+    Route { method: "GET", path: "/login", need: Public },
+    Route { method: "POST", path: "/login", need: Public },
+    Route { method: "POST", path: "/logout", need: Public },
+    Route { method: "GET", path: "/v1/session", need: Authenticated },
+    Route { method: "GET", path: "/openapi.json", need: Authenticated },
+    Route { method: "GET", path: "/metrics", need: AnyOf(&[Admin]) },
+    Route { method: "POST", path: "/v1/ingest", need: AnyOf(&[Sensor]) },
+    Route { method: "GET", path: "/v1/status", need: AnyOf(&[Viewer, Admin]) },
+    Route { method: "GET", path: "/v1/tracks", need: AnyOf(&[Viewer]) },
+    Route { method: "GET", path: "/v1/tracks/{id}", need: AnyOf(&[Viewer]) },
+    Route { method: "GET", path: "/v1/tracks/{id}/geojson", need: AnyOf(&[Viewer]) },
+    Route { method: "GET", path: "/v1/tracks/{id}/kml", need: AnyOf(&[Viewer]) },
+    Route { method: "GET", path: "/v1/launches", need: AnyOf(&[Viewer]) },
+    Route { method: "GET", path: "/v1/alerts", need: AnyOf(&[Viewer]) },
+    Route { method: "POST", path: "/v1/alerts/{id}/ack", need: AnyOf(&[DutyOfficer]) },
+    Route { method: "GET", path: "/v1/sensors", need: AnyOf(&[Viewer]) },
+    Route { method: "GET", path: "/v1/replay", need: AnyOf(&[Auditor]) },
+    Route { method: "GET", path: "/", need: AnyOf(&[Viewer]) },
+    Route { method: "GET", path: "/ui/{file}", need: AnyOf(&[Viewer]) },
+    Route { method: "GET", path: "/v1/areas", need: AnyOf(&[Viewer]) },
+    Route { method: "GET", path: "/v1/log/{origin}", need: AnyOf(&[Auditor]) },
+    Route { method: "GET", path: "/v1/stream", need: AnyOf(&[Viewer]) },
+];
+
+/// What TAXII's routes ask: an analyst.
+pub const TAXII_NEED: Need = AnyOf(&[Analyst]);
+
+/// `ROUTES` and TAXII's routes: every route the HTTP listener serves.
+pub fn route_table() -> Vec<Route> {
+    let taxii = taxii::ROUTES.iter().map(|(method, path)| Route { method, path, need: TAXII_NEED });
+    ROUTES.iter().copied().chain(taxii).collect()
+}
+
+/// Every route of the node's HTTP API, each added with its row of `route_table`, and TAXII's
+/// routes (`taxii::ROUTES`) for analysts. Returns the router and its route table.
+pub fn router(app: Arc<Api>, guard: Arc<Guard>, taxii: Router) -> (Router, Vec<crate::guard::Route>) {
+    let s = |r: MethodRouter<Arc<Api>>| r.with_state(app.clone());
+    let g = |r: MethodRouter<Arc<Guard>>| r.with_state(guard.clone());
+    crate::guard::Routes::new(guard.clone(), route_table())
+        .add("GET", "/healthz", get(|| async { "ok\n" }))
+        .add("GET", "/readyz", s(get(ready)))
+        .add("GET", "/login", get(crate::guard::login_page))
+        .add("POST", "/login", g(post(crate::guard::login)))
+        .add("POST", "/logout", g(post(crate::guard::logout)))
+        .add("GET", "/v1/session", get(crate::guard::whoami))
+        .add("GET", "/openapi.json", get(openapi))
+        .add("GET", "/metrics", s(get(metrics)))
+        .add("POST", "/v1/ingest", s(post(ingest)))
+        .add("GET", "/v1/status", s(get(status)))
+        .add("GET", "/v1/tracks", s(get(tracks)))
+        .add("GET", "/v1/tracks/{id}", s(get(track)))
+        .add("GET", "/v1/tracks/{id}/geojson", s(get(track_geojson)))
+        .add("GET", "/v1/tracks/{id}/kml", s(get(track_kml)))
+        .add("GET", "/v1/launches", s(get(launches)))
+        .add("GET", "/v1/alerts", s(get(alerts)))
+        .add("POST", "/v1/alerts/{id}/ack", s(post(ack_alert)))
+        .add("GET", "/v1/sensors", s(get(sensors)))
+        .add("GET", "/v1/replay", s(get(replay)))
+        .add("GET", "/", s(get(ui_index)))
+        .add("GET", "/ui/{file}", s(get(ui_file)))
+        .add("GET", "/v1/areas", s(get(areas)))
+        .add("GET", "/v1/log/{origin}", s(get(log_range)))
+        .add("GET", "/v1/stream", s(get(stream)))
+        .merge(taxii::ROUTES, TAXII_NEED, taxii)
+        .finish()
+}
+
+/// Ready when the log takes input: 200, or 503 with why not (a failed disk or lost NATS).
+async fn ready(State(app): Shared) -> Response {
+    let failed = match app.store.lock() {
+        Ok(s) => s.failure().map(|e| e.to_string()),
+        Err(_) => Some("store lock poisoned".into()),
+    };
+    match failed {
+        None => "ready\n".into_response(),
+        Some(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("the log takes no input: {e}")),
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -92,6 +154,7 @@ async fn metrics(State(app): Shared) -> Response {
     if let Some(fed) = &app.fed {
         fed.render_metrics(&mut text);
     }
+    app.guard.refusals.render(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -272,25 +335,13 @@ struct AckBody {
 
 /// An operator acknowledges an alert: logged (ALERT_ACK) before the answer, then shown on the
 /// alert by the picture.
-async fn ack_alert(State(app): Shared, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or("");
-    if app.config.operators.is_empty() {
-        return error(StatusCode::FORBIDDEN, "this node has no [[operator]] configured: nobody may acknowledge alerts");
-    }
-    let operator = match app.config.operators.get(&pki::token_hash(token)) {
-        Some(name) if !token.is_empty() => name.clone(),
-        _ => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "send `Authorization: Bearer <operator token>` with a token configured in [[operator]]",
-            )
-        }
-    };
+async fn ack_alert(
+    State(app): Shared,
+    Path(id): Path<String>,
+    axum::Extension(who): axum::Extension<access::Principal>,
+    body: Body,
+) -> Response {
+    let operator = who.name;
     let Ok(bytes) = axum::body::to_bytes(body, 4096).await else {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "body exceeds 4096 bytes");
     };
@@ -342,6 +393,7 @@ struct ReplayQuery {
 /// A past interval rebuilt from the log (see `replay`).
 async fn replay(
     State(app): Shared,
+    axum::Extension(who): axum::Extension<access::Principal>,
     q: Result<Query<ReplayQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let q = match q {
@@ -353,6 +405,9 @@ async fn replay(
             )
         }
     };
+    if let Err(refused) = crate::guard::allow_replay(&app.guard, &who, "/v1/replay") {
+        return *refused;
+    }
     let parse = |name: &str, v: &Option<String>| -> Result<Option<vocab::UtcNanos>, String> {
         v.as_deref()
             .map(|t| vocab::UtcNanos::parse_rfc3339(t).map_err(|e| format!("`{name}`: {e} (expected RFC 3339 UTC)")))

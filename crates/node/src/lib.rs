@@ -14,9 +14,14 @@ pub mod admission;
 pub mod config;
 mod forward;
 mod grpc;
+mod guard;
 mod http;
+mod listen;
 mod picture;
 pub mod products;
+
+pub use guard::Route;
+pub use http::route_table;
 mod replay;
 
 use admission::Admission;
@@ -76,12 +81,12 @@ fn trusted_keys(
 /// durable. It serves the read API from its own fusion over the log as the writer extends it;
 /// what it is asked to write (alert acknowledgements, threat intelligence) goes to the writer
 /// too. Federation and CoT run in the writer process only.
-async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::Result<()> {
+async fn run_ingest(mut config: Config, key: ed25519_dalek::SigningKey) -> anyhow::Result<()> {
     let config::StoreConfig::JetStream { servers, monitors, prefix, timeout_s, .. } = config.store.clone() else {
         return Err(anyhow!("an ingest process needs `store = \"nats://…\"`"));
     };
     let (areas, areas_geojson) = load_areas(&config)?;
-    let (http_listener, grpc_listener) = bind_api(&config).await?;
+    let (http_listener, grpc_listener) = bind_api(&mut config).await?;
     let timeout = std::time::Duration::from_secs_f64(timeout_s);
     let settings = jetstore::Settings { servers: servers.clone(), monitors, prefix: prefix.clone(), timeout };
     let trusted = trusted_keys(&config, &key)?;
@@ -143,7 +148,7 @@ async fn run_ingest(config: Config, key: ed25519_dalek::SigningKey) -> anyhow::R
     });
     let (stop_tx, _) = broadcast::channel::<()>(1);
     tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, writer = %forward::subject(&prefix), "ingest process listening");
-    let (http_task, grpc_task) = serve_api(&app, http_listener, grpc_listener, &stop_tx);
+    let (http_task, grpc_task) = serve_api(&app, &config, http_listener, grpc_listener, &stop_tx)?;
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(());
@@ -195,7 +200,7 @@ fn follow_log((store, head, nation, stop): (Store, Arc<AtomicU64>, Nation, tokio
 
 /// Runs the node until SIGINT or SIGTERM, then shuts down gracefully: stops taking requests,
 /// makes every accepted record durable, and returns.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let key_text = std::fs::read_to_string(&config.signing_key).with_context(|| {
         format!("failed to read signing key {} (make one with `trilink pki init`)", config.signing_key.display())
     })?;
@@ -206,7 +211,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let (areas, areas_geojson) = load_areas(&config)?;
     // Listen before anything else starts, so a taken port fails fast and touches nothing.
-    let (http_listener, grpc_listener) = bind_api(&config).await?;
+    let (http_listener, grpc_listener) = bind_api(&mut config).await?;
     let fed_listener = match &config.federation {
         Some(f) => Some(
             tokio::net::TcpListener::bind(f.listen)
@@ -382,7 +387,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let (stop_tx, _) = broadcast::channel::<()>(1);
     tracing::info!(http = %http_listener.local_addr()?, grpc = %grpc_listener.local_addr()?, "node listening");
-    let (http_task, grpc_task) = serve_api(&app, http_listener, grpc_listener, &stop_tx);
+    let (http_task, grpc_task) = serve_api(&app, &config, http_listener, grpc_listener, &stop_tx)?;
     let mut fed_tasks = Vec::new();
     if let (Some(fed), Some(listener)) = (fed, fed_listener) {
         let ctx = federation::Ctx {
@@ -558,6 +563,7 @@ fn api(p: Parts<'_>) -> Api {
         areas: p.areas,
         stop: p.stop,
         fed: p.fed,
+        guard: Arc::new(guard::Guard::new(config.directory.clone(), &config.names, config.api_tls.is_some())),
     });
     Api { http, admission, taxii }
 }
@@ -569,41 +575,84 @@ struct Api {
     taxii: Arc<taxii::Server>,
 }
 
-/// Serves the HTTP API and gRPC ingest until `stop` fires.
+/// A server running until the stop signal, and how it ended.
+type ServerTask<E> = tokio::task::JoinHandle<Result<(), E>>;
+
+/// Serves the HTTP API and gRPC ingest until `stop` fires: over TLS unless the config asks
+/// for plain on loopback, each listener within its connection caps (`listen`).
 fn serve_api(
     app: &Api,
+    config: &Config,
     http_listener: tokio::net::TcpListener,
     grpc_listener: tokio::net::TcpListener,
     stop: &broadcast::Sender<()>,
-) -> (tokio::task::JoinHandle<std::io::Result<()>>, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>) {
-    let mut stop_http = stop.subscribe();
-    // Acknowledgements are small writes: without TCP_NODELAY, Nagle's algorithm holds each
-    // behind the previous one's ACK and a sensor sees ~10 ms where the node took 1.
-    use axum::serve::ListenerExt;
+) -> anyhow::Result<(ServerTask<std::io::Error>, ServerTask<tonic::transport::Error>)> {
+    let (http_tls, grpc_tls) = match &config.api_tls {
+        Some((cert, key)) => (
+            Some(listen::tls_config(cert, key, &[b"h2", b"http/1.1"])?),
+            Some(listen::tls_config(cert, key, &[b"h2"])?),
+        ),
+        None => {
+            tracing::warn!(http = %config.http, grpc = %config.grpc, "the API is served WITHOUT TLS (listen.plain = true): tokens cross the loopback interface in clear; use TLS on any other network");
+            (None, None)
+        }
+    };
+    let refusals = app.http.guard.refusals.clone();
+    let http_local = http_listener.local_addr()?;
+    let http_incoming = listen::Incoming {
+        rx: listen::accept("http", http_listener, http_tls, config.api_limits, refusals.clone()),
+        local: http_local,
+    };
     use tokio_stream::StreamExt;
-    let http_listener = http_listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let router = http::router(app.http.clone(), taxii::router(app.taxii.clone()));
-    let http_server = axum::serve(http_listener, router).with_graceful_shutdown(async move {
+    let grpc_incoming = tokio_stream::wrappers::ReceiverStream::new(listen::accept(
+        "grpc",
+        grpc_listener,
+        grpc_tls,
+        config.api_limits,
+        refusals,
+    ))
+    .map(Ok::<_, std::io::Error>);
+    let mut stop_http = stop.subscribe();
+    let (router, _) = http::router(app.http.clone(), app.http.guard.clone(), taxii::router(app.taxii.clone()));
+    let http_server = axum::serve(http_incoming, router).with_graceful_shutdown(async move {
         let _ = stop_http.recv().await;
     });
     let mut stop_grpc = stop.subscribe();
-    let grpc_incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener).map(|accepted| {
-        accepted.inspect(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        })
-    });
     let grpc_server = tonic::transport::Server::builder()
         .add_service(grpc::service(app.admission.clone()))
         .serve_with_incoming_shutdown(grpc_incoming, async move {
             let _ = stop_grpc.recv().await;
         });
-    (tokio::spawn(async move { http_server.await }), tokio::spawn(grpc_server))
+    Ok((tokio::spawn(async move { http_server.await }), tokio::spawn(grpc_server)))
 }
 
-/// Binds the HTTP and gRPC listeners (first, so a taken port fails fast and touches nothing).
-async fn bind_api(config: &Config) -> anyhow::Result<(tokio::net::TcpListener, tokio::net::TcpListener)> {
+/// Descriptors kept back from the API listeners' caps: the log's files, NATS, the federation's
+/// links, CoT clients.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Binds the HTTP and gRPC listeners (first, so a taken port fails fast and touches nothing),
+/// after raising the descriptor limit; the listeners' connection caps are cut to fit under it
+/// (each gets half of what the reserve leaves), so that accept never runs out of descriptors.
+async fn bind_api(config: &mut Config) -> anyhow::Result<(tokio::net::TcpListener, tokio::net::TcpListener)> {
+    let limit = listen::raise_descriptor_limit();
+    let fits = (limit.saturating_sub(RESERVED_DESCRIPTORS) / 2).max(1) as usize;
+    let l = &mut config.api_limits;
+    if l.max_connections > fits {
+        tracing::warn!(
+            descriptors = limit,
+            configured = l.max_connections,
+            cap = fits,
+            "listen.max_connections cut to fit the descriptor limit (raise the hard limit, e.g. LimitNOFILE=)"
+        );
+        l.max_connections = fits;
+        l.per_source = l.per_source.min(fits);
+    }
+    tracing::info!(
+        descriptors = limit,
+        max_connections = l.max_connections,
+        per_source = l.per_source,
+        "API connection caps"
+    );
     let http = tokio::net::TcpListener::bind(config.http)
         .await
         .with_context(|| format!("failed to listen on {}", config.http))?;

@@ -83,6 +83,36 @@ pub fn make_node_cert(nation: Nation, ca: &Pem, validity: Validity, claim: Optio
     Ok(Pem { cert: cert.pem(), key: key.serialize_pem() })
 }
 
+/// The certificate of a node's API listeners (HTTPS, gRPC ingest), issued by its nation's
+/// `ca`: valid for `localhost`, 127.0.0.1 and ::1, and for each of `names` (host names or IP
+/// addresses) that browsers, sensors and analysts reach the node under.
+pub fn make_api_cert(nation: Nation, ca: &Pem, validity: Validity, names: &[String]) -> anyhow::Result<Pem> {
+    let ca_key = KeyPair::from_pem(&ca.key).context("failed to read the CA key")?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key).context("failed to read the CA certificate")?;
+    let key = KeyPair::generate().context("failed to make an API key")?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+    let addresses = ["127.0.0.1".to_string(), "::1".to_string()];
+    for name in addresses.iter().chain(names) {
+        let san = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => {
+                SanType::DnsName(name.clone().try_into().map_err(|e| anyhow!("{name:?} is not a DNS name: {e:?}"))?)
+            }
+        };
+        if !params.subject_alt_names.contains(&san) {
+            params.subject_alt_names.push(san);
+        }
+    }
+    nation_dn(&mut params, nation, format!("trilink {} API", nation.as_str()));
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = validity.not_before;
+    params.not_after = validity.not_after;
+    let cert = params.signed_by(&key, &issuer).context("failed to sign the API certificate")?;
+    Ok(Pem { cert: cert.pem(), key: key.serialize_pem() })
+}
+
 /// The nation a certificate (DER) names in its `urn:trilink:nation:` URI SAN. Exactly one
 /// such name is required.
 pub fn nation_of(der: &[u8]) -> anyhow::Result<Nation> {
@@ -125,9 +155,10 @@ pub fn read_key(path: &Path) -> anyhow::Result<rustls::pki_types::PrivateKeyDer<
 }
 
 /// Writes a whole test PKI for `nations` under `out/<nation lower>/`: `ca.crt`, `ca.key`,
-/// `tls.crt`, `tls.key` (the node's TLS identity) and `node.key`/`node.pub` (its Ed25519 log
-/// signing key). Secret files are mode 0600.
-pub fn init_federation(nations: &[Nation], out: &Path, validity: Validity) -> anyhow::Result<()> {
+/// `tls.crt`, `tls.key` (the node's federation identity), `api.crt`, `api.key` (its HTTPS and
+/// gRPC listeners', for `localhost`, the loopback addresses and `api_names`) and
+/// `node.key`/`node.pub` (its Ed25519 log signing key). Secret files are mode 0600.
+pub fn init_federation(nations: &[Nation], out: &Path, validity: Validity, api_names: &[String]) -> anyhow::Result<()> {
     for &n in nations {
         let dir = out.join(n.as_str().to_lowercase());
         std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
@@ -137,6 +168,9 @@ pub fn init_federation(nations: &[Nation], out: &Path, validity: Validity) -> an
         write_file(&dir.join("ca.key"), &ca.key, true)?;
         write_file(&dir.join("tls.crt"), &node.cert, false)?;
         write_file(&dir.join("tls.key"), &node.key, true)?;
+        let api = make_api_cert(n, &ca, validity, api_names)?;
+        write_file(&dir.join("api.crt"), &api.cert, false)?;
+        write_file(&dir.join("api.key"), &api.key, true)?;
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| anyhow!("failed to read the OS random source: {e}"))?;
         let key = ed25519_dalek::SigningKey::from_bytes(&seed);

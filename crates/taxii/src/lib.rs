@@ -75,6 +75,21 @@ pub struct Server {
     pub log: journal::LogHandle,
 }
 
+/// Every route `router` serves (method, path), for the node's route table.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/taxii2/"),
+    ("GET", "/taxii2/api/"),
+    ("GET", "/taxii2/api/status/{id}/"),
+    ("GET", "/taxii2/api/collections/"),
+    ("GET", "/taxii2/api/collections/{id}/"),
+    ("GET", "/taxii2/api/collections/{id}/manifest/"),
+    ("GET", "/taxii2/api/collections/{id}/objects/"),
+    ("POST", "/taxii2/api/collections/{id}/objects/"),
+    ("GET", "/taxii2/api/collections/{id}/objects/{object}/"),
+    ("GET", "/taxii2/api/collections/{id}/objects/{object}/versions/"),
+    ("GET", "/v1/cti/correlations"),
+];
+
 /// The TAXII 2.1 routes and `/v1/cti/correlations`, each authenticating its analyst.
 pub fn router(server: Arc<Server>) -> Router {
     Router::new()

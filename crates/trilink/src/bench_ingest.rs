@@ -16,9 +16,13 @@ use tonic::metadata::MetadataValue;
 
 #[derive(Args, Debug)]
 pub struct IngestBench {
-    /// The node's gRPC address.
+    /// The node's gRPC address (https:// with --ca, or http:// for a node serving plain on
+    /// loopback).
     #[arg(long, default_value = "http://127.0.0.1:50062")]
     grpc: String,
+    /// With an https:// address: the CA certificate (PEM) the node's is verified against.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// Objects in the cloud.
     #[arg(long, default_value_t = 1_000)]
     objects: usize,
@@ -64,11 +68,16 @@ pub fn bench_token(sensor: &str) -> String {
 }
 
 async fn load(args: &IngestBench, reports: Vec<fusion::Measurement>, sensors: Vec<String>) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(args.grpc.clone())
-        .context("bad --grpc URL")?
-        .connect()
-        .await
-        .with_context(|| format!("failed to connect to {}", args.grpc))?;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(args.grpc.clone()).context("bad --grpc URL")?;
+    if let Some(ca) = &args.ca {
+        let pem = std::fs::read(ca).with_context(|| format!("failed to read --ca {}", ca.display()))?;
+        endpoint = endpoint
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            )
+            .context("--ca: TLS")?;
+    }
+    let channel = endpoint.connect().await.with_context(|| format!("failed to connect to {}", args.grpc))?;
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut queues = std::collections::BTreeMap::new();

@@ -6,8 +6,6 @@ use crate::Failure;
 use anyhow::{anyhow, Context};
 use base64::Engine as _;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,9 +24,13 @@ pub enum CtiCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct Conn {
-    /// The node's HTTP address, e.g. http://127.0.0.1:8082.
+    /// The node's HTTPS address, e.g. https://127.0.0.1:8082 (http:// for a node serving plain
+    /// on loopback).
     #[arg(long)]
     node: String,
+    /// With https://: the CA certificate (PEM) the node's certificate is verified against.
+    #[arg(long)]
+    ca: Option<PathBuf>,
     /// The analyst's name ([[analyst]] of the node's config); the token is read from
     /// TRILINK_ANALYST_TOKEN.
     #[arg(long)]
@@ -67,6 +69,8 @@ pub fn run(cmd: &CtiCommand) -> Result<(), Failure> {
 
 struct Client {
     host: String,
+    addr: std::net::SocketAddr,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     auth: String,
 }
 
@@ -74,36 +78,44 @@ impl Client {
     fn new(c: &Conn) -> Result<Client, Failure> {
         let token = std::env::var("TRILINK_ANALYST_TOKEN")
             .map_err(|_| Failure::Input(anyhow!("set TRILINK_ANALYST_TOKEN to the analyst's token")))?;
-        let host = c
-            .node
-            .strip_prefix("http://")
-            .ok_or_else(|| Failure::Input(anyhow!("--node {:?} must be http://host:port", c.node)))?
-            .trim_end_matches('/')
-            .to_string();
+        let (host, tls) = if let Some(h) = c.node.strip_prefix("https://") {
+            let ca = c
+                .ca
+                .as_ref()
+                .ok_or_else(|| Failure::Input(anyhow!("--node {}: give --ca, the node's CA certificate", c.node)))?;
+            (h, Some(crate::https::client_config(ca).map_err(Failure::Input)?))
+        } else if let Some(h) = c.node.strip_prefix("http://") {
+            (h, None)
+        } else {
+            return Err(Failure::Input(anyhow!("--node {:?} must be https://host:port", c.node)));
+        };
+        let host = host.trim_end_matches('/').to_string();
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&host)
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| Failure::Input(anyhow!("--node {}: {host:?} does not resolve to an address", c.node)))?;
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{token}", c.analyst));
-        Ok(Client { host, auth: format!("Basic {auth}") })
+        Ok(Client { host, addr, tls, auth: format!("Basic {auth}") })
     }
 
     /// One request on its own connection: the status and the body as JSON.
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<(u16, Value)> {
-        let mut s = TcpStream::connect(&self.host).with_context(|| format!("failed to connect to {}", self.host))?;
-        s.set_read_timeout(Some(Duration::from_secs(120)))?;
         let body = body.unwrap_or("");
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: {MEDIA}\r\nAuthorization: {}\r\nContent-Length: {}\r\n",
-            self.host,
-            self.auth,
-            body.len()
-        );
+        let mut headers = vec![("Host", self.host.as_str()), ("Accept", MEDIA), ("Authorization", self.auth.as_str())];
         if method == "POST" {
-            head += &format!("Content-Type: {MEDIA}\r\n");
+            headers.push(("Content-Type", MEDIA));
         }
-        head += "\r\n";
-        s.write_all(head.as_bytes())?;
-        s.write_all(body.as_bytes())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
+        let (_, raw) = crate::https::exchange(
+            self.addr,
+            self.tls.as_ref(),
+            method,
+            path,
+            &headers,
+            body.as_bytes(),
+            Duration::from_secs(120),
+        )
+        .with_context(|| format!("failed to reach {}", self.host))?;
+        let text = raw;
         let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no HTTP answer from {}", self.host))?;
         let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {

@@ -6,7 +6,6 @@
 
 use crate::Failure;
 use anyhow::{anyhow, Context};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,15 +35,34 @@ const NODES: [(&str, &str, u16, u16); 3] = [
     ("KOR", "config/kor.toml", 8083, 50063),
 ];
 
-/// One HTTP GET of `path` on 127.0.0.1:`port`: the status code.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut s =
-        std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+/// Whether something already listens on 127.0.0.1:`port`.
+fn port_taken(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).is_ok()
+}
+
+/// One HTTPS GET of `path` on 127.0.0.1:`port`, trusting the nation's CA: the status code.
+fn https_status(pki: &Path, nation: &str, port: u16, path: &str) -> Option<u16> {
+    let tls = crate::https::client_config(&pki.join(nation.to_lowercase()).join("ca.crt")).ok()?;
+    let addr = ([127, 0, 0, 1], port).into();
+    crate::https::exchange(addr, Some(&tls), "GET", path, &[], b"", Duration::from_secs(2)).ok().map(|(s, _)| s)
+}
+
+/// The API certificates of a PKI made before nodes served TLS: issued by each nation's CA.
+fn add_api_certs(pki: &Path) -> anyhow::Result<()> {
+    for (nation, ..) in NODES {
+        let dir = pki.join(nation.to_lowercase());
+        if dir.join("api.crt").exists() {
+            continue;
+        }
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f)).with_context(|| format!("failed to read {}", dir.join(f).display()))
+        };
+        let ca = pki::Pem { cert: read("ca.crt")?, key: read("ca.key")? };
+        let api = pki::make_api_cert(vocab::Nation::parse(nation)?, &ca, pki::Validity::days_from_now(365), &[])?;
+        pki::write_file(&dir.join("api.crt"), &api.cert, false)?;
+        pki::write_file(&dir.join("api.key"), &api.key, true)?;
+    }
+    Ok(())
 }
 
 fn signal(child: &Child, sig: rustix::process::Signal) {
@@ -55,6 +73,8 @@ fn signal(child: &Child, sig: rustix::process::Signal) {
 
 struct Running {
     children: Vec<(String, Child)>,
+    /// The federation's PKI (run/pki): the nations' CAs verify the nodes' HTTPS.
+    pki: PathBuf,
 }
 
 impl Running {
@@ -109,7 +129,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
         return Err(Failure::Input(anyhow!("scenario {} not found", scenario.display())));
     }
     for (nation, _, http, _) in NODES {
-        if http_status(http, "/healthz").is_some() {
+        if port_taken(http) {
             return Err(Failure::Input(anyhow!(
                 "port {http} (the {nation} node's HTTP) is already served — an earlier demo? Stop it first"
             )));
@@ -129,11 +149,12 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
         }
         println!("made the federation's test PKI in {}", pki.display());
     }
+    add_api_certs(&pki).map_err(Failure::Run)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook_like::SIGINT, signal_hook_like::SIGTERM] {
         signal_hook_like::register(sig, stop.clone()).map_err(Failure::Run)?;
     }
-    let mut running = Running { children: Vec::new() };
+    let mut running = Running { children: Vec::new(), pki: pki.clone() };
     for (nation, config, _, _) in NODES {
         let log_path = dir.join(format!("run/{}.log", nation.to_lowercase()));
         let log = std::fs::File::create(&log_path)
@@ -154,9 +175,12 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
     wait_up(&mut running, &stop)?;
     println!("federation up (hub and spoke: JPN <-> USA <-> KOR, mutual TLS, relay at USA)");
     for (nation, _, http, grpc) in NODES {
+        let n = nation.to_lowercase();
         println!(
-            "  {nation}: operator picture http://127.0.0.1:{http}/   API /v1/tracks  /v1/alerts  /v1/status  /metrics   (sensors: gRPC 127.0.0.1:{grpc}; log: run/{}.log)",
-            nation.to_lowercase()
+            "  {nation}: operator picture https://127.0.0.1:{http}/   API /v1/tracks  /v1/alerts  /v1/status  /metrics   (sensors: gRPC over TLS 127.0.0.1:{grpc}; CA run/pki/{n}/ca.crt; log: run/{n}.log)"
+        );
+        println!(
+            "       log in with the DEMO tokens demo-{n}-duty-officer (duty officer, auditor) or demo-{n}-admin (admin, viewer); API: Authorization: Bearer <token>"
         );
     }
     if !args.dir.join("web/dist/index.html").exists() {
@@ -177,7 +201,7 @@ fn wait_up(running: &mut Running, stop: &AtomicBool) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(60);
     for (i, (nation, _, http, _)) in NODES.iter().enumerate() {
         loop {
-            if http_status(*http, "/healthz") == Some(200) {
+            if https_status(&running.pki, nation, *http, "/healthz") == Some(200) {
                 break;
             }
             if let Ok(Some(status)) = running.children[i].1.try_wait() {
@@ -212,7 +236,8 @@ fn stream(
         cmd.arg("sim").arg(scenario).args(["--speed", &args.speed.to_string()]);
         cmd.arg("--tokens").arg(args.dir.join("config/demo-tokens.toml"));
         for (nation, _, _, grpc) in NODES {
-            cmd.args(["--send", &format!("{nation}=http://127.0.0.1:{grpc}")]);
+            cmd.args(["--send", &format!("{nation}=https://127.0.0.1:{grpc}")]);
+            cmd.arg("--ca").arg(args.dir.join(format!("run/pki/{}/ca.crt", nation.to_lowercase())));
         }
         let mut sender = cmd
             .stdin(Stdio::null())

@@ -8,6 +8,7 @@ mod bench_ingest;
 mod cti_cmd;
 mod demo_cmd;
 mod eval_cmd;
+mod https;
 mod node_cmd;
 mod pki_cmd;
 mod progress;

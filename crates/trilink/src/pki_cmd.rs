@@ -9,7 +9,8 @@ use std::path::PathBuf;
 pub enum PkiCommand {
     /// Make a node's Ed25519 signing key: DIR/node.key (secret, mode 0600) and DIR/node.pub.
     /// With --nations, make a whole test PKI for a federation instead: per nation a CA, a node
-    /// TLS certificate naming the nation, and a signing key, in DIR/<nation>/ (docs/federation.md).
+    /// TLS certificate naming the nation, an API (HTTPS, gRPC) certificate, and a signing key, in
+    /// DIR/<nation>/ (docs/federation.md, docs/security.md).
     Init {
         /// Directory for the key files (created if missing).
         #[arg(long)]
@@ -17,6 +18,10 @@ pub enum PkiCommand {
         /// Comma-separated nations (e.g. USA,JPN,KOR): make a federation PKI.
         #[arg(long, value_delimiter = ',')]
         nations: Vec<String>,
+        /// With --nations: host names or addresses (comma-separated) the nodes' HTTPS and gRPC
+        /// listeners are reached under, besides localhost, 127.0.0.1 and ::1.
+        #[arg(long, value_delimiter = ',')]
+        api_names: Vec<String>,
         /// Validity of the certificates made with --nations, in days.
         #[arg(long, default_value_t = 365)]
         days: i64,
@@ -37,7 +42,7 @@ fn random32() -> anyhow::Result<[u8; 32]> {
 
 pub fn run(cmd: &PkiCommand) -> Result<(), Failure> {
     match cmd {
-        PkiCommand::Init { out, force, nations, days } if !nations.is_empty() => {
+        PkiCommand::Init { out, force, nations, days, api_names } if !nations.is_empty() => {
             let nations = nations
                 .iter()
                 .map(|n| vocab::Nation::parse(n.trim()).map_err(|e| anyhow::anyhow!("--nations: {e}")))
@@ -55,11 +60,12 @@ pub fn run(cmd: &PkiCommand) -> Result<(), Failure> {
                     )));
                 }
             }
-            pki::init_federation(&nations, out, pki::Validity::days_from_now(*days)).map_err(Failure::Run)?;
+            pki::init_federation(&nations, out, pki::Validity::days_from_now(*days), api_names)
+                .map_err(Failure::Run)?;
             for n in &nations {
                 println!("{}: {}/", n, out.join(n.as_str().to_lowercase()).display());
             }
-            println!("each holds ca.crt ca.key tls.crt tls.key node.key node.pub (keys mode 0600)");
+            println!("each holds ca.crt ca.key tls.crt tls.key api.crt api.key node.key node.pub (keys mode 0600)");
             Ok(())
         }
         PkiCommand::Init { out, force, .. } => {

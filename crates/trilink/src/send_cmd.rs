@@ -66,6 +66,8 @@ pub struct SendOptions<'a> {
     pub speed: f64,
     pub tokens: &'a Path,
     pub nations: &'a [Nation],
+    /// CA certificates (PEM files) to verify https:// nodes with.
+    pub ca: &'a [std::path::PathBuf],
 }
 
 #[derive(Debug, Default)]
@@ -127,11 +129,23 @@ async fn run(
         if channels.contains_key(&url) {
             continue;
         }
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())
-            .with_context(|| format!("bad --send URL {url:?} (expected http://HOST:PORT of the node's gRPC listener)"))?
-            .connect()
-            .await
-            .with_context(|| format!("failed to connect to {url}"))?;
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone()).with_context(|| {
+            format!("bad --send URL {url:?} (expected https://HOST:PORT of the node's gRPC listener)")
+        })?;
+        if url.starts_with("https://") {
+            if opts.ca.is_empty() {
+                anyhow::bail!("--send {url}: give --ca with the node's CA certificate (PEM)");
+            }
+            let mut cas = Vec::new();
+            for path in opts.ca {
+                let pem = std::fs::read(path).with_context(|| format!("failed to read --ca {}", path.display()))?;
+                cas.push(tonic::transport::Certificate::from_pem(pem));
+            }
+            endpoint = endpoint
+                .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificates(cas))
+                .with_context(|| format!("--send {url}: TLS"))?;
+        }
+        let channel = endpoint.connect().await.with_context(|| format!("failed to connect to {url}"))?;
         channels.insert(url, channel);
     }
     let tally = std::sync::Arc::new(std::sync::Mutex::new(Tally::default()));

@@ -20,7 +20,8 @@ pub struct SimArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Instead of writing files, stream the sensor reports to a node's gRPC listener
-    /// (http://HOST:PORT), paced in scenario time. Repeat as NATION=URL to send each nation's
+    /// (https://HOST:PORT, with --ca; http:// for a node serving plain on loopback), paced in
+    /// scenario time. Repeat as NATION=URL to send each nation's
     /// sensors to its own node (one time base for all).
     #[arg(long, value_name = "URL")]
     send: Vec<String>,
@@ -30,6 +31,10 @@ pub struct SimArgs {
     /// With --send: sensor tokens, a TOML file `[tokens] SENSOR_ID = "TOKEN"`.
     #[arg(long, default_value = "config/demo-tokens.toml", requires = "send")]
     tokens: PathBuf,
+    /// With --send to https:// URLs: CA certificates (PEM) the nodes' certificates are verified
+    /// against (repeatable: one per nation's CA).
+    #[arg(long, requires = "send")]
+    ca: Vec<PathBuf>,
     /// With --send: only the sensors of these nations (repeatable; default all).
     #[arg(long = "nation", requires = "send")]
     nations: Vec<String>,
@@ -90,7 +95,13 @@ pub fn run(args: &SimArgs) -> Result<(), Failure> {
             .map(ingest::parse_line)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Failure::Run(anyhow!("simulator produced an unparseable report: {e}")))?;
-        let opts = crate::send_cmd::SendOptions { routes, speed: args.speed, tokens: &args.tokens, nations: &nations };
+        let opts = crate::send_cmd::SendOptions {
+            routes,
+            speed: args.speed,
+            tokens: &args.tokens,
+            nations: &nations,
+            ca: &args.ca,
+        };
         return crate::send_cmd::send(reports, &opts);
     }
 

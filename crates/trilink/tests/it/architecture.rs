@@ -13,7 +13,7 @@ const LAYERS: [(&str, &[&str]); 6] = [
     // The vocabulary: nations, times, geodesy, the wire format.
     ("foundation", &["vocab", "geodesy", "wire"]),
     // Synchronous domain logic: no IO runtime, no sockets.
-    ("domain", &["flight", "fusion", "ledger", "alert", "cti", "ingest", "sim", "eval", "pki", "telemetry"]),
+    ("domain", &["flight", "fusion", "ledger", "alert", "cti", "ingest", "sim", "eval", "pki", "telemetry", "access"]),
     // The log as a running service (files or JetStream): the one way in to the log.
     ("io", &["jetstore", "journal"]),
     // What faces the outside: partners, analysts, TAK. Each stands alone.

@@ -91,10 +91,12 @@ min_interval_ms = 1000
 [[cot.listen]]
 address = "127.0.0.1:{xml_port}"
 format = "xml"
+plain = true
 
 [[cot.listen]]
 address = "127.0.0.1:{proto_port}"
 format = "protobuf"
+plain = true
 
 [[cot.listen]]
 address = "127.0.0.1:{tls_port}"

@@ -220,11 +220,12 @@ fn config_text(
     let (sensor_id, token) = sensor(n);
     let mut t = format!(
         "nation = {n:?}\ndata_dir = {:?}\nsigning_key = {}\nreleasable_to = [{}]\n\
-         [listen]\nhttp = \"{http}\"\ngrpc = \"{grpc}\"\n[fusion]\nreorder_window_ms = 500\n\
+         [listen]\nhttp = \"{http}\"\ngrpc = \"{grpc}\"\n{}[fusion]\nreorder_window_ms = 500\n\
          [federation]\nlisten = \"{}\"\ntls_cert = {}\ntls_key = {}\nrelay = {hub}\n",
         home.join("log"),
         p(&format!("{}/node.key", lower(n))),
         quoted(marking(n)),
+        api_tls(n, pki, http),
         fed_addr[n],
         p(&format!("{}/tls.crt", lower(n))),
         p(&format!("{}/tls.key", lower(n))),
@@ -244,7 +245,22 @@ fn config_text(
         }
     }
     t += &format!("[[sensor]]\nid = {sensor_id:?}\ntoken_sha256 = \"{}\"\n", hex::encode(pki::token_hash(token)));
+    t += &crate::harness::test_user();
     t
+}
+
+/// The `[listen]` TLS keys: plain on loopback; on another address (a separate host) the
+/// nation's API certificate, which the harness's client then trusts.
+fn api_tls(n: &str, pki: &Path, http: SocketAddr) -> String {
+    if http.ip().is_loopback() {
+        return "plain = true\n".into();
+    }
+    crate::harness::trust(http, &pki.join(format!("{}/ca.crt", lower(n))));
+    format!(
+        "tls_cert = {:?}\ntls_key = {:?}\n",
+        pki.join(format!("{}/api.crt", lower(n))),
+        pki.join(format!("{}/api.key", lower(n)))
+    )
 }
 
 fn radar_line(n: &str, time: &str, range_m: f64) -> String {
@@ -1029,7 +1045,12 @@ fn separate_hosts_route_around_a_cut_link() {
     let hosts = Hosts::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = dir.path().join("pki");
-    let out = trilink().args(["pki", "init", "--nations", "USA,JPN,KOR", "--out"]).arg(&pki).output().expect("pki");
+    let api_names = NATIONS.iter().map(|n| hosts.api[n].to_string()).collect::<Vec<_>>().join(",");
+    let out = trilink()
+        .args(["pki", "init", "--nations", "USA,JPN,KOR", "--api-names", &api_names, "--out"])
+        .arg(&pki)
+        .output()
+        .expect("pki");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listen: BTreeMap<&str, SocketAddr> =
         NATIONS.iter().map(|&n| (n, "0.0.0.0:7000".parse().expect("addr"))).collect();

@@ -45,13 +45,40 @@ pub struct Node {
     child: Option<Child>,
     /// Run inside this network namespace (`ip netns exec`), as a separate host.
     netns: Option<String>,
+    /// Run through this command (which execs the node, e.g. `prlimit --nofile=… --`).
+    pub wrapper: Vec<String>,
 }
 
 impl Node {
     /// A JPN node with the example config's sensors and areas; `extra` is appended to the
     /// config (TOML tables such as `[ingest]`).
     pub fn new(extra: &str) -> Node {
+        Node::build(extra, false, &[])
+    }
+
+    /// `new`, its API over TLS (the certificate of `trilink pki init --nations JPN`, in
+    /// `pki/jpn/` of its directory), which `request` and `get` then speak to it.
+    pub fn new_tls(extra: &str) -> Node {
+        Node::build(extra, true, &[])
+    }
+
+    /// `new`, the node run through `wrapper` (a command that execs it).
+    pub fn new_wrapped(extra: &str, wrapper: &[&str]) -> Node {
+        Node::build(extra, false, wrapper)
+    }
+
+    fn build(extra: &str, tls: bool, wrapper: &[&str]) -> Node {
+        // Keys of a `[listen]` table in `extra` join the example's `[listen]` (which holds the
+        // addresses the harness chose).
+        let (extra, listen_keys) = match extra.strip_prefix("[listen]\n") {
+            Some(rest) => {
+                let end = rest.find("\n[").map(|i| i + 1).unwrap_or(rest.len());
+                (&rest[end..], &rest[..end])
+            }
+            None => (extra, ""),
+        };
         let dir = tempfile::tempdir().expect("tempdir");
+        let pki = dir.path().join("pki");
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let example = std::fs::read_to_string(repo().join("config/jpn.toml")).expect("example config");
@@ -74,7 +101,13 @@ impl Node {
                 Some("data_dir") => format!("data_dir = {:?}", dir.path().join("log")),
                 Some("signing_key") => format!("signing_key = {:?}", dir.path().join("node.key")),
                 Some("http") => format!("http = \"{http}\""),
-                Some("grpc") => format!("grpc = \"{grpc}\""),
+                Some("grpc") => format!("grpc = \"{grpc}\"\n{}", listen_keys.trim_end()),
+                // The example's API certificate is the demo's: a test node has its own, or
+                // serves plain on loopback.
+                Some("tls_cert") if tls => format!("tls_cert = {:?}", pki.join("jpn/api.crt")),
+                Some("tls_key") if tls => format!("tls_key = {:?}", pki.join("jpn/api.key")),
+                Some("tls_cert") => "plain = true".to_string(),
+                Some("tls_key") => continue,
                 Some("file") => line.replace("areas/", &format!("{}/", areas.display())),
                 _ => line.to_string(),
             };
@@ -82,16 +115,31 @@ impl Node {
             text.push('\n');
         }
         // Top-level keys of `extra` (before its first table) go before every table.
-        let table_at = extra.find("\n[").map(|i| i + 1).unwrap_or(if extra.starts_with('[') { 0 } else { extra.len() });
+        let table_at = if extra.starts_with('[') { 0 } else { extra.find("\n[").map(|i| i + 1).unwrap_or(extra.len()) };
         let (top, tables) = extra.split_at(table_at);
         let mut text = format!("{top}\n{text}");
         text.push_str(tables);
+        text.push_str(&test_user());
         let config = dir.path().join("node.toml");
         std::fs::write(&config, text).expect("write config");
         let out = trilink().args(["pki", "init", "--out"]).arg(dir.path()).output().expect("pki");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut node =
-            Node { dir: dir.path().to_path_buf(), _tmp: Some(dir), http, grpc, config, child: None, netns: None };
+        if tls {
+            let out = trilink().args(["pki", "init", "--nations", "JPN", "--out"]).arg(&pki).output().expect("pki");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            trust(http, &pki.join("jpn/ca.crt"));
+        }
+        let wrapper = wrapper.iter().map(|w| w.to_string()).collect();
+        let mut node = Node {
+            dir: dir.path().to_path_buf(),
+            _tmp: Some(dir),
+            http,
+            grpc,
+            config,
+            child: None,
+            netns: None,
+            wrapper,
+        };
         node.start();
         node
     }
@@ -103,7 +151,8 @@ impl Node {
 
     /// `at`, inside network namespace `netns` when given.
     pub fn in_netns(dir: &Path, http: SocketAddr, grpc: SocketAddr, config: PathBuf, netns: Option<String>) -> Node {
-        let mut node = Node { dir: dir.to_path_buf(), _tmp: None, http, grpc, config, child: None, netns };
+        let mut node =
+            Node { dir: dir.to_path_buf(), _tmp: None, http, grpc, config, child: None, netns, wrapper: Vec::new() };
         node.start();
         node
     }
@@ -115,6 +164,11 @@ impl Node {
     pub fn start(&mut self) {
         let log = std::fs::File::create(self.dir.join("node.log")).expect("node log");
         let mut cmd = match &self.netns {
+            None if !self.wrapper.is_empty() => {
+                let mut c = Command::new(&self.wrapper[0]);
+                c.args(&self.wrapper[1..]).arg(env!("CARGO_BIN_EXE_trilink")).current_dir(repo());
+                c
+            }
             None => trilink(),
             Some(ns) => {
                 // `ip netns exec` execs the node, so the child's pid is the node's.
@@ -183,7 +237,24 @@ impl Drop for Node {
     }
 }
 
-/// One HTTP/1.1 request on its own connection; returns the status and body.
+/// Addresses whose API is TLS, with the client config that trusts their CA.
+static TLS: std::sync::Mutex<Vec<(SocketAddr, std::sync::Arc<rustls::ClientConfig>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// From now on `request` speaks TLS to `addr`, trusting the CA certificate in `ca`.
+pub fn trust(addr: SocketAddr, ca: &Path) {
+    let config = crate::https::client_config(ca).expect("CA certificate");
+    let mut t = TLS.lock().expect("lock");
+    t.retain(|(a, _)| *a != addr);
+    t.push((addr, config));
+}
+
+pub fn tls_for(addr: SocketAddr) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+    TLS.lock().expect("lock").iter().find(|(a, _)| *a == addr).map(|(_, c)| c.clone())
+}
+
+/// One HTTP/1.1 request on its own connection (over TLS to a node `trust` was told of);
+/// returns the status and body.
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -191,21 +262,10 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).to_string();
+    let tls = tls_for(addr);
+    let (status, text) =
+        crate::https::exchange(addr, tls.as_ref(), method, path, headers, body, Duration::from_secs(30))?;
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body =
         if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
     Ok((status, body))
@@ -224,8 +284,20 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// A GET as the test suite's user (`TEST_TOKEN`, every role).
 pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    request(addr, "GET", path, &[], b"")
+    request(addr, "GET", path, &[("Authorization", &format!("Bearer {TEST_TOKEN}"))], b"")
+}
+
+/// The test suite's own user: every role but sensor, so that tests read everything.
+pub const TEST_TOKEN: &str = "trilink-test-suite";
+
+/// The `[[user]]` table of the test suite's user, for configs tests write.
+pub fn test_user() -> String {
+    format!(
+        "\n[[user]]\nname = \"test suite\"\nroles = [\"viewer\", \"duty_officer\", \"analyst\", \"auditor\", \"admin\"]\ntoken_sha256 = \"{}\"\n",
+        hex::encode(pki::token_hash(TEST_TOKEN))
+    )
 }
 
 pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
@@ -277,12 +349,25 @@ pub struct WsClient {
 }
 
 impl WsClient {
+    /// Connects as the test suite's user (a bearer token, as a tool would: no Origin).
     pub fn connect(addr: SocketAddr, path: &str) -> std::io::Result<WsClient> {
+        let auth = format!("Bearer {TEST_TOKEN}");
+        WsClient::connect_with(addr, path, &[("Authorization", &auth)])
+    }
+
+    /// Connects with these extra request headers (credentials, Origin, Host).
+    pub fn connect_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<WsClient> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        let host = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.to_string());
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+            host.unwrap_or_else(|| addr.to_string())
         );
+        for (k, v) in headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("host")) {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
         stream.write_all(req.as_bytes())?;
         let mut head = Vec::new();
         let mut byte = [0u8; 1];

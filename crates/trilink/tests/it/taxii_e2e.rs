@@ -2,7 +2,7 @@
 //! taxii2-client does discovery, collections, POST with status, paged reads with `next` and
 //! `added_after` over more objects than a page, match filters, one object, its versions and the
 //! manifest; stix2-validator --strict passes every object served. Then the objects survive a
-//! restart: the node rebuilds its collection from the log.
+//! restart: the node rebuilds its collection from the log. All over HTTPS.
 
 use crate::harness::*;
 use std::process::Command;
@@ -13,11 +13,14 @@ fn taxii2_client_and_stix2_validator_accept_the_node() {
         eprintln!("skipped: TRILINK_PYTHON is not set (.ci/run sets it)");
         return;
     };
-    let mut node = Node::new("");
+    // Over HTTPS, as TAXII 2.1 requires: the clients trust the node's CA.
+    let mut node = Node::new_tls("");
+    let ca = node.dir.join("pki/jpn/ca.crt");
     let run = |node: &Node| {
         Command::new(&python)
             .arg(repo().join("oracles/taxii_check.py"))
-            .arg(format!("http://{}", node.http))
+            .arg(format!("https://{}", node.http))
+            .env("REQUESTS_CA_BUNDLE", &ca)
             .args(["jpn-analyst", "demo-jpn-analyst"])
             .arg(repo().join("cti/lazarus-demo.json"))
             .output()
@@ -30,10 +33,12 @@ fn taxii2_client_and_stix2_validator_accept_the_node() {
 
     // `trilink cti export` reads the whole collection into a bundle stix2-validator passes;
     // `trilink cti import` posts a bundle (held objects count as kept); a bad file exits 2.
-    let url = format!("http://{}", node.http);
+    let url = format!("https://{}", node.http);
     let bundle = node.dir.join("export.json");
     let out = trilink()
-        .args(["cti", "export", "--node", &url, "--analyst", "jpn-analyst", "--out"])
+        .args(["cti", "export", "--node", &url, "--analyst", "jpn-analyst", "--ca"])
+        .arg(&ca)
+        .arg("--out")
         .arg(&bundle)
         .env("TRILINK_ANALYST_TOKEN", "demo-jpn-analyst")
         .output()
@@ -47,7 +52,8 @@ fn taxii2_client_and_stix2_validator_accept_the_node() {
         trilink()
             .args(["cti", "import"])
             .arg(file)
-            .args(["--node", &url, "--analyst", "jpn-analyst"])
+            .args(["--node", &url, "--analyst", "jpn-analyst", "--ca"])
+            .arg(&ca)
             .env("TRILINK_ANALYST_TOKEN", token)
             .output()
             .expect("cti import")
