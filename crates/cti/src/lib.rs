@@ -46,7 +46,7 @@ impl Tlp {
 
     /// The TLP a marking-definition id stands for.
     pub fn of_marking(id: &str) -> Option<Tlp> {
-        TLP_IDS.iter().find(|(i, _)| *i == id).map(|(_, t)| *t)
+        TLP_IDS.iter().find(|(i, _)| i.eq_ignore_ascii_case(id)).map(|(_, t)| *t)
     }
 }
 
@@ -62,6 +62,128 @@ pub fn releasable_to(tlp: Option<Tlp>, amber_partners: &[Nation], all_partners: 
     }
 }
 
+/// Checks `granular_markings` (STIX 2.1, 7.2.3): a non-empty list of objects, each with a
+/// `marking_ref` or a `lang` and a non-empty list of `selectors`, each of which must name a
+/// property of the object.
+fn check_granular(v: &Value) -> Result<(), String> {
+    let Some(g) = v.get("granular_markings") else { return Ok(()) };
+    let list = g.as_array().filter(|a| !a.is_empty()).ok_or("`granular_markings` must be a non-empty list")?;
+    for m in list {
+        let m = m.as_object().ok_or("a granular marking must be an object")?;
+        match (m.get("marking_ref"), m.get("lang")) {
+            (Some(r), None) => check_ref(r.as_str().ok_or("`marking_ref` must be an identifier")?, "marking_ref")?,
+            (None, Some(l)) if l.is_string() => {}
+            _ => return Err("a granular marking needs exactly one of `marking_ref` and `lang`".into()),
+        }
+        let selectors = m
+            .get("selectors")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+            .ok_or("a granular marking needs a non-empty list of `selectors`")?;
+        for sel in selectors {
+            let sel = sel.as_str().ok_or("a selector must be a string")?;
+            if select(v, sel).is_none() {
+                return Err(format!("granular marking selector {sel:?} names no property of the object"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The value a granular-marking selector names (`description`,
+/// `external_references.[1].url`, `kill_chain_phases.[0]`).
+fn select<'a>(v: &'a Value, selector: &str) -> Option<&'a Value> {
+    let mut at = v;
+    for step in selector.split('.') {
+        at = match step.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            Some(i) => at.as_array()?.get(i.parse::<usize>().ok()?)?,
+            None => at.as_object()?.get(step)?,
+        };
+    }
+    Some(at)
+}
+
+fn select_mut<'a>(v: &'a mut Value, selector: &str) -> Option<&'a mut Value> {
+    let mut at = v;
+    for step in selector.split('.') {
+        at = match step.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            Some(i) => at.as_array_mut()?.get_mut(i.parse::<usize>().ok()?)?,
+            None => at.as_object_mut()?.get_mut(step)?,
+        };
+    }
+    Some(at)
+}
+
+/// What a partner gets of an object: the whole of it, a copy without the properties granular
+/// markings keep from it, or nothing when the copy would not be a valid object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Copy {
+    Whole,
+    Redacted { object: Value, removed: Vec<String> },
+    Withheld(String),
+}
+
+/// The copy of a checked object `v` for a recipient that may receive what `may_receive`
+/// allows: every property a granular TLP marking covers that the recipient may not receive is
+/// removed (with the granular markings that named it); if what is left fails `check` (a
+/// required property went), the object is withheld from that recipient.
+pub fn copy_for(v: &Value, may_receive: &dyn Fn(Tlp) -> bool) -> Copy {
+    let Some(list) = v.get("granular_markings").and_then(Value::as_array) else { return Copy::Whole };
+    let mut removed: Vec<String> = Vec::new();
+    for m in list {
+        let tlp = m.get("marking_ref").and_then(Value::as_str).and_then(Tlp::of_marking);
+        if tlp.is_some_and(|t| !may_receive(t)) {
+            for sel in m.get("selectors").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+                if !removed.iter().any(|r| r == sel) {
+                    removed.push(sel.to_string());
+                }
+            }
+        }
+    }
+    if removed.is_empty() {
+        return Copy::Whole;
+    }
+    // Mark, then sweep: list indices stay valid while every selector is marked.
+    const GONE: &str = "\u{0}removed by a granular marking";
+    let mut copy = v.clone();
+    for sel in &removed {
+        if let Some(at) = select_mut(&mut copy, sel) {
+            *at = Value::String(GONE.into());
+        }
+    }
+    fn sweep(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.retain(|_, x| x.as_str() != Some(GONE));
+                m.values_mut().for_each(sweep);
+            }
+            Value::Array(a) => {
+                a.retain(|x| x.as_str() != Some(GONE));
+                a.iter_mut().for_each(sweep);
+            }
+            _ => {}
+        }
+    }
+    sweep(&mut copy);
+    // The granular markings of what went go with it; a selector of one that stays may now name
+    // a shifted or missing property, which `check` catches.
+    if let Some(Value::Array(ms)) = copy.get_mut("granular_markings") {
+        ms.retain(|m| {
+            let sels = m.get("selectors").and_then(Value::as_array);
+            !sels.into_iter().flatten().filter_map(Value::as_str).any(|s| removed.iter().any(|r| r == s))
+        });
+        if ms.is_empty() {
+            if let Some(o) = copy.as_object_mut() {
+                o.remove("granular_markings");
+            }
+        }
+    }
+    match check(&copy) {
+        Ok(_) => Copy::Redacted { object: copy, removed },
+        Err(e) => Copy::Withheld(format!("without {} it is not a valid object: {e}", removed.join(", "))),
+    }
+}
+
 /// What a checked object is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Meta {
@@ -71,6 +193,8 @@ pub struct Meta {
     pub version: String,
     /// The most restrictive TLP among its object markings (None: unmarked).
     pub tlp: Option<Tlp>,
+    /// Its `created_by_ref`, if any.
+    pub created_by: Option<String>,
 }
 
 /// Most bytes of one object's JSON.
@@ -164,16 +288,16 @@ fn check_time(o: &Map<String, Value>, k: &str, millis: bool) -> Result<Option<Ut
     Ok(Some(t))
 }
 
+/// A UUID as the STIX 2.1 schemas' `identifier` pattern takes it: hex digits of either case,
+/// version 1 to 5, the RFC 4122 variant.
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                *c == b'-'
-            } else {
-                c.is_ascii_hexdigit() && !c.is_ascii_uppercase()
-            }
-        })
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() })
+        && (b'1'..=b'5').contains(&b[14])
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b' | b'A' | b'B')
 }
 
 /// An identifier `<type>--<uuid>` (of any type when `kind` is None).
@@ -278,9 +402,11 @@ pub fn check(v: &Value) -> Result<Meta, String> {
             return Err(format!("custom property {k:?} must be 3 to 250 of [a-z0-9_]"));
         }
     }
+    check_granular(v)?;
     let version =
         o.get("modified").or_else(|| o.get("created")).and_then(Value::as_str).map(str::to_string).unwrap_or_default();
-    Ok(Meta { id: id.to_string(), kind: kind.to_string(), version, tlp })
+    let created_by = o.get("created_by_ref").and_then(Value::as_str).map(str::to_string);
+    Ok(Meta { id: id.to_string(), kind: kind.to_string(), version, tlp, created_by })
 }
 
 /// One version of one object in a collection.
@@ -293,6 +419,8 @@ pub struct Entry {
     pub json: std::sync::Arc<str>,
     /// The nation that posted it.
     pub origin: Nation,
+    /// The nation that created it (`Index::creator`): the only one that may version it.
+    pub creator: Nation,
 }
 
 /// A version 4 UUID (RFC 9562) made of 16 random bytes: the version and variant bits are set,
@@ -367,7 +495,47 @@ pub struct Index {
 impl Index {
     /// Adds one version; a version already held is not added again (returns false). Its
     /// `date_added` is `now`, or a microsecond after the last one, so no two share one.
-    pub fn add(&mut self, meta: Meta, json: std::sync::Arc<str>, origin: Nation, now: UtcNanos) -> bool {
+    /// Who created `meta`, published by `origin`, if `origin` may publish it: the nation its
+    /// `created_by_ref` is bound to in `identities` (a STIX identity id → nation; it must be
+    /// `origin`), else `origin` itself; and that nation must be the creator of the versions of
+    /// the object already held. STIX 2.1 (3.6): only an object's creator may version it. A
+    /// refusal says why, for the TAXII status and the log.
+    pub fn creator(
+        &self,
+        meta: &Meta,
+        origin: Nation,
+        identities: &BTreeMap<String, Nation>,
+    ) -> Result<Nation, String> {
+        let bound = meta.created_by.as_deref().and_then(|r| identities.get(&r.to_ascii_lowercase()).map(|n| (r, *n)));
+        let creator = match bound {
+            Some((r, n)) if n != origin => {
+                return Err(format!(
+                    "{} names its creator {r}, {n}'s identity: only {n} may publish it, not {origin}",
+                    meta.id
+                ))
+            }
+            Some((_, n)) => n,
+            None => origin,
+        };
+        if let Some(first) = self.by_id.get(&meta.id).and_then(|v| v.first()).map(|&i| &self.entries[i]) {
+            if first.creator != creator {
+                return Err(format!(
+                    "{} was created by {}: only {} may publish new versions of it (this one is {creator}'s)",
+                    meta.id, first.creator, first.creator
+                ));
+            }
+        }
+        Ok(creator)
+    }
+
+    pub fn add(
+        &mut self,
+        meta: Meta,
+        json: std::sync::Arc<str>,
+        origin: Nation,
+        creator: Nation,
+        now: UtcNanos,
+    ) -> bool {
         if let Some(v) = self.by_id.get(&meta.id) {
             if v.iter().any(|&i| self.entries[i].meta.version == meta.version) {
                 return false;
@@ -381,7 +549,7 @@ impl Index {
         };
         self.last_added = Some(date_added);
         self.by_id.entry(meta.id.clone()).or_default().push(self.entries.len());
-        self.entries.push(Entry { meta, date_added, json, origin });
+        self.entries.push(Entry { meta, date_added, json, origin, creator });
         true
     }
 

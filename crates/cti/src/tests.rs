@@ -160,11 +160,11 @@ fn pages_never_lose_or_repeat_objects_that_share_a_timestamp() {
     for i in 0..25 {
         let id = format!("indicator--8e2e2d2b-17d4-4cbf-938f-{i:012}");
         let v = indicator(&id, "2026-11-01T00:00:00.000Z", None);
-        assert!(ix.add(check(&v).unwrap(), v.to_string().into(), jpn, t));
+        assert!(ix.add(check(&v).unwrap(), v.to_string().into(), jpn, jpn, t));
     }
     let v = indicator("indicator--8e2e2d2b-17d4-4cbf-938f-000000000003", "2026-11-02T00:00:00.000Z", None);
-    assert!(ix.add(check(&v).unwrap(), v.to_string().into(), jpn, t));
-    assert!(!ix.add(check(&v).unwrap(), v.to_string().into(), jpn, t), "an exact duplicate is not added twice");
+    assert!(ix.add(check(&v).unwrap(), v.to_string().into(), jpn, jpn, t));
+    assert!(!ix.add(check(&v).unwrap(), v.to_string().into(), jpn, jpn, t), "an exact duplicate is not added twice");
     let added: Vec<UtcNanos> = (0..ix.len()).map(|i| ix.entries[i].date_added).collect();
     assert!(added.windows(2).all(|w| w[0] < w[1]), "date_added strictly increases");
     for limit in [1, 2, 7, 25, 100] {
@@ -330,4 +330,83 @@ proptest::proptest! {
         let _ = parse_next(&s);
         let _ = Tlp::of_marking(&s);
     }
+}
+
+#[test]
+fn only_an_objects_creator_may_version_it() {
+    let (jpn, kor) = (Nation::parse("JPN").unwrap(), Nation::parse("KOR").unwrap());
+    let ids: BTreeMap<String, Nation> = [
+        ("identity--00000000-0000-4000-8000-00000000a001".to_string(), jpn),
+        ("identity--00000000-0000-4000-8000-00000000a002".to_string(), kor),
+    ]
+    .into();
+    let id = "indicator--8e2e2d2b-17d4-4cbf-938f-0000000000aa";
+    let by = |who: Option<&str>, modified: &str| {
+        let mut v = indicator(id, modified, None);
+        if let Some(w) = who {
+            v["created_by_ref"] = json!(w);
+        }
+        check(&v).unwrap()
+    };
+    let mut ix = Index::default();
+    let t = UtcNanos::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+    // JPN creates it (its bound identity, posted at JPN).
+    let first = by(Some("identity--00000000-0000-4000-8000-00000000a001"), "2026-11-01T00:00:00.000Z");
+    assert_eq!(ix.creator(&first, jpn, &ids), Ok(jpn));
+    // Nobody may publish in another's bound name.
+    let err = ix.creator(&first, kor, &ids).unwrap_err();
+    assert!(err.contains("only JPN may publish it, not KOR"), "{err}");
+    ix.add(first, "{}".into(), jpn, jpn, t);
+    // A newer version from KOR, under its own identity or none, is refused; JPN's is taken.
+    for who in [Some("identity--00000000-0000-4000-8000-00000000a002"), None] {
+        let err = ix.creator(&by(who, "2026-11-02T00:00:00.000Z"), kor, &ids).unwrap_err();
+        assert!(err.contains("was created by JPN: only JPN may publish new versions"), "{err}");
+    }
+    assert_eq!(ix.creator(&by(None, "2026-11-02T00:00:00.000Z"), jpn, &ids), Ok(jpn));
+    // An unbound creator is its publisher.
+    let other =
+        check(&indicator("indicator--8e2e2d2b-17d4-4cbf-938f-0000000000bb", "2026-11-01T00:00:00.000Z", None)).unwrap();
+    assert_eq!(ix.creator(&other, kor, &ids), Ok(kor));
+}
+
+#[test]
+fn granular_markings_keep_their_fields_from_those_who_may_not_read_them() {
+    const RED: &str = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+    const GREEN: &str = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb";
+    let mut v = indicator("indicator--8e2e2d2b-17d4-4cbf-938f-0000000000cc", "2026-11-01T00:00:00.000Z", Some(GREEN));
+    v["description"] = json!("RED TEXT: the source's name");
+    v["external_references"] =
+        json!([{"source_name": "a", "url": "https://a.example"}, {"source_name": "b", "description": "RED TOO"}]);
+    v["granular_markings"] = json!([
+        {"marking_ref": RED, "selectors": ["description", "external_references.[1]"]},
+        {"marking_ref": GREEN, "selectors": ["name"]},
+    ]);
+    assert_eq!(check(&v).unwrap().tlp, Some(Tlp::Green));
+    let green_only = |t: Tlp| t <= Tlp::Green;
+    match copy_for(&v, &green_only) {
+        Copy::Redacted { object, removed } => {
+            assert_eq!(removed, ["description", "external_references.[1]"]);
+            let text = object.to_string();
+            assert!(!text.contains("RED"), "{text}");
+            assert_eq!(object["external_references"].as_array().unwrap().len(), 1);
+            assert_eq!(object["granular_markings"].as_array().unwrap().len(), 1, "the GREEN marking stays");
+            check(&object).unwrap();
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(copy_for(&v, &|_| true), Copy::Whole, "a nation that may read RED gets it all");
+    // A required property under RED: the object is withheld rather than sent invalid.
+    let mut p = v.clone();
+    p["granular_markings"] = json!([{"marking_ref": RED, "selectors": ["pattern"]}]);
+    assert!(matches!(copy_for(&p, &green_only), Copy::Withheld(why) if why.contains("pattern")));
+    // A selector must name a property; markings are recognised in any letter case and by
+    // their TLP 1.0 ids.
+    let mut bad = v.clone();
+    bad["granular_markings"] = json!([{"marking_ref": RED, "selectors": ["no_such_property"]}]);
+    assert!(check(&bad).unwrap_err().contains("names no property"));
+    assert_eq!(
+        Tlp::of_marking(&RED.to_uppercase().replace("MARKING-DEFINITION", "marking-definition")),
+        Some(Tlp::Red)
+    );
+    assert_eq!(Tlp::of_marking("marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"), Some(Tlp::Red));
 }

@@ -12,6 +12,15 @@ pub const BATCH_RECORDS: usize = 1024;
 /// enough to keep a catch-up at several times the live rate over a long-haul round trip (at
 /// 16,384 one over 100 ms each way was held to about 77,000 records/s; docs/BENCHMARKS.md).
 pub const WINDOW_RECORDS: u64 = 65_536;
+/// Bytes of batches a sender may have unacknowledged on one subscription (what it read,
+/// queued, encoded and sent that the partner has not yet made durable): the bound on the
+/// memory a partner that stops reading can hold, at most this plus one batch. Enough for a
+/// catch-up at 40 MB/s over 100 ms each way.
+pub const MAX_UNACKED_BYTES: usize = 8 * 1024 * 1024;
+/// A subscription with batches unacknowledged and no acknowledgement for this long is ended:
+/// the partner is not reading (an honest one acknowledges each batch once it is durable, in
+/// milliseconds).
+pub const ACK_LIMIT: std::time::Duration = SILENCE_LIMIT;
 /// Heartbeat period, both for lag measurement and liveness.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 /// A link with no message (batch or heartbeat) for this long is dead.

@@ -36,7 +36,7 @@ pub fn start(ctx: Ctx, listener: tokio::net::TcpListener) -> Vec<tokio::task::Jo
         ctx.fed.handshake.clone(),
         ctx.stop.clone(),
     )));
-    let service = wire::federation_server::FederationServer::new(serve::Service { ctx: ctx.clone() })
+    let service = wire::federation_server::FederationServer::new(serve::Service::new(ctx.clone()))
         .max_decoding_message_size(protocol::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(protocol::MAX_MESSAGE_BYTES);
     let mut stop = ctx.stop.clone();

@@ -359,6 +359,17 @@ fn tlp_check(origin: Nation, seq: u64, body: &[u8]) -> Result<(), Refusal> {
             let tlp = meta.tlp.map_or("no TLP", cti::Tlp::as_str);
             return Err(Refusal::Tlp { origin, seq, object: meta.id, tlp });
         }
+        // A property marked (granular) so that it may not leave its nation must have been
+        // removed before the object left it.
+        let may_leave = |t: cti::Tlp| !cti::releasable_to(Some(t), &[origin], &[origin]).is_empty();
+        if cti::copy_for(&v, &may_leave) != cti::Copy::Whole {
+            return Err(Refusal::Tlp {
+                origin,
+                seq,
+                object: meta.id,
+                tlp: "a property marked TLP:RED or AMBER+STRICT",
+            });
+        }
     }
     Ok(())
 }
@@ -735,7 +746,8 @@ mod tests {
             "pattern": "[ipv4-addr:value = '198.51.100.7']", "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00Z",
             "object_marking_refs": ["marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"],
         });
-        let body = wire::CyberBundle { objects: vec![object.to_string()], analyst: "a".into() }.encode_to_vec();
+        let body = wire::CyberBundle { objects: vec![object.to_string()], analyst: "a".into(), redactions: vec![] }
+            .encode_to_vec();
         let s = chain.seal(NewRecord {
             time: UtcNanos::from_nanos(1),
             releasable_to: &[n("KOR")],

@@ -4,14 +4,17 @@
 //! the release audit log before it leaves; the partner acknowledges what it made durable.
 //! The node's own records are read as soon as they are written and their decision recorded
 //! while their sync runs; the batch leaves once they are durable.
-//! At most `WINDOW_RECORDS` unacknowledged per origin: a receiver that stops acknowledging
-//! stops the flow (explicit backpressure), and one silent past `SILENCE_LIMIT` is dropped.
+//! At most `WINDOW_RECORDS` unacknowledged per origin and `MAX_UNACKED_BYTES` per
+//! subscription: a receiver that stops acknowledging stops the flow (explicit backpressure),
+//! and one that acknowledges nothing for `ACK_LIMIT` is dropped. A partner has at most
+//! `SUBSCRIPTIONS_PER_PARTNER` at a time: a new one ends the oldest.
 
-use crate::ctx::{Ctx, BATCH_RECORDS, HEARTBEAT, SILENCE_LIMIT, WINDOW_RECORDS};
+use crate::ctx::{Ctx, ACK_LIMIT, BATCH_RECORDS, HEARTBEAT, MAX_UNACKED_BYTES, SILENCE_LIMIT, WINDOW_RECORDS};
 use crate::protocol::{another_chain, egress, head_at, head_cursor, Sender, MAX_BATCH_BYTES, MAX_SUBSCRIBED};
 use crate::tls::PeerInfo;
-use std::collections::BTreeMap;
-use tokio::sync::mpsc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use vocab::Nation;
@@ -20,7 +23,45 @@ use wire::{link_down, link_up, LinkDown, LinkHeartbeat, LinkUp};
 #[derive(Debug, Clone)]
 pub struct Service {
     pub ctx: Ctx,
+    /// Per partner, the generation of its live subscription (a newer one replaces it) and
+    /// when it began.
+    pub live: Arc<Mutex<BTreeMap<Nation, Latest>>>,
 }
+
+/// A partner's subscription counter (bumped by each new one) and when its latest began.
+type Latest = (watch::Sender<u64>, tokio::time::Instant);
+
+impl Service {
+    pub fn new(ctx: Ctx) -> Service {
+        Service { ctx, live: Arc::default() }
+    }
+}
+
+/// A subscription's place: its generation, and the partner's latest.
+#[derive(Debug)]
+struct Place {
+    generation: u64,
+    latest: watch::Receiver<u64>,
+    /// How long to wait before the first read.
+    settle: std::time::Duration,
+}
+
+impl Place {
+    fn is_replaced(&self) -> bool {
+        *self.latest.borrow() >= self.generation + SUBSCRIPTIONS_PER_PARTNER
+    }
+
+    /// Resolves once `SUBSCRIPTIONS_PER_PARTNER` newer subscriptions of the same partner have
+    /// arrived.
+    async fn replaced(&mut self) {
+        let generation = self.generation;
+        let _ = self.latest.wait_for(|g| *g >= generation + SUBSCRIPTIONS_PER_PARTNER).await;
+    }
+}
+
+/// Subscriptions one partner may have at once (its link's, and one more: a link re-dialling
+/// before its old connection is known dead, or `trilink recover`); a newer one ends the oldest.
+pub const SUBSCRIPTIONS_PER_PARTNER: u64 = 2;
 
 #[tonic::async_trait]
 impl wire::federation_server::Federation for Service {
@@ -33,24 +74,87 @@ impl wire::federation_server::Federation for Service {
         let (tx, rx) = mpsc::channel(2);
         let ctx = self.ctx.clone();
         let up = req.into_inner();
+        let mut place = {
+            let mut live = self.live.lock().map_err(|_| Status::internal("lock poisoned"))?;
+            let now = tokio::time::Instant::now();
+            let (latest, began) =
+                live.entry(peer.nation).or_insert_with(|| (watch::channel(0).0, now - RESUBSCRIBE_AFTER));
+            // A subscription that replaces one begun less than a second ago waits out the
+            // second before it reads anything: whoever opens subscriptions faster than a link
+            // re-dials makes this node read for one of them a second at most.
+            let settle = RESUBSCRIBE_AFTER.saturating_sub(now.duration_since(*began));
+            *began = now;
+            latest.send_modify(|g| *g += 1);
+            let generation = *latest.borrow();
+            Place { generation, latest: latest.subscribe(), settle }
+        };
         tokio::spawn(async move {
             let nation = peer.nation;
             ctx.fed.serve(nation, |s| s.connected = true);
-            if let Err(why) = publish(&ctx, &peer, up, &tx).await {
+            if let Err(why) = publish(&ctx, &peer, up, &tx, &mut place).await {
                 tracing::warn!(peer = %nation, addr = %peer.addr, why, "federation stream to partner closed");
-                let _ = tx.send(Err(Status::aborted(why))).await;
+                // The connection is cut, which frees what its buffers hold: at once for a partner
+                // that is not reading (or that has a newer subscription), after a moment to read
+                // why for one that is.
+                let not_reading = why == REPLACED || why.starts_with(NOT_READING);
+                let told = tx.try_send(Err(Status::aborted(why))).is_ok();
+                if not_reading || !told {
+                    peer.cut.cut();
+                } else {
+                    let cut = peer.cut.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        cut.cut();
+                    });
+                }
             }
-            ctx.fed.serve(nation, |s| s.connected = false);
+            // A newer subscription of the partner is the one connected now.
+            if *place.latest.borrow() == place.generation {
+                ctx.fed.serve(nation, |s| s.connected = false);
+            }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
-async fn send(tx: &mpsc::Sender<Result<LinkDown, Status>>, msg: LinkDown) -> Result<(), String> {
-    match tokio::time::timeout(SILENCE_LIMIT, tx.send(Ok(msg))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err("the partner closed the stream".into()),
-        Err(_) => Err(format!("the partner read nothing for {} s", SILENCE_LIMIT.as_secs())),
+async fn send(tx: &mpsc::Sender<Result<LinkDown, Status>>, msg: LinkDown, place: &mut Place) -> Result<(), String> {
+    tokio::select! {
+        sent = tokio::time::timeout(SILENCE_LIMIT, tx.send(Ok(msg))) => match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("the partner closed the stream".into()),
+            Err(_) => Err(format!("{NOT_READING}: it read nothing for {} s", SILENCE_LIMIT.as_secs())),
+        },
+        _ = place.replaced() => Err(REPLACED.into()),
+    }
+}
+
+const REPLACED: &str = "replaced by newer subscriptions of the same partner";
+/// The least time between the beginnings of two subscriptions of one partner.
+const RESUBSCRIBE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+/// How the ends of a subscription whose partner does not read begin.
+const NOT_READING: &str = "the partner is not reading";
+
+/// The batches a subscription has sent and the partner not yet acknowledged: origin, last
+/// seq, encoded bytes.
+#[derive(Debug, Default)]
+struct InFlight {
+    batches: VecDeque<(Nation, u64, usize)>,
+    bytes: usize,
+}
+
+impl InFlight {
+    fn sent(&mut self, origin: Nation, last: u64, bytes: usize) {
+        self.batches.push_back((origin, last, bytes));
+        self.bytes += bytes;
+    }
+
+    fn acked(&mut self, origin: Nation, acked: u64) {
+        self.batches.retain(|(o, last, _)| !(*o == origin && *last <= acked));
+        self.bytes = self.batches.iter().map(|(_, _, b)| b).sum();
+    }
+
+    fn clear(&mut self) {
+        *self = InFlight::default();
     }
 }
 
@@ -59,6 +163,7 @@ async fn publish(
     peer: &PeerInfo,
     mut up: Streaming<LinkUp>,
     tx: &mpsc::Sender<Result<LinkDown, Status>>,
+    place: &mut Place,
 ) -> Result<(), String> {
     let nation = peer.nation;
     let policy = ctx.fed.partners.get(&nation).map(|p| p.release.clone()).ok_or("not a configured partner")?;
@@ -67,6 +172,12 @@ async fn publish(
         .map_err(|_| format!("no subscription within {} s", SILENCE_LIMIT.as_secs()))?
         .map_err(|e| format!("stream failed: {e}"))?
         .ok_or("stream closed before subscribing")?;
+    if !place.settle.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(place.settle) => {}
+            _ = place.replaced() => return Err(REPLACED.into()),
+        }
+    }
     let mut sender = Sender::new(ctx.fed.me, ctx.fed.relay, nation);
     // Relayed origins whose cursor this node could not check yet (its log is behind it).
     let mut unchecked = Unchecked::new();
@@ -79,11 +190,19 @@ async fn publish(
     let mut stop = ctx.stop.clone();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = tokio::time::Instant::now();
+    let mut in_flight = InFlight::default();
+    // When the partner last acknowledged something, or had nothing to acknowledge.
+    let mut last_progress = tokio::time::Instant::now();
     loop {
         // Send everything there is room for, one batch per origin in turn.
         let mut sent_any = false;
         for (origin, from) in sender.wanted(WINDOW_RECORDS) {
+            if in_flight.bytes >= MAX_UNACKED_BYTES {
+                break;
+            }
+            if place.is_replaced() {
+                return Err(REPLACED.into());
+            }
             if !check_later(ctx, &mut sender, &mut unchecked, nation, origin) {
                 continue;
             }
@@ -120,8 +239,13 @@ async fn publish(
                 // Nothing leaves before it is durable here.
                 durable(ctx, last, &mut version).await?;
             }
-            send(tx, LinkDown { msg: Some(link_down::Msg::Batch(batch)) }).await?;
+            let bytes = prost::Message::encoded_len(&batch);
+            if !sender.awaiting_ack() {
+                last_progress = tokio::time::Instant::now();
+            }
+            send(tx, LinkDown { msg: Some(link_down::Msg::Batch(batch)) }, place).await?;
             sender.sent(origin, last);
+            in_flight.sent(origin, last, bytes);
             sent_any = true;
             ctx.fed.serve(nation, |s| {
                 s.batches += 1;
@@ -133,24 +257,33 @@ async fn publish(
         // Take whatever the partner said meanwhile without waiting.
         if sent_any {
             while let Some(Some(msg)) = futures::FutureExt::now_or_never(up.message()).map(|r| r.ok().flatten()) {
-                last_heard = tokio::time::Instant::now();
-                handle_up(ctx, nation, msg, &mut sender, &mut unchecked)?;
+                if handle_up(ctx, nation, msg, &mut sender, &mut unchecked, &mut in_flight)? {
+                    last_progress = tokio::time::Instant::now();
+                }
             }
             continue;
         }
         tokio::select! {
             msg = up.message() => match msg {
                 Ok(Some(msg)) => {
-                    last_heard = tokio::time::Instant::now();
-                    handle_up(ctx, nation, msg, &mut sender, &mut unchecked)?;
+                    if handle_up(ctx, nation, msg, &mut sender, &mut unchecked, &mut in_flight)? {
+                        last_progress = tokio::time::Instant::now();
+                    }
                 }
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(format!("stream failed: {e}")),
             },
             _ = version.changed() => {}
+            _ = place.replaced() => return Err(REPLACED.into()),
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT * 6 && sender.awaiting_ack() {
-                    return Err(format!("no acknowledgement for {} s", (SILENCE_LIMIT * 6).as_secs()));
+                if !sender.awaiting_ack() {
+                    last_progress = tokio::time::Instant::now();
+                } else if last_progress.elapsed() > ACK_LIMIT {
+                    return Err(format!(
+                        "{NOT_READING}: no acknowledgement for {} s ({} bytes unacknowledged)",
+                        ACK_LIMIT.as_secs(),
+                        in_flight.bytes
+                    ));
                 }
                 let heads = {
                     let store = ctx.store.lock().map_err(|_| "store lock poisoned")?;
@@ -162,7 +295,7 @@ async fn publish(
                     .map(head_cursor)
                     .collect();
                 let hb = LinkHeartbeat { time_unix_ns: journal::wall_clock().as_nanos(), heads };
-                send(tx, LinkDown { msg: Some(link_down::Msg::Heartbeat(hb)) }).await?;
+                send(tx, LinkDown { msg: Some(link_down::Msg::Heartbeat(hb)) }, place).await?;
             }
             _ = stop.changed() => return Ok(()),
         }
@@ -348,26 +481,36 @@ fn chain_differs(ctx: &Ctx, peer: Nation, origin: Nation, cursor: &wire::OriginC
     }
 }
 
+/// Takes one message of the partner; returns whether it acknowledged something new.
 fn handle_up(
     ctx: &Ctx,
     nation: Nation,
     msg: LinkUp,
     sender: &mut Sender,
     unchecked: &mut Unchecked,
-) -> Result<(), String> {
+    in_flight: &mut InFlight,
+) -> Result<bool, String> {
     match msg.msg {
         Some(link_up::Msg::Ack(a)) => {
+            let before = Nation::parse(&a.origin).ok().and_then(|o| sender.cursors().get(&o).map(|c| c.acked));
             if let Some((origin, acked)) = sender.ack(&a.origin, a.seq) {
+                in_flight.acked(origin, acked);
                 ctx.fed.serve(nation, |s| {
                     s.acked.insert(origin.to_string(), acked);
                 });
+                return Ok(before.is_some_and(|b| acked > b));
             }
         }
-        // A resubscription restarts those origins from the receiver's cursor (after a gap).
-        Some(link_up::Msg::Subscribe(s)) => take_subscription(ctx, sender, unchecked, nation, &s)?,
+        // A resubscription restarts those origins from the receiver's cursor (after a gap):
+        // what was in flight will not be acknowledged.
+        Some(link_up::Msg::Subscribe(s)) => {
+            in_flight.clear();
+            take_subscription(ctx, sender, unchecked, nation, &s)?;
+            return Ok(true);
+        }
         None => {}
     }
-    Ok(())
+    Ok(false)
 }
 
 fn take_subscription(

@@ -246,7 +246,7 @@ impl Tls {
         if named != Some(partner) {
             return Err(other(format!("{addr} presented a certificate of {named:?}, not of {partner}")));
         }
-        Ok(PeerStream { inner: tls, info: PeerInfo { nation: partner, addr } })
+        Ok(PeerStream::new(tls, partner, addr))
     }
 
     /// Accepts federation connections until `stop`; each verified one is sent to `tx` (which
@@ -307,7 +307,7 @@ impl Tls {
                 match me.peer_nation(&chain) {
                     Ok(nation) => {
                         tracing::info!(%addr, peer = %nation, "federation peer connected");
-                        let _ = tx.send(Ok(PeerStream { inner: tls, info: PeerInfo { nation, addr } })).await;
+                        let _ = tx.send(Ok(PeerStream::new(tls, nation, addr))).await;
                     }
                     Err(why) => {
                         tracing::warn!(%addr, why, "federation peer refused");
@@ -319,18 +319,57 @@ impl Tls {
     }
 }
 
-/// Who is at the other end of a verified link.
+/// Who is at the other end of a verified link, and the way to cut its connection.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     pub nation: Nation,
     pub addr: SocketAddr,
+    /// Closes the connection (every stream on it), freeing what its buffers hold: for a peer
+    /// that stopped reading, whose queued data would otherwise stay until it hangs up.
+    pub cut: Cut,
+}
+
+/// Cuts one connection: its reads and writes fail from then on, and the server drops it.
+#[derive(Debug, Clone)]
+pub struct Cut(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Cut {
+    pub fn cut(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 /// A verified TLS stream and its peer, which tonic hands to the service as a request extension.
-#[derive(Debug)]
 pub struct PeerStream<S> {
     inner: S,
     pub info: PeerInfo,
+    /// Resolves once the connection is cut.
+    cut: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+impl<S> std::fmt::Debug for PeerStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerStream").field("info", &self.info).finish()
+    }
+}
+
+impl<S> PeerStream<S> {
+    fn new(inner: S, nation: Nation, addr: SocketAddr) -> PeerStream<S> {
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let cut = Box::pin(async move {
+            let _ = rx.wait_for(|c| *c).await;
+        });
+        PeerStream { inner, info: PeerInfo { nation, addr, cut: Cut(Arc::new(tx)) }, cut: Some(cut) }
+    }
+
+    /// An error once the connection is cut (and registers for the cut otherwise).
+    fn was_cut(&mut self, cx: &mut TaskContext<'_>) -> Option<std::io::Error> {
+        let cut = self.cut.as_mut()?;
+        if cut.as_mut().poll(cx).is_ready() {
+            self.cut = None;
+        }
+        self.cut.is_none().then(|| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection cut"))
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for PeerStream<S> {
@@ -339,12 +378,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for PeerStream<S> {
         cx: &mut TaskContext<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if let Some(e) = self.was_cut(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for PeerStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if let Some(e) = self.was_cut(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {

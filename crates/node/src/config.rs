@@ -74,6 +74,8 @@ struct FileUser {
 struct FileCti {
     #[serde(default)]
     amber_partners: Vec<String>,
+    #[serde(default)]
+    identities: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -349,6 +351,9 @@ pub struct Config {
     pub analysts: BTreeMap<[u8; 32], String>,
     /// Partners TLP:AMBER objects go to (`[cti] amber_partners`).
     pub cti_amber_partners: Vec<Nation>,
+    /// The nations' STIX identities (`[cti] identities`, nation → identity id), as identity id
+    /// → nation: an object whose `created_by_ref` is one may come only from that nation.
+    pub cti_identities: BTreeMap<String, Nation>,
     /// Every credential: `[[user]]`, `[[operator]]` (duty officers), `[[analyst]]` and
     /// `[[sensor]]` (docs/security.md).
     pub directory: access::Directory,
@@ -481,6 +486,17 @@ impl Config {
                 })
             }
         };
+        let mut cti_identities = BTreeMap::new();
+        for (n, id) in f.cti.as_ref().map(|c| c.identities.clone()).unwrap_or_default() {
+            let nation = Nation::parse(&n).with_context(|| format!("key `cti.identities.{n}`"))?;
+            let uuid = id.strip_prefix("identity--").unwrap_or("");
+            if uuid.len() != 36 || !uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                bail!("key `cti.identities.{n}`: {id:?} is not a STIX identity id (identity--<uuid>)");
+            }
+            if cti_identities.insert(id.to_ascii_lowercase(), nation).is_some() {
+                bail!("key `cti.identities`: {id} is given to two nations");
+            }
+        }
         let cti_amber_partners = f
             .cti
             .as_ref()
@@ -776,6 +792,7 @@ impl Config {
             cti_amber_partners,
             cot,
             directory,
+            cti_identities,
             names: f.listen.names.clone(),
             api_tls,
             api_limits,

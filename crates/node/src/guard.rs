@@ -31,10 +31,12 @@ pub struct Guard {
     pub tls: bool,
     pub refusals: Arc<access::Refusals>,
     pub replays: Mutex<access::RateLimit>,
+    /// Where audited requests are recorded (None in tests of the router alone).
+    pub audit: Option<Audit>,
 }
 
 impl Guard {
-    pub fn new(directory: access::Directory, names: &[String], tls: bool) -> Guard {
+    pub fn new(directory: access::Directory, names: &[String], tls: bool, audit: Option<Audit>) -> Guard {
         Guard {
             directory,
             sessions: Mutex::new(access::Sessions::default()),
@@ -42,6 +44,7 @@ impl Guard {
             tls,
             refusals: Arc::new(access::Refusals::default()),
             replays: Mutex::new(access::RateLimit::new(REPLAY_EVERY, REPLAY_BURST)),
+            audit,
         }
     }
 
@@ -143,10 +146,70 @@ async fn check(State((guard, need)): State<(Arc<Guard>, Need)>, mut req: Request
     }
     match guard.admit(&req, need) {
         Ok(p) => {
-            req.extensions_mut().insert(p);
-            next.run(req).await
+            // Reads of raw records (the log, replays) and TAXII are recorded: who, what, when,
+            // and the answer.
+            let audited = matches!(need, Need::AnyOf(rs) if rs.contains(&access::Role::Auditor) || rs.contains(&access::Role::Analyst));
+            let what = audited.then(|| (req.method().to_string(), req.uri().to_string()));
+            req.extensions_mut().insert(p.clone());
+            let response = next.run(req).await;
+            if let (Some((method, uri)), Some(audit)) = (what, &guard.audit) {
+                audit.record(&p, &method, &uri, response.status().as_u16()).await;
+            }
+            response
         }
         Err(r) => *r,
+    }
+}
+
+/// The access audit (docs/security.md): one JSON line per audited request, appended to
+/// `<data_dir>/access-audit.jsonl` by its own thread and synced at least once a second. A
+/// request waits for room in the queue rather than go unrecorded.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    tx: tokio::sync::mpsc::Sender<String>,
+}
+
+/// Audit lines queued for the writer before requests wait.
+const AUDIT_QUEUE: usize = 4096;
+
+impl Audit {
+    /// Opens (appends to) the audit file and starts its writer thread.
+    pub fn open(path: &std::path::Path) -> anyhow::Result<Audit> {
+        use anyhow::Context as _;
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("failed to open the access audit {}", path.display()))?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(AUDIT_QUEUE);
+        let shown = path.display().to_string();
+        std::thread::Builder::new().name("access-audit".into()).spawn(move || {
+            while let Some(line) = rx.blocking_recv() {
+                let mut lines = vec![line];
+                while let Ok(more) = rx.try_recv() {
+                    lines.push(more);
+                }
+                let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+                if let Err(e) = file.write_all(text.as_bytes()).and_then(|()| file.sync_data()) {
+                    tracing::error!(file = %shown, error = %e, lost = lines.len(), "failed to write the access audit");
+                }
+            }
+        })?;
+        Ok(Audit { tx })
+    }
+
+    async fn record(&self, who: &Principal, method: &str, uri: &str, status: u16) {
+        let line = json!({
+            "time": journal::wall_clock().to_string(),
+            "who": who.name,
+            "roles": who.roles.names(),
+            "method": method,
+            "target": uri,
+            "status": status,
+        })
+        .to_string();
+        let _ = self.tx.send(line).await;
     }
 }
 

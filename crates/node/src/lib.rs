@@ -107,11 +107,8 @@ async fn run_ingest(mut config: Config, key: ed25519_dalek::SigningKey) -> anyho
     let store: Store = Arc::new(Mutex::new(Box::new(store)));
     let (metrics, head) = (Arc::new(Metrics::default()), Arc::new(AtomicU64::new(0)));
     let alerts = picture::AlertList::default();
-    let (picture, events, cti) = (
-        Arc::new(RwLock::new(picture::Picture::default())),
-        broadcast::channel(EVENT_BUFFER).0,
-        taxii::SharedCti::default(),
-    );
+    let (picture, events, cti) =
+        (Arc::new(RwLock::new(picture::Picture::default())), broadcast::channel(EVENT_BUFFER).0, shared_cti(&config));
     let (unlogged, _) = mpsc::channel::<journal::Append>(1);
     let links = FusionLinks {
         picture: picture.clone(),
@@ -130,7 +127,11 @@ async fn run_ingest(mut config: Config, key: ed25519_dalek::SigningKey) -> anyho
     let _fusion_thread = std::thread::Builder::new().name("fusion".into()).spawn(move || fusion.run(fusion_rx))?;
     let poll = (store.clone(), head.clone(), config.nation, stop.clone());
     let _poller = std::thread::Builder::new().name("log-follower".into()).spawn(move || follow_log(poll))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("failed to create {}", config.data_dir.display()))?;
+    let audit = guard::Audit::open(&config.data_dir.join("access-audit.jsonl"))?;
     let app = api(Parts {
+        audit: Some(audit),
         config: &config,
         key: &key,
         metrics,
@@ -280,7 +281,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let picture = Arc::new(RwLock::new(picture::Picture::default()));
     let alerts = picture::AlertList::default();
-    let cti_state = taxii::SharedCti::default();
+    let cti_state = shared_cti(&config);
     let fusion = new_fusion(
         &config,
         &areas,
@@ -340,7 +341,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             }))
         }
     };
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("failed to create {}", config.data_dir.display()))?;
+    let audit = guard::Audit::open(&config.data_dir.join("access-audit.jsonl"))?;
     let app = api(Parts {
+        audit: Some(audit),
         config: &config,
         key: &key,
         metrics,
@@ -502,6 +507,8 @@ fn new_fusion(config: &Config, areas: &[alert::Area], links: FusionLinks, replay
 
 /// What the API's pieces are built from (`api`).
 struct Parts<'a> {
+    /// The access audit of reads of raw records and TAXII.
+    audit: Option<guard::Audit>,
     config: &'a Config,
     key: &'a ed25519_dalek::SigningKey,
     metrics: Arc<Metrics>,
@@ -563,7 +570,7 @@ fn api(p: Parts<'_>) -> Api {
         areas: p.areas,
         stop: p.stop,
         fed: p.fed,
-        guard: Arc::new(guard::Guard::new(config.directory.clone(), &config.names, config.api_tls.is_some())),
+        guard: Arc::new(guard::Guard::new(config.directory.clone(), &config.names, config.api_tls.is_some(), p.audit)),
     });
     Api { http, admission, taxii }
 }
@@ -624,6 +631,13 @@ fn serve_api(
             let _ = stop_grpc.recv().await;
         });
     Ok((tokio::spawn(async move { http_server.await }), tokio::spawn(grpc_server)))
+}
+
+/// The CTI state, knowing the nations' STIX identities before any record is taken.
+fn shared_cti(config: &Config) -> taxii::SharedCti {
+    let mut cti = taxii::Cti::default();
+    cti.identities = config.cti_identities.clone();
+    Arc::new(Mutex::new(cti))
 }
 
 /// Descriptors kept back from the API listeners' caps: the log's files, NATS, the federation's

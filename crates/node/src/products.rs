@@ -196,6 +196,9 @@ pub fn record_json(bytes: &[u8]) -> Value {
                 })
             })
             .unwrap_or(Value::Null),
+        wire::RecordKind::CyberBundle => wire::CyberBundle::decode(r.body.as_slice())
+            .map(|b| json!({"analyst": b.analyst, "objects": b.objects.len(), "redactions": b.redactions}))
+            .unwrap_or(Value::Null),
         _ => json!({"bytes": r.body.len()}),
     };
     json!({

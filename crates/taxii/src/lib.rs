@@ -34,6 +34,11 @@ const MAX_STATUSES: usize = 10_000;
 pub struct Cti {
     pub index: Index,
     pub correlations: cti::Correlations,
+    /// The nations' STIX identities (`[cti] identities`): identity id → nation, which binds an
+    /// object's `created_by_ref` to the one nation that may publish it.
+    pub identities: BTreeMap<String, Nation>,
+    /// Objects of partners' records not taken (their publisher may not version them).
+    pub refused: u64,
     /// Status resources by id.
     statuses: BTreeMap<String, Value>,
     status_order: std::collections::VecDeque<String>,
@@ -49,11 +54,17 @@ impl Cti {
         for text in b.objects {
             let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
             match cti::check(&v) {
-                Ok(meta) => {
-                    if self.index.add(meta, text.into(), origin, journal::wall_clock()) {
-                        self.correlations.add(origin, &v);
+                Ok(meta) => match self.index.creator(&meta, origin, &self.identities) {
+                    Ok(creator) => {
+                        if self.index.add(meta, text.into(), origin, creator, journal::wall_clock()) {
+                            self.correlations.add(origin, &v);
+                        }
                     }
-                }
+                    Err(why) => {
+                        self.refused += 1;
+                        tracing::warn!(%origin, why, "a logged STIX object is not taken into the collection");
+                    }
+                },
                 Err(e) => tracing::warn!(%origin, error = %e, "a logged STIX object fails the checks; not served"),
             }
         }
@@ -504,8 +515,14 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
     let amber: Vec<Nation> = app.amber_partners.clone();
     let mut successes = Vec::new();
     let mut failures = Vec::new();
-    // Good objects grouped by the marking their TLP gives them.
-    let mut groups: BTreeMap<Vec<Nation>, Vec<(cti::Meta, String)>> = BTreeMap::new();
+    // Good objects grouped by the marking their TLP gives them and by copy: the whole object
+    // for the nation and the partners that may receive all of it, then copies without what
+    // granular markings keep from the others (`cti::copy_for`), each marked for every partner
+    // that may read all it holds (a relay passes on only what it may hold), the fuller copies
+    // first (a partner keeps the first copy of a version it is sent). The key: how many
+    // properties the copy lacks, and its marking.
+    type Group = Vec<(cti::Meta, String, Nation, Option<String>)>;
+    let mut groups: BTreeMap<(usize, Vec<Nation>), Group> = BTreeMap::new();
     for o in objects {
         let text = o.to_string();
         let version = o.get("modified").or_else(|| o.get("created")).cloned().unwrap_or(Value::Null);
@@ -516,36 +533,91 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
         }
         match cti::check(o) {
             Ok(meta) => {
-                let held = app
-                    .cti
-                    .lock()
-                    .map(|c| c.index.versions(&meta.id).iter().any(|e| e.meta.version == meta.version))
-                    .unwrap_or(false);
+                let (held, creator) = match app.cti.lock() {
+                    Ok(c) => (
+                        c.index.versions(&meta.id).iter().any(|e| e.meta.version == meta.version),
+                        c.index.creator(&meta, own, &c.identities),
+                    ),
+                    Err(_) => (false, Err("the collection's lock is poisoned".to_string())),
+                };
                 if held {
                     successes.push(json!({"id": meta.id, "version": meta.version, "message": "already held"}));
                     continue;
                 }
+                let creator = match creator {
+                    Ok(c) => c,
+                    Err(why) => {
+                        failures.push(json!({"id": meta.id, "version": meta.version, "message": why}));
+                        continue;
+                    }
+                };
                 let marking = cti::releasable_to(meta.tlp, &amber, &partners);
-                groups.entry(marking).or_default().push((meta, text));
+                // Per partner, what its copy lacks (None: withheld from it).
+                let mut lacks: Vec<(Nation, Option<Vec<String>>)> = Vec::new();
+                let mut copies: BTreeMap<Vec<String>, String> = BTreeMap::new();
+                for &p in &marking {
+                    let may = |t: cti::Tlp| cti::releasable_to(Some(t), &amber, &partners).contains(&p);
+                    match cti::copy_for(o, &may) {
+                        cti::Copy::Whole => lacks.push((p, Some(Vec::new()))),
+                        cti::Copy::Redacted { object, removed } => {
+                            copies.insert(removed.clone(), object.to_string());
+                            lacks.push((p, Some(removed)));
+                        }
+                        cti::Copy::Withheld(why) => {
+                            tracing::info!(id = %meta.id, partner = %p, why, "STIX object withheld from a partner");
+                            lacks.push((p, None));
+                        }
+                    }
+                }
+                let readers = |removed: &[String]| -> Vec<Nation> {
+                    lacks
+                        .iter()
+                        .filter(|(_, l)| l.as_ref().is_some_and(|l| l.iter().all(|x| removed.contains(x))))
+                        .map(|(p, _)| *p)
+                        .collect()
+                };
+                for (removed, copy) in copies {
+                    let to = readers(&removed);
+                    let note = format!(
+                        "{} {}: without {} for {}",
+                        meta.id,
+                        meta.version,
+                        removed.join(", "),
+                        to.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                    groups.entry((removed.len(), to)).or_default().push((meta.clone(), copy, creator, Some(note)));
+                }
+                groups.entry((0, readers(&[]))).or_default().push((meta, text, creator, None));
             }
             Err(e) => failures.push(json!({"id": oid, "version": version, "message": e})),
         }
     }
-    for (marking, objs) in groups {
-        let record =
-            wire::CyberBundle { objects: objs.iter().map(|(_, t)| t.clone()).collect(), analyst: analyst.clone() };
+    // Whole objects first: the nation's own log holds each whole before any copy of it.
+    for ((lacking, marking), objs) in groups {
+        let copies = lacking > 0;
+        let record = wire::CyberBundle {
+            objects: objs.iter().map(|(_, t, _, _)| t.clone()).collect(),
+            analyst: analyst.clone(),
+            redactions: objs.iter().filter_map(|(_, _, _, n)| n.clone()).collect(),
+        };
         match app
             .log
             .append(wire::RecordKind::CyberBundle, prost::Message::encode_to_vec(&record), Some(marking.clone()))
             .await
         {
             Ok(seq) => {
-                tracing::info!(%analyst, seq, objects = objs.len(), marking = ?marking, "STIX objects logged");
+                tracing::info!(%analyst, seq, objects = objs.len(), marking = ?marking, redacted = copies, "STIX objects logged");
+                if copies {
+                    for note in &record.redactions {
+                        tracing::info!(seq, "{note}");
+                    }
+                    continue;
+                }
                 if let Ok(mut c) = app.cti.lock() {
-                    for (meta, text) in objs {
+                    for (meta, text, creator, _) in objs {
                         successes.push(json!({"id": meta.id, "version": meta.version}));
                         if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                            if c.index.add(meta, text.into(), own, journal::wall_clock()) {
+                            if c.index.add(meta, text.into(), own, creator, journal::wall_clock()) {
                                 c.correlations.add(own, &v);
                             }
                         }
@@ -553,7 +625,7 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
                 }
             }
             Err(e) => {
-                for (meta, _) in objs {
+                for (meta, _, _, _) in objs {
                     failures
                         .push(json!({"id": meta.id, "version": meta.version, "message": format!("not logged: {e}")}));
                 }

@@ -92,6 +92,29 @@ fn every_route_asks_its_role_of_every_caller() {
         assert_eq!(roles, want, "openapi.json's roles for {} {}", route.method, route.path);
         documented += 1;
     }
+    // Reads of raw records and TAXII are in the access audit, with who, what and the answer.
+    let audit_path = node.dir.join("log/access-audit.jsonl");
+    let audited = |who: &str, target: &str| {
+        std::fs::read_to_string(&audit_path).unwrap_or_default().lines().any(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("audit line is JSON");
+            v["who"] == who && v["target"] == target && v["status"].as_u64().is_some() && v["time"].is_string()
+        })
+    };
+    crate::harness::wait_for("the access audit", std::time::Duration::from_secs(5), || {
+        audited("role auditor", "/v1/log/JPN") && audited("role analyst", "/taxii2/api/collections/")
+    });
+    assert!(!audited("role viewer", "/v1/log/JPN"), "a refused read is a refusal, not an access");
+    // Replays are rate-limited per credential: the auditor has used one of three.
+    let auth = format!("Bearer {}", token_of(Role::Auditor));
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| {
+            request(node.http, "GET", "/v1/replay?minutes=1", &[("Authorization", auth.as_str())], b"")
+                .expect("replay")
+                .0
+        })
+        .collect();
+    assert_eq!(statuses[2], 429, "the fourth replay within seconds: {statuses:?}");
+    assert!(statuses[..2].iter().all(|s| *s != 429), "{statuses:?}");
     // And every documented operation is served.
     let ops: usize =
         openapi["paths"].as_object().expect("paths").values().map(|p| p.as_object().expect("ops").len()).sum();

@@ -1664,3 +1664,306 @@ fn a_relay_behind_the_partner_checks_its_cursor_once_it_catches_up() {
     assert_eq!(fed.held("JPN", "KOR"), held, "JPN holds the branch it held");
     assert_eq!(batches_refused(&fed.nodes["JPN"], "verification"), 0, "JPN was sent nothing of the other branch");
 }
+
+/// Finding 5 of issue 31: twenty subscriptions from a partner that never reads grew the USA
+/// hub from 41 MB to 588 MB, and none was ended within 40 s. Now a partner has two
+/// subscriptions at a time at most (a new one ends the oldest, and one begun within a second
+/// of the last waits out the second before it reads), each holds at most `MAX_UNACKED_BYTES` of
+/// batches unacknowledged, and one that acknowledges nothing for `ACK_LIMIT` (10 s) is ended
+/// and its connection cut.
+#[test]
+fn a_partner_that_never_reads_holds_bounded_memory_and_is_dropped() {
+    let mut fed = Federation::start(Topology::HubAndSpoke);
+    // JPN's node is away; its identity is the one that subscribes and never reads.
+    fed.nodes.get_mut("JPN").expect("JPN").kill();
+    let usa = &fed.nodes["USA"];
+    // About 30 MB of USA records, all releasable to JPN.
+    let auth = format!("Bearer {}", sensor("USA").1);
+    let headers = [("Content-Type", "application/x-ndjson"), ("Authorization", auth.as_str())];
+    for i in 0..600u64 {
+        let now = journal::wall_clock().to_string();
+        let body: String = (0..500).map(|k| radar_line("USA", &now, 500_000.0 + (i * 500 + k) as f64) + "\n").collect();
+        let (status, text) = request(usa.http, "POST", "/v1/ingest", &headers, body.as_bytes()).expect("post");
+        assert_eq!(status, 200, "{text}");
+    }
+    let pid = usa.pid().expect("USA runs");
+    let rss_mib = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS");
+        kb / 1024
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let before = rss_mib();
+    let pki = fed.pki();
+    let cert = pem(&pki.join("jpn"), "tls");
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("tls.crt"), &cert.cert).expect("w");
+    std::fs::write(dir.path().join("tls.key"), &cert.key).expect("w");
+    let (usa_n, jpn_n) = (Nation::parse("USA").expect("n"), Nation::parse("JPN").expect("n"));
+    let tls = Arc::new(
+        federation::tls::Tls::load(
+            jpn_n,
+            &dir.path().join("tls.crt"),
+            &dir.path().join("tls.key"),
+            &[(usa_n, &pki.join("usa/ca.crt"))],
+        )
+        .expect("tls"),
+    );
+    let target = fed.fed_addr["USA"];
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let grown = rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            let channel = tonic::transport::Endpoint::from_static("http://usa")
+                .connect_with_connector(tower_fn(tls.clone(), usa_n, target))
+                .await
+                .expect("connect as JPN");
+            let mut client = wire::federation_client::FederationClient::new(channel)
+                .max_decoding_message_size(federation::protocol::MAX_MESSAGE_BYTES);
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let cursors = vec![wire::OriginCursor { origin: "USA".into(), seq: 0, head_hash: Vec::new() }];
+            tx.send(wire::LinkUp {
+                msg: Some(wire::link_up::Msg::Subscribe(wire::Subscription { cursors, give_back: false })),
+            })
+            .await
+            .expect("subscribe");
+            let down = client
+                .subscribe(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .expect("subscribed")
+                .into_inner();
+            // Never read: held open.
+            held.push((tx, down, client));
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let grown = rss_mib().saturating_sub(before);
+        // Ended within the acknowledgement limit (10 s) and a heartbeat.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = get_json(usa.http, "/v1/status");
+            let jpn = s["federation"]["partners"]
+                .as_array()
+                .expect("partners")
+                .iter()
+                .find(|p| p["nation"] == "JPN")
+                .cloned();
+            if jpn.is_some_and(|p| p["sending"]["connected"] == false) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "USA still serves a partner that reads nothing: {}",
+                usa.log_text()
+                    .lines()
+                    .filter(|l| l.contains("federation::serve"))
+                    .rev()
+                    .take(4)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        drop(held);
+        grown
+    });
+    // The documented bound (docs/federation.md): two subscriptions per partner, each holding at most
+    // MAX_UNACKED_BYTES unacknowledged and one batch being read, each in at most three forms
+    // at once (read from the log, queued, encoded).
+    let bound = federation::serve::SUBSCRIPTIONS_PER_PARTNER as usize
+        * 3
+        * (federation::ctx::MAX_UNACKED_BYTES + federation::protocol::MAX_BATCH_BYTES + ledger::MAX_GROUP_BYTES)
+        / (1024 * 1024);
+    eprintln!("20 subscriptions that never read: USA's RSS grew by {grown} MiB from {before} MiB (bound {bound} MiB)");
+    assert!(
+        grown as usize <= bound,
+        "USA's RSS grew by {grown} MiB under 20 subscriptions that never read (bound {bound} MiB)"
+    );
+}
+
+/// The nations' STIX identities, bound in every node's config.
+const IDENTITIES: &str = "identities = { USA = \"identity--00000000-0000-4000-8000-0000000000a1\", JPN = \"identity--00000000-0000-4000-8000-0000000000a2\", KOR = \"identity--00000000-0000-4000-8000-0000000000a3\" }\n";
+
+/// Each nation's demo analyst and the nations' STIX identities.
+fn with_identities(n: &str, mut t: String) -> String {
+    let name = format!("{}-analyst", lower(n));
+    let token = format!("demo-{}-analyst", lower(n));
+    t += &format!("[[analyst]]\nname = {name:?}\ntoken_sha256 = \"{}\"\n", hex::encode(pki::token_hash(&token)));
+    t += &format!("[cti]\n{IDENTITIES}");
+    t
+}
+
+/// Finding 7 of issue 31: a KOR analyst posted a newer version (revoked, another pattern) of
+/// an indicator JPN had created, and it became the current version at all three nodes, JPN's
+/// included. Now only an object's creator may version it: KOR's attempts — under its own
+/// identity, under JPN's, under none — are refused with the reason in the TAXII status, and
+/// every node serves JPN's versions only.
+#[test]
+fn only_an_objects_creator_may_version_it_across_the_federation() {
+    let fed = Federation::start_with(Topology::HubAndSpoke, &[], None, with_identities);
+    let id = "indicator--0b6b7c2e-3f41-4d8a-b2f5-0000000007a1";
+    let version = |modified: &str, creator: Option<&str>, revoked: bool, address: &str| {
+        let mut o = serde_json::json!({
+            "type": "indicator", "spec_version": "2.1", "id": id,
+            "created": "2026-11-01T00:00:00.000Z", "modified": modified,
+            "name": "C2 server", "description": "made up", "revoked": revoked,
+            "pattern": format!("[ipv4-addr:value = '{address}']"), "pattern_type": "stix",
+            "valid_from": "2026-11-01T00:00:00Z",
+            "object_marking_refs": ["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"],
+        });
+        if let Some(c) = creator {
+            o["created_by_ref"] = serde_json::json!(c);
+        }
+        serde_json::json!({"objects": [o]}).to_string()
+    };
+    let post = |n: &str, body: String| -> serde_json::Value {
+        let auth = format!("Bearer demo-{}-analyst", lower(n));
+        let headers = [
+            ("Accept", "application/taxii+json;version=2.1"),
+            ("Content-Type", "application/taxii+json;version=2.1"),
+            ("Authorization", auth.as_str()),
+        ];
+        let (status, text) =
+            request(fed.nodes[n].http, "POST", "/taxii2/api/collections/shared/objects/", &headers, body.as_bytes())
+                .expect("POST");
+        assert_eq!(status, 202, "{text}");
+        serde_json::from_str(&text).expect("status")
+    };
+    let (jpn_identity, kor_identity) =
+        ("identity--00000000-0000-4000-8000-0000000000a2", "identity--00000000-0000-4000-8000-0000000000a3");
+    let s = post("JPN", version("2026-11-01T00:00:00.000Z", Some(jpn_identity), false, "198.51.100.7"));
+    assert_eq!(s["success_count"], 1, "{s}");
+    wait_for("KOR to hold JPN's indicator", Duration::from_secs(30), || {
+        served_ids(&fed.nodes["KOR"], "KOR").contains(&id.to_string())
+    });
+    for (creator, why) in [
+        (Some(kor_identity), "was created by JPN: only JPN may publish new versions"),
+        (Some(jpn_identity), "only JPN may publish it, not KOR"),
+        (None, "was created by JPN: only JPN may publish new versions"),
+    ] {
+        let s = post("KOR", version("2026-11-05T00:00:00.000Z", creator, true, "203.0.113.66"));
+        assert_eq!(s["failure_count"], 1, "{s}");
+        let message = s["failures"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{creator:?}: {message}");
+    }
+    // JPN's own next version is taken, and is the current one everywhere.
+    let s = post("JPN", version("2026-11-03T00:00:00.000Z", Some(jpn_identity), false, "198.51.100.8"));
+    assert_eq!(s["success_count"], 1, "{s}");
+    for n in NATIONS {
+        let auth = format!("Bearer demo-{}-analyst", lower(n));
+        let headers = [("Accept", "application/taxii+json;version=2.1"), ("Authorization", auth.as_str())];
+        wait_for(&format!("{n} to serve JPN's second version as current"), Duration::from_secs(30), || {
+            let (status, body) = request(
+                fed.nodes[n].http,
+                "GET",
+                &format!("/taxii2/api/collections/shared/objects/{id}/"),
+                &headers,
+                b"",
+            )
+            .expect("GET");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            status == 200
+                && v["objects"][0]["modified"] == "2026-11-03T00:00:00.000Z"
+                && v["objects"][0]["revoked"] == false
+        });
+        let (_, body) = request(
+            fed.nodes[n].http,
+            "GET",
+            &format!("/taxii2/api/collections/shared/objects/{id}/versions/"),
+            &headers,
+            b"",
+        )
+        .expect("GET versions");
+        assert!(!body.contains("2026-11-05"), "{n} holds KOR's version: {body}");
+    }
+}
+
+/// Every file under `dir`, read whole (the node's log, its release audit, its own log lines).
+fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())) {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Finding 2 of issue 31: a STIX object marked TLP:GREEN whose `description` carried a
+/// granular TLP:RED marking was shared with the RED text readable at the partners. Now each
+/// partner gets a copy without the properties it may not read (AMBER ones reach the AMBER
+/// partner only), JPN keeps the whole object, its log says what each copy lacks, and neither
+/// the RED text nor (at KOR) the AMBER text is anywhere in a partner's files or answers.
+#[test]
+fn granular_markings_keep_a_red_field_at_home() {
+    let mut fed = Federation::start_with(Topology::HubAndSpoke, &[], None, with_analysts);
+    const RED_TEXT: &str = "RED-ONLY-TEXT-7f3a";
+    const AMBER_TEXT: &str = "AMBER-TEXT-55c1";
+    let id = "indicator--0b6b7c2e-3f41-4d8a-b2f5-0000000007b2";
+    let object = serde_json::json!({
+        "type": "indicator", "spec_version": "2.1", "id": id,
+        "created": "2026-11-01T00:00:00.000Z", "modified": "2026-11-01T00:00:00.000Z",
+        "name": "C2 server", "description": format!("source: {RED_TEXT}"),
+        "pattern": "[ipv4-addr:value = '198.51.100.9']", "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00Z",
+        "external_references": [{"source_name": "partner report", "description": format!("seen by {AMBER_TEXT}")}],
+        // Upper case, as the schema allows: the same markings.
+        "object_marking_refs": ["marking-definition--BAB4A63C-AED9-4CF5-A766-DFCA5ABAC2BB"],
+        "granular_markings": [
+            {"marking_ref": "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1", "selectors": ["description"]},
+            {"marking_ref": "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421", "selectors": ["external_references.[0].description"]},
+        ],
+    });
+    let body = serde_json::json!({"objects": [object]}).to_string();
+    let headers = [
+        ("Accept", "application/taxii+json;version=2.1"),
+        ("Content-Type", "application/taxii+json;version=2.1"),
+        ("Authorization", "Bearer demo-jpn-analyst"),
+    ];
+    let (status, text) =
+        request(fed.nodes["JPN"].http, "POST", "/taxii2/api/collections/shared/objects/", &headers, body.as_bytes())
+            .expect("POST");
+    assert!(status == 202 && text.contains("\"success_count\":1"), "{text}");
+    let get = |n: &str| {
+        let auth = format!("Bearer demo-{}-analyst", lower(n));
+        let h = [("Accept", "application/taxii+json;version=2.1"), ("Authorization", auth.as_str())];
+        request(fed.nodes[n].http, "GET", &format!("/taxii2/api/collections/shared/objects/{id}/"), &h, b"")
+            .expect("GET")
+    };
+    for n in NATIONS {
+        wait_for(&format!("{n} to hold the indicator"), Duration::from_secs(30), || get(n).0 == 200);
+    }
+    fed.wait_converged(Duration::from_secs(30));
+    let (_, jpn) = get("JPN");
+    assert!(jpn.contains(RED_TEXT) && jpn.contains(AMBER_TEXT), "JPN keeps the whole object: {jpn}");
+    let (_, usa) = get("USA");
+    assert!(!usa.contains(RED_TEXT) && usa.contains(AMBER_TEXT), "USA (JPN's AMBER partner): {usa}");
+    let (_, kor) = get("KOR");
+    assert!(!kor.contains(RED_TEXT) && !kor.contains(AMBER_TEXT) && kor.contains("partner report"), "KOR: {kor}");
+    // Nothing of it anywhere at the partners: their logs, release audits, node logs, and the
+    // answers of their APIs (the log of JPN's records, the collection).
+    for (n, secrets) in [("USA", vec![RED_TEXT]), ("KOR", vec![RED_TEXT, AMBER_TEXT])] {
+        for secret in secrets {
+            let files = files_holding(&fed.nodes[n].dir, secret);
+            assert!(files.is_empty(), "{secret} is in {n}'s files: {files:?}");
+            let log = get_json(fed.nodes[n].http, "/v1/log/JPN?from=1&limit=1000").to_string();
+            assert!(!log.contains(secret), "{secret} in {n}'s /v1/log/JPN");
+            assert!(!served_ids(&fed.nodes[n], n).is_empty());
+        }
+    }
+    // JPN's log says what the copies lack, and for whom.
+    let log = get_json(fed.nodes["JPN"].http, "/v1/log/JPN?from=1&limit=1000").to_string();
+    assert!(log.contains("without description") && log.contains("for KOR"), "{log}");
+    for node in fed.nodes.values_mut() {
+        assert!(node.stop(), "graceful stop");
+    }
+    audit_all(&fed);
+}
