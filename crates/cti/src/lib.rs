@@ -4,6 +4,7 @@
 //! strictly increasing `date_added` order, the `match[...]`, `added_after`, `limit` and `next`
 //! filters). Sans-IO: JSON in, decisions and pages out.
 
+pub mod pattern;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use vocab::{Nation, UtcNanos};
@@ -60,6 +61,62 @@ pub fn releasable_to(tlp: Option<Tlp>, amber_partners: &[Nation], all_partners: 
         Some(Tlp::Amber) => amber_partners.to_vec(),
         Some(Tlp::Green | Tlp::Clear) => all_partners.to_vec(),
     }
+}
+
+/// Properties the STIX 2.1 schemas type as non-empty lists of strings.
+const STRING_LISTS: [&str; 17] = [
+    "labels",
+    "indicator_types",
+    "malware_types",
+    "infrastructure_types",
+    "tool_types",
+    "threat_actor_types",
+    "report_types",
+    "aliases",
+    "roles",
+    "sectors",
+    "goals",
+    "secondary_motivations",
+    "personal_motivations",
+    "capabilities",
+    "architecture_execution_envs",
+    "implementation_languages",
+    "object_refs",
+];
+
+/// The schemas' shapes of the common list properties: lists of strings, external references
+/// (each with a `source_name`) and kill chain phases (each a `kill_chain_name` and a
+/// `phase_name`).
+fn check_lists(o: &serde_json::Map<String, Value>) -> Result<(), String> {
+    for k in STRING_LISTS {
+        if let Some(v) = o.get(k) {
+            let ok = v.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string));
+            if !ok {
+                return Err(format!("`{k}` must be a non-empty list of strings"));
+            }
+        }
+    }
+    if let Some(v) = o.get("external_references") {
+        let list = v.as_array().ok_or("`external_references` must be a list")?;
+        for r in list {
+            let r = r.as_object().ok_or("an external reference must be an object")?;
+            if !r.get("source_name").is_some_and(Value::is_string) {
+                return Err("an external reference needs a `source_name`".into());
+            }
+        }
+    }
+    if let Some(v) = o.get("kill_chain_phases") {
+        let list = v.as_array().ok_or("`kill_chain_phases` must be a list")?;
+        for p in list {
+            let p = p.as_object().ok_or("a kill chain phase must be an object {kill_chain_name, phase_name}")?;
+            if !(p.get("kill_chain_name").is_some_and(Value::is_string)
+                && p.get("phase_name").is_some_and(Value::is_string))
+            {
+                return Err("a kill chain phase needs `kill_chain_name` and `phase_name`".into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks `granular_markings` (STIX 2.1, 7.2.3): a non-empty list of objects, each with a
@@ -366,9 +423,8 @@ pub fn check(v: &Value) -> Result<Meta, String> {
     }
     if kind == "indicator" {
         let p = str_field(o, "pattern")?;
-        if str_field(o, "pattern_type")? == "stix" && !(p.trim_start().starts_with('[') && p.trim_end().ends_with(']'))
-        {
-            return Err(format!("pattern {p:?} is not a STIX pattern ([object:property = 'value'])"));
+        if str_field(o, "pattern_type")? == "stix" {
+            pattern::parse(p).map_err(|e| format!("pattern {p:?} is not a STIX pattern: {e}"))?;
         }
     }
     if kind == "malware" && !o["is_family"].is_boolean() {
@@ -403,6 +459,7 @@ pub fn check(v: &Value) -> Result<Meta, String> {
         }
     }
     check_granular(v)?;
+    check_lists(o)?;
     let version =
         o.get("modified").or_else(|| o.get("created")).and_then(Value::as_str).map(str::to_string).unwrap_or_default();
     let created_by = o.get("created_by_ref").and_then(Value::as_str).map(str::to_string);
