@@ -1696,7 +1696,13 @@ fn a_partner_that_never_reads_holds_bounded_memory_and_is_dropped() {
             .expect("VmRSS");
         kb / 1024
     };
-    std::thread::sleep(Duration::from_secs(1));
+    // The baseline once fusion has taken all of it in (its tracks are memory too) and KOR's
+    // link has it.
+    wait_for("USA's fusion to take in its log", Duration::from_secs(60), || {
+        let s = get_json(usa.http, "/v1/status");
+        s["log"]["fused_seq"] == s["log"]["seq"]
+    });
+    std::thread::sleep(Duration::from_secs(2));
     let before = rss_mib();
     let pki = fed.pki();
     let cert = pem(&pki.join("jpn"), "tls");
