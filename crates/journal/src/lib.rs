@@ -41,6 +41,9 @@ impl LogHandle {
         body: Vec<u8>,
         marking: Option<Vec<Nation>>,
     ) -> Result<u64, String> {
+        if let Some(why) = writer::too_large(body.len()) {
+            return Err(why);
+        }
         let (reply, rx) = oneshot::channel();
         let append = Append { kind, body, arrived: Instant::now(), reply: Some(reply), derived: Vec::new(), marking };
         if self.tx.send(append).await.is_err() {

@@ -39,6 +39,32 @@ pub struct Append {
     pub marking: Option<Vec<Nation>>,
 }
 
+/// Why a record of `body_len` bytes cannot be logged, if it cannot.
+pub fn too_large(body_len: usize) -> Option<String> {
+    (body_len > ledger::MAX_RECORD_BODY_BYTES).then(|| {
+        format!(
+            "a record of {body_len} bytes exceeds the log's limit of {} bytes: send less at once",
+            ledger::MAX_RECORD_BODY_BYTES
+        )
+    })
+}
+
+/// The append, if its record and its derived copies fit the log; otherwise it is answered
+/// with why not.
+fn fits(a: Append) -> Option<Append> {
+    let largest = a.derived.iter().map(|(_, b)| b.len()).chain([a.body.len()]).max().unwrap_or(0);
+    match too_large(largest) {
+        None => Some(a),
+        Some(why) => {
+            tracing::warn!(kind = ?a.kind, bytes = largest, "record refused: too large for the log");
+            if let Some(r) = a.reply {
+                let _ = r.send(Err(why));
+            }
+            None
+        }
+    }
+}
+
 /// A durable record, handed to fusion in log order.
 #[derive(Debug)]
 pub struct Committed {
@@ -100,6 +126,8 @@ impl Writer {
         }
         let mut group: Vec<Append> = Vec::with_capacity(self.max_group_records);
         while let Some(first) = rx.blocking_recv() {
+            // A record too large for a frame is refused here, never sealed: the writer goes on.
+            let Some(first) = fits(first) else { continue };
             if reopened.swap(false, Ordering::AcqRel) {
                 match self.resume() {
                     Ok(()) => failed = None,
@@ -115,8 +143,10 @@ impl Writer {
             while group.len() < self.max_group_records && bytes < ledger::MAX_GROUP_BYTES {
                 match rx.try_recv() {
                     Ok(a) => {
-                        bytes += a.body.len();
-                        group.push(a);
+                        if let Some(a) = fits(a) {
+                            bytes += a.body.len();
+                            group.push(a);
+                        }
                     }
                     Err(_) => break,
                 }

@@ -69,6 +69,10 @@ pub const MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest frame payload: a record holds one ingest batch (at most 16 MiB of measurements);
 /// anything larger is corruption, not data, and is never allocated.
 pub const MAX_FRAME_BYTES: u32 = 16 * 1024 * 1024 + 4096;
+/// Largest record body the node's own writer seals: a frame's payload less room for the
+/// record's header (origin, seq, times, marking, previous hash). Anything larger is refused
+/// before it reaches the writer, with the sizes named.
+pub const MAX_RECORD_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// A group commit stops taking records once their bodies reach this, so that the records
 /// between two checkpoints never exceed it by more than one record (a partner's batch must
 /// hold the rest of a group: the federation's message limit derives from it).

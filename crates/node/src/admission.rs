@@ -125,6 +125,7 @@ impl Admission {
         let now = journal::wall_clock();
         let mut refused = Vec::new();
         let mut good = Vec::with_capacity(items.len());
+        let mut good_at = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             let checked = item
                 .map_err(|e| {
@@ -137,7 +138,10 @@ impl Admission {
                 })
                 .and_then(|m| self.admit(sensor, &m, now).map(|()| m));
             match checked {
-                Ok(m) => good.push(ingest::to_wire(&m)),
+                Ok(m) => {
+                    good.push(ingest::to_wire(&m));
+                    good_at.push(index);
+                }
                 Err((reason, message)) => {
                     self.metrics.reject(reason, 1);
                     refused.push(Refused { index, reason, message });
@@ -157,7 +161,7 @@ impl Admission {
         }
         let batch = wire::MeasurementBatch { measurements: good };
         // Partners that get this node's measurements only transformed get a derived copy each.
-        let derived = self
+        let derived: Vec<(Nation, Vec<u8>)> = self
             .transforms
             .iter()
             .map(|(nation, t)| {
@@ -166,6 +170,20 @@ impl Admission {
             })
             .collect();
         let body = prost::Message::encode_to_vec(&batch);
+        // The record as the node encodes it must fit the log: refused here, by the
+        // measurements' reason, rather than by the writer.
+        let largest = derived.iter().map(|(_, b)| b.len()).chain([body.len()]).max().unwrap_or(0);
+        if let Some(why) = journal::writer::too_large(largest) {
+            self.metrics.reject(Reject::Oversized, accepted as u64);
+            let message = format!("the batch's record: {why}");
+            refused.extend(good_at.iter().map(|&index| Refused {
+                index,
+                reason: Reject::Oversized,
+                message: message.clone(),
+            }));
+            refused.sort_by_key(|r| r.index);
+            return Ok(Staged { accepted: 0, refused, durable: None });
+        }
         let (tx, rx) = oneshot::channel();
         let append = journal::Append {
             kind: wire::RecordKind::MeasurementBatch,

@@ -26,6 +26,9 @@ pub const COLLECTION_ALIAS: &str = "shared";
 pub const MAX_CONTENT_LENGTH: usize = 8 * 1024 * 1024;
 /// Largest page; `limit` above it gets this many.
 pub const MAX_PAGE: usize = 1000;
+/// Bytes of objects one CYBER_BUNDLE record holds at most: the log's record limit less room
+/// for the analyst's name and the record's framing.
+const RECORD_BUDGET: usize = ledger::MAX_RECORD_BODY_BYTES - 64 * 1024;
 /// Statuses kept (the oldest go first), and for how long at most.
 const MAX_STATUSES: usize = 10_000;
 
@@ -593,7 +596,24 @@ async fn post_objects(State(app): Shared, Path(id): Path<String>, headers: Heade
         }
     }
     // Whole objects first: the nation's own log holds each whole before any copy of it.
+    // Each group in records that fit the log (the objects as re-serialised here, which can be
+    // larger than as posted: `1e15` is written `1000000000000000.0`).
+    let mut records = Vec::new();
     for ((lacking, marking), objs) in groups {
+        let mut chunk: Group = Vec::new();
+        let mut bytes = 0;
+        for o in objs {
+            let size = o.1.len() + o.3.as_ref().map_or(0, String::len) + 16;
+            if !chunk.is_empty() && bytes + size > RECORD_BUDGET {
+                records.push((lacking, marking.clone(), std::mem::take(&mut chunk)));
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push(o);
+        }
+        records.push((lacking, marking, chunk));
+    }
+    for (lacking, marking, objs) in records {
         let copies = lacking > 0;
         let record = wire::CyberBundle {
             objects: objs.iter().map(|(_, t, _, _)| t.clone()).collect(),

@@ -188,3 +188,40 @@ fn the_node_keeps_exactly_the_objects_stix2_validator_finds_valid() {
     let invalid = verdicts.iter().filter(|v| v["valid"] == false).count();
     assert!(invalid >= 10 && verdicts.len() - invalid >= 6, "the corpus has {invalid} invalid of {}", verdicts.len());
 }
+
+/// Issue 32, finding 5: an analyst's envelope of 7.8 MB (under the 8 MiB limit) whose numbers
+/// grow when re-serialised (`1e15` is written `1000000000000000.0`) made one 30 MB record, and
+/// the log writer died on the frame encoder's assertion: every sensor then got 503 until a
+/// restart. Now the objects go in records that fit the log, and the node goes on.
+#[test]
+fn an_envelope_that_grows_when_reserialised_is_logged_in_pieces() {
+    let node = Node::new("");
+    let numbers = vec!["1e15"; 13_000].join(",");
+    let objects: Vec<String> = (0..120)
+        .map(|i| {
+            format!(
+                r#"{{"type":"indicator","spec_version":"2.1","id":"indicator--6f0a1b2c-3d4e-4f50-8a6b-{i:012}","created":"2026-11-01T00:00:00.000Z","modified":"2026-11-01T00:00:00.000Z","name":"n","description":"d","indicator_types":["malicious-activity"],"pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix","valid_from":"2026-11-01T00:00:00Z","x_numbers":[{numbers}]}}"#
+            )
+        })
+        .collect();
+    let body = format!("{{\"objects\":[{}]}}", objects.join(","));
+    assert!(body.len() < 8 * 1024 * 1024 && body.len() > 7_000_000, "{} bytes", body.len());
+    let headers = [
+        ("Accept", "application/taxii+json;version=2.1"),
+        ("Content-Type", "application/taxii+json;version=2.1"),
+        ("Authorization", "Bearer demo-jpn-analyst"),
+    ];
+    let (status, text) =
+        request(node.http, "POST", "/taxii2/api/collections/shared/objects/", &headers, body.as_bytes()).expect("POST");
+    assert_eq!(status, 202, "{text:.500}");
+    let s: serde_json::Value = serde_json::from_str(&text).expect("status");
+    assert_eq!(s["success_count"], 120, "{text:.1000}");
+    // The writer lives: a sensor's report is acknowledged, and the node is ready.
+    let (code, v) = post_ndjson(node.http, Some(SADO_TOKEN), &radar_line("JPN-FPS5-SADO", &now_rfc3339(), 250_000.0));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(get(node.http, "/readyz").expect("readyz").0, 200);
+    let log = get_json(node.http, "/v1/log/JPN?from=1&limit=10");
+    let bundles =
+        log["records"].as_array().expect("records").iter().filter(|r| r["kind"] == "RECORD_KIND_CYBER_BUNDLE").count();
+    assert!(bundles >= 2, "the objects went in {bundles} record(s)");
+}
