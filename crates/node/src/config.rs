@@ -383,6 +383,14 @@ impl Config {
             .iter()
             .map(|n| Nation::parse(n).context("key `releasable_to`"))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        for (i, n) in releasable_to.iter().enumerate() {
+            if *n == nation {
+                bail!("key `releasable_to`: {n} is this node's own nation (its records are always its own)");
+            }
+            if releasable_to[..i].contains(n) {
+                bail!("key `releasable_to`: {n} is named twice");
+            }
+        }
         let i = &f.ingest;
         if !(i.max_future_s >= 0.0 && i.max_future_s <= 86_400.0) {
             bail!("key `ingest.max_future_s`: {} is not between 0 and 86400", i.max_future_s);
@@ -874,6 +882,8 @@ file = "areas/japan.geojson"
             (GOOD.replace("data_dir", "dat_dir"), "unknown field `dat_dir`"),
             (GOOD.replace("127.0.0.1:8080", "localhost"), "invalid socket address"),
             (GOOD.replace("127.0.0.1:8080", "0.0.0.0:8080"), "allowed only on loopback"),
+            (GOOD.replace("[\"USA\", \"KOR\"]", "[\"USA\", \"JPN\"]"), "is this node's own nation"),
+            (GOOD.replace("[\"USA\", \"KOR\"]", "[\"USA\", \"USA\"]"), "is named twice"),
             (GOOD.replace(", plain = true", ""), "give tls_cert and tls_key"),
             (GOOD.replace("plain = true", "tls_cert = \"a.crt\""), "set both tls_cert and tls_key"),
             (GOOD.replace("2c26b46b", "zz26b46b"), "token_sha256"),

@@ -199,14 +199,32 @@ fn follow_log((store, head, nation, stop): (Store, Arc<AtomicU64>, Nation, tokio
     }
 }
 
+/// The node's Ed25519 signing key, from a file only its owner may read: a key others can read
+/// is refused, since whoever reads it can sign records as this nation.
+pub fn signing_key(path: &std::path::Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).with_context(|| {
+            format!("failed to read signing key {} (make one with `trilink pki init`)", path.display())
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "signing key {} may be read by others (mode {mode:o}): whoever reads it signs as this nation; `chmod 600` it",
+                path.display()
+            );
+        }
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read signing key {} (make one with `trilink pki init`)", path.display()))?;
+    ledger::keys::parse_signing_key(&text).with_context(|| format!("in {}", path.display()))
+}
+
 /// Runs the node until SIGINT or SIGTERM, then shuts down gracefully: stops taking requests,
 /// makes every accepted record durable, and returns.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
-    let key_text = std::fs::read_to_string(&config.signing_key).with_context(|| {
-        format!("failed to read signing key {} (make one with `trilink pki init`)", config.signing_key.display())
-    })?;
-    let key =
-        ledger::keys::parse_signing_key(&key_text).with_context(|| format!("in {}", config.signing_key.display()))?;
+    let key = signing_key(&config.signing_key)?;
     if matches!(config.store, config::StoreConfig::JetStream { role: config::Role::Ingest, .. }) {
         return run_ingest(config, key).await;
     }
@@ -707,10 +725,7 @@ pub async fn recover(config: &Config, accept_stubs: bool) -> anyhow::Result<fede
     let Some(settings) = &config.federation else {
         anyhow::bail!("no [federation] in the config: there is no partner to take records back from");
     };
-    let key_text = std::fs::read_to_string(&config.signing_key)
-        .with_context(|| format!("failed to read signing key {}", config.signing_key.display()))?;
-    let key =
-        ledger::keys::parse_signing_key(&key_text).with_context(|| format!("in {}", config.signing_key.display()))?;
+    let key = signing_key(&config.signing_key)?;
     let trusted = trusted_keys(config, &key)?;
     federation::recover::recover(federation::recover::Request {
         nation: config.nation,

@@ -449,3 +449,20 @@ fn api_conforms_to_its_openapi_document() {
     assert!(out.status.success(), "schemathesis found failures:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("passed"), "{text}");
 }
+
+/// Issue 32, finding 7: a node started with a signing key others may read. Whoever reads it
+/// signs records as the nation: the node refuses to start and says how to fix it.
+#[test]
+fn a_signing_key_others_may_read_is_refused() {
+    let mut node = Node::new("");
+    assert!(node.stop(), "graceful stop");
+    let key = node.dir.join("node.key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = trilink().args(["node", "--config"]).arg(&node.config).output().expect("node");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("may be read by others (mode 644)") && err.contains("chmod 600"),
+        "{err}"
+    );
+}
