@@ -530,12 +530,28 @@ async fn log_range(
         Ok(store) => store.reader(origin, from, limit, usize::MAX),
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned"),
     };
-    // The file reads run on a blocking thread, without the store's lock.
-    let read = tokio::task::spawn_blocking(move || plan.records().map_err(|e| e.to_string())).await;
+    // The file reads run on a blocking thread, without the store's lock. Stubs are entries of
+    // the page too: a range held only as stubs still moves `next` on, so paging ends.
+    let read = tokio::task::spawn_blocking(move || plan.entries().map_err(|e| e.to_string())).await;
     match read {
-        Ok(Ok(records)) => {
-            let next = records.last().map(|r| r.seq + 1).unwrap_or(from);
-            let records: Vec<Value> = records.iter().map(|r| crate::products::record_json(&r.bytes)).collect();
+        Ok(Ok(entries)) => {
+            // A store may read on to the checkpoint that covers the page: the page is `limit`.
+            let shown: Vec<&ledger::Entry> =
+                entries.iter().filter(|e| !matches!(e, ledger::Entry::Checkpoint { .. })).take(limit).collect();
+            let next = shown.last().map(|e| e.seq() + 1).unwrap_or(from);
+            let records: Vec<Value> = shown
+                .iter()
+                .map(|e| match e {
+                    ledger::Entry::Record(r) => crate::products::record_json(&r.bytes),
+                    ledger::Entry::Withheld { seq, bytes } => {
+                        let digest = <wire::Withheld as prost::Message>::decode(bytes.as_slice())
+                            .map(|w| hex::encode(w.digest))
+                            .unwrap_or_default();
+                        json!({"origin": origin.as_str(), "seq": seq, "withheld": true, "digest": digest})
+                    }
+                    ledger::Entry::Checkpoint { .. } => Value::Null,
+                })
+                .collect();
             Json(json!({"origin": origin.as_str(), "from": from, "next": next, "records": records})).into_response()
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),

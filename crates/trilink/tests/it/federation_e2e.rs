@@ -1965,6 +1965,18 @@ fn granular_markings_keep_a_red_field_at_home() {
             assert!(!served_ids(&fed.nodes[n], n).is_empty());
         }
     }
+    // Issue 32, finding 7: paging KOR's log of JPN's records one at a time moves on through
+    // the stubs (records KOR may not hold), to JPN's head.
+    let jpn_head = get_json(fed.nodes["JPN"].http, "/v1/status")["log"]["seq"].as_u64().expect("head");
+    let (mut from, mut stubs) = (1u64, 0);
+    while from <= jpn_head {
+        let page = get_json(fed.nodes["KOR"].http, &format!("/v1/log/JPN?from={from}&limit=1"));
+        let next = page["next"].as_u64().expect("next");
+        assert!(next > from, "the page from {from} does not move on: {page}");
+        stubs += page["records"].as_array().expect("records").iter().filter(|r| r["withheld"] == true).count();
+        from = next;
+    }
+    assert!(stubs >= 2, "KOR holds JPN's whole object and USA's copy as stubs: {stubs}");
     // JPN's log says what the copies lack, and for whom.
     let log = get_json(fed.nodes["JPN"].http, "/v1/log/JPN?from=1&limit=1000").to_string();
     assert!(log.contains("without description") && log.contains("for KOR"), "{log}");
