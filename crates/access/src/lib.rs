@@ -411,5 +411,65 @@ impl RateLimit {
     }
 }
 
+/// Places for connections (or handshakes) under two caps, in all and per source address: the
+/// one table every listener keeps so that no host takes them all. A `Place` gives its own back
+/// when dropped, however its connection ends.
+#[derive(Debug, Clone)]
+pub struct Places {
+    counts: std::sync::Arc<std::sync::Mutex<Counts>>,
+    total: usize,
+    per_source: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    by_source: HashMap<std::net::IpAddr, usize>,
+}
+
+/// One taken place (`Places::take`).
+#[derive(Debug)]
+pub struct Place {
+    counts: std::sync::Arc<std::sync::Mutex<Counts>>,
+    source: std::net::IpAddr,
+}
+
+impl Places {
+    pub fn new(total: usize, per_source: usize) -> Places {
+        Places { counts: Default::default(), total, per_source }
+    }
+
+    /// A place for `source`, if both caps leave one.
+    pub fn take(&self, source: std::net::IpAddr) -> Option<Place> {
+        let mut c = self.counts.lock().ok()?;
+        let from_source = c.by_source.get(&source).copied().unwrap_or(0);
+        if c.total >= self.total || from_source >= self.per_source {
+            return None;
+        }
+        c.total += 1;
+        *c.by_source.entry(source).or_default() += 1;
+        Some(Place { counts: self.counts.clone(), source })
+    }
+
+    /// Places held, in all and sources holding any.
+    pub fn held(&self) -> (usize, usize) {
+        self.counts.lock().map(|c| (c.total, c.by_source.len())).unwrap_or_default()
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.counts.lock() {
+            c.total = c.total.saturating_sub(1);
+            if let Some(n) = c.by_source.get_mut(&self.source) {
+                *n -= 1;
+                if *n == 0 {
+                    c.by_source.remove(&self.source);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -108,3 +108,18 @@ fn rate_limit_allows_a_burst_then_one_per_period() {
     assert!(l.take("b", t0).is_ok(), "another credential has its own bucket");
     assert!(l.take("a", t0 + Duration::from_secs(10)).is_ok());
 }
+
+#[test]
+fn places_are_shared_per_source_and_in_all_and_given_back() {
+    let places = Places::new(3, 2);
+    let (a, b) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+    let a1 = places.take(a).expect("first from a");
+    let a2 = places.take(a).expect("second from a");
+    assert!(places.take(a).is_none(), "a third from one source waits for none: refused");
+    let b1 = places.take(b).expect("another source is unaffected");
+    assert!(places.take(b).is_none(), "the total is reached");
+    drop(a1);
+    let b2 = places.take(b).expect("a place given back is taken again");
+    drop((a2, b1, b2));
+    assert_eq!(places.held(), (0, 0), "every place came back");
+}

@@ -102,52 +102,6 @@ impl SourceNet {
     }
 }
 
-/// Handshakes in progress, in all and per source address; a `Slot` gives its place back when
-/// its handshake ends, however it ends.
-#[derive(Debug, Default)]
-struct InProgress {
-    total: usize,
-    by_source: std::collections::HashMap<std::net::IpAddr, usize>,
-}
-
-#[derive(Debug)]
-struct Slot {
-    table: Arc<std::sync::Mutex<InProgress>>,
-    source: std::net::IpAddr,
-}
-
-impl Slot {
-    /// A place for a handshake from `source`, if the limits leave one.
-    fn take(
-        table: &Arc<std::sync::Mutex<InProgress>>,
-        limits: &HandshakeLimits,
-        source: std::net::IpAddr,
-    ) -> Option<Slot> {
-        let mut t = table.lock().ok()?;
-        let from_source = t.by_source.get(&source).copied().unwrap_or(0);
-        if t.total >= limits.total || from_source >= limits.per_source {
-            return None;
-        }
-        t.total += 1;
-        *t.by_source.entry(source).or_default() += 1;
-        Some(Slot { table: table.clone(), source })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Ok(mut t) = self.table.lock() {
-            t.total = t.total.saturating_sub(1);
-            if let Some(n) = t.by_source.get_mut(&self.source) {
-                *n -= 1;
-                if *n == 0 {
-                    t.by_source.remove(&self.source);
-                }
-            }
-        }
-    }
-}
-
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -260,7 +214,8 @@ impl Tls {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.server.clone());
-        let table = Arc::new(std::sync::Mutex::new(InProgress::default()));
+        // Handshakes in progress, in all and per source address.
+        let in_progress = access::Places::new(limits.total, limits.per_source);
         loop {
             let (tcp, addr) = tokio::select! {
                 r = listener.accept() => match r {
@@ -280,7 +235,7 @@ impl Tls {
                 refused("source_not_allowed");
                 continue;
             }
-            let Some(slot) = Slot::take(&table, &limits, addr.ip()) else {
+            let Some(slot) = in_progress.take(addr.ip()) else {
                 tracing::debug!(%addr, "federation connection refused: too many handshakes in progress");
                 refused("handshake_busy");
                 continue;
@@ -436,22 +391,5 @@ mod limit_tests {
         for bad in ["", "host.example", "10.0.0.0/33", "::/129", "10.0.0.0/x"] {
             assert!(SourceNet::parse(bad).is_err(), "{bad:?} must be refused");
         }
-    }
-
-    #[test]
-    fn handshake_slots_are_shared_per_source_and_in_all_and_given_back() {
-        let limits = HandshakeLimits { total: 3, per_source: 2, ..HandshakeLimits::default() };
-        let table = Arc::new(std::sync::Mutex::new(InProgress::default()));
-        let (a, b) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-        let a1 = Slot::take(&table, &limits, a).expect("first from a");
-        let a2 = Slot::take(&table, &limits, a).expect("second from a");
-        assert!(Slot::take(&table, &limits, a).is_none(), "a third from one source waits for none: refused");
-        let b1 = Slot::take(&table, &limits, b).expect("another source is unaffected");
-        assert!(Slot::take(&table, &limits, b).is_none(), "the total is reached");
-        drop(a1);
-        let b2 = Slot::take(&table, &limits, b).expect("a slot given back is taken again");
-        drop((a2, b1, b2));
-        let t = table.lock().unwrap();
-        assert_eq!((t.total, t.by_source.len()), (0, 0), "every slot came back");
     }
 }

@@ -6,12 +6,11 @@
 //! waits on a client: handshakes run on their own tasks.
 
 use access::Refusal;
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -57,46 +56,6 @@ pub fn tls_config(cert: &Path, key_file: &Path, alpn: &[&[u8]]) -> anyhow::Resul
     Ok(Arc::new(c))
 }
 
-/// Open connections, in all and by source; a `Place` gives its own back when dropped.
-#[derive(Debug, Default)]
-struct Table {
-    total: usize,
-    by_source: HashMap<IpAddr, usize>,
-}
-
-#[derive(Debug)]
-struct Place {
-    table: Arc<Mutex<Table>>,
-    source: IpAddr,
-}
-
-impl Place {
-    fn take(table: &Arc<Mutex<Table>>, limits: &Limits, source: IpAddr) -> Option<Place> {
-        let mut t = table.lock().ok()?;
-        let from = t.by_source.get(&source).copied().unwrap_or(0);
-        if t.total >= limits.max_connections || from >= limits.per_source {
-            return None;
-        }
-        t.total += 1;
-        *t.by_source.entry(source).or_default() += 1;
-        Some(Place { table: table.clone(), source })
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        if let Ok(mut t) = self.table.lock() {
-            t.total = t.total.saturating_sub(1);
-            if let Some(n) = t.by_source.get_mut(&self.source) {
-                *n -= 1;
-                if *n == 0 {
-                    t.by_source.remove(&self.source);
-                }
-            }
-        }
-    }
-}
-
 enum Io {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
@@ -107,7 +66,7 @@ enum Io {
 pub struct Conn {
     io: Io,
     remote: SocketAddr,
-    _place: Place,
+    _place: access::Place,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
 }
@@ -205,7 +164,7 @@ pub fn accept(
     refusals: Arc<access::Refusals>,
 ) -> tokio::sync::mpsc::Receiver<Conn> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let table = Arc::new(Mutex::new(Table::default()));
+    let places = access::Places::new(limits.max_connections, limits.per_source);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::spawn(async move {
         let mut last_error_log = None::<Instant>;
@@ -226,7 +185,7 @@ pub fn accept(
                 },
                 _ = tx.closed() => return,
             };
-            let Some(place) = Place::take(&table, &limits, remote.ip()) else {
+            let Some(place) = places.take(remote.ip()) else {
                 if let Some(unlogged) = refusals.count(Refusal::TooManyConnections, std::time::Instant::now()) {
                     tracing::warn!(listener = name, %remote, unlogged, "connection refused: the listener's connection cap is reached");
                 }
